@@ -1,0 +1,308 @@
+r"""Speed of a Sobolev training step relative to a regular one (not a test).
+
+Cases (issue 2, section 7):
+  (a) regression: the paper's 2x256 ReLU MLP, 2-D input, batch 100, Adam,
+      first-order Sobolev with full gradients (section 4.1);
+  (b) distillation: the SM section 3 student (84x84x4 input, 6 actions, batch
+      200), KL plus the stochastic output-space term, teacher of SM's
+      architecture differentiated on the fly (section 4.2).
+Each in plain ``tf.function`` (one step per call), with ``jit_compile=True``,
+and with many steps per call (``sobolev_tf.multi_step``).
+
+    python scripts/benchmark.py                  # writes results/benchmarks.md
+    python scripts/benchmark.py --jvp_study      # ForwardAccumulator under XLA
+    python scripts/benchmark.py --jax            # also time the JAX reference
+
+Run it alone: a second heavy process on the 2 cores distorts every number.
+"""
+
+import os
+import platform
+import sys
+import time
+from typing import Callable, Dict, List
+
+from absl import app
+from absl import flags
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import sonnet as snt  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output", "results/benchmarks.md", "Markdown file to write ('' to skip).")
+flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
+flags.DEFINE_integer("steps_per_call", 100, "Steps per call in the many-steps mode.")
+flags.DEFINE_float("min_seconds", 1.0, "Minimum duration of one timed repetition.")
+flags.DEFINE_list("cases", ["regression", "distillation"], "Cases to run.")
+flags.DEFINE_bool("jvp_study", False, "Also time a forward-mode (JVP) step with and without XLA.")
+flags.DEFINE_bool("jax", False, "Also time case (a) in JAX (needs jax and optax installed).")
+
+
+def _time_per_step(run: Callable[[int], object], steps_per_call: int) -> float:
+  """Median seconds per step over FLAGS.repeats repetitions (after warm-up)."""
+  run(0)
+  run(0)
+  calls = 1
+  t0 = time.perf_counter()
+  run(0)
+  once = time.perf_counter() - t0
+  calls = max(1, int(FLAGS.min_seconds / max(once, 1e-6)))
+  samples = []
+  for r in range(FLAGS.repeats):
+    t0 = time.perf_counter()
+    for c in range(calls):
+      out = run(c)
+    _block(out)
+    samples.append((time.perf_counter() - t0) / (calls * steps_per_call))
+  return float(np.median(samples))
+
+
+def _block(out):
+  for v in tf.nest.flatten(out):
+    if hasattr(v, "numpy"):
+      v.numpy()
+
+
+def _step_runners(step_fn, steps_per_call: int) -> Dict[str, tuple]:
+  """The three execution modes of one step function."""
+  plain = tf.function(step_fn)
+  jit = tf.function(step_fn, jit_compile=True)
+  many = st.multi_step(step_fn, steps_per_call)
+  many_jit = st.multi_step(step_fn, steps_per_call, jit_compile=True)
+  return {
+      "tf.function": (lambda c: plain(tf.constant(c, tf.int64)), 1),
+      "tf.function + jit_compile": (lambda c: jit(tf.constant(c, tf.int64)), 1),
+      f"{steps_per_call} steps/call": (lambda c: many(tf.constant(c, tf.int64)), steps_per_call),
+      f"{steps_per_call} steps/call + jit_compile": (
+          lambda c: many_jit(tf.constant(c, tf.int64)), steps_per_call),
+  }
+
+
+def regression_step(sobolev: bool, num_batches: int = 10, seed: int = 0):
+  """Case (a): one Adam step of the 2x256 ReLU MLP on Styblinski-Tang data."""
+  rng = np.random.default_rng(seed)
+  x = rng.uniform(-5, 5, size=(num_batches, 100, 2)).astype(np.float32)
+  y = 0.5 * np.sum(x**4 - 16 * x**2 + 5 * x, axis=-1)
+  dy = 0.5 * (4 * x**3 - 32 * x + 5)
+  x, y, dy = (tf.constant(a, tf.float32) for a in (x, y, dy))
+  tf.random.set_seed(seed)
+  mlp = st.regression_mlp()
+  model = lambda z: mlp(z)[:, 0]  # scalar per example: gradient [B, 2]
+  opt = snt.optimizers.Adam(3e-5)
+
+  def step(i):
+    b = i % num_batches
+    xb, yb, dyb = x[b], y[b], dy[b]
+    with tf.GradientTape() as tape:
+      if sobolev:
+        loss, _ = st.sobolev_loss(model, xb, (yb, dyb), check_targets=False)
+      else:
+        loss = tf.reduce_mean(st.squared_error(yb, model(xb)))
+    grads = tape.gradient(loss, mlp.trainable_variables)
+    opt.apply(grads, mlp.trainable_variables)
+    return {"loss": loss}
+
+  return step
+
+
+def distillation_step(sobolev: bool, num_batches: int = 4, seed: int = 0,
+                      num_actions: int = 6, batch_size: int = 200):
+  """Case (b): one Adam step of the SM section 3 student."""
+  rng = np.random.default_rng(seed)
+  frames = tf.constant(rng.integers(0, 256, size=(num_batches, batch_size, 84, 84, 4),
+                                    dtype=np.uint8))
+  tf.random.set_seed(seed)
+  teacher = st.AtariTeacher(num_actions)
+  student = st.AtariStudent(num_actions)
+  teacher_log_probs = tf.stack([tf.nn.log_softmax(teacher(frames[b]))
+                                for b in range(num_batches)])
+  opt = snt.optimizers.Adam(1e-4)
+  student_log_probs = lambda s: tf.nn.log_softmax(student(s))
+  teacher_fn = lambda s: tf.nn.log_softmax(teacher(s))
+
+  def step(i):
+    b = i % num_batches
+    s = tf.cast(frames[b], tf.float32) / 255.0
+    with tf.GradientTape() as tape:
+      if sobolev:
+        loss, _ = st.sobolev_loss(
+            student_log_probs, s, teacher=teacher_fn,
+            value_loss=st.categorical_kl_from_log_probs,
+            derivative_loss="l2_norm", stochastic=True, projection_space="output",
+            seed=tf.stack([tf.constant(seed, tf.int64), i]))
+      else:
+        kl = st.categorical_kl_from_log_probs(teacher_log_probs[b], student_log_probs(s))
+        loss = tf.reduce_mean(kl)
+    grads = tape.gradient(loss, student.trainable_variables)
+    opt.apply(grads, student.trainable_variables)
+    return {"loss": loss}
+
+  return step
+
+
+def run_case(name: str, make_step, steps_per_call: int) -> List[dict]:
+  rows = []
+  reg = _step_runners(make_step(False), steps_per_call)
+  sob = _step_runners(make_step(True), steps_per_call)
+  for mode in reg:
+    t_reg = _time_per_step(*reg[mode])
+    t_sob = _time_per_step(*sob[mode])
+    row = dict(case=name, mode=mode, regular_us=t_reg * 1e6, sobolev_us=t_sob * 1e6,
+               ratio=t_sob / t_reg)
+    print(f"{name:13s} {mode:32s} regular {row['regular_us']:10.1f} us   "
+          f"sobolev {row['sobolev_us']:10.1f} us   ratio {row['ratio']:.2f}", flush=True)
+    rows.append(row)
+  return rows
+
+
+def jvp_study() -> List[str]:
+  """Times a forward-mode Sobolev step of case (a) in every JVP mode and XLA setting."""
+  lines = []
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.uniform(-5, 5, (10, 100, 2)), tf.float32)
+  v = st.random_unit_vectors([10, 100, 2], 0)
+  for mode in ("forward", "double_reverse"):
+    for jit in (False, True):
+      tf.random.set_seed(0)
+      mlp = st.regression_mlp()
+      opt = snt.optimizers.Adam(3e-5)
+
+      def step(i, mode=mode, mlp=mlp, opt=opt):
+        b = i % 10
+        with tf.GradientTape() as tape:
+          y, jv = st.jvp(lambda z: mlp(z)[:, 0], x[b], v[b], mode=mode)
+          loss = tf.reduce_mean(y**2) + tf.reduce_mean(jv**2)
+        opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
+        return {"loss": loss}
+
+      fn = tf.function(step, jit_compile=jit)
+      old_min = FLAGS.min_seconds
+      FLAGS.min_seconds = 0.5
+      t = _time_per_step(lambda c: fn(tf.constant(c, tf.int64)), 1)
+      FLAGS.min_seconds = old_min
+      line = f"| {mode} | {'yes' if jit else 'no'} | {t * 1e6:.0f} |"
+      print(line, flush=True)
+      lines.append(line)
+  return lines
+
+
+def jax_reference() -> List[str]:
+  """Case (a) in JAX (jit + fori_loop), for the absolute-time comparison."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(-5, 5, (10, 100, 2)), jnp.float32)
+  y = 0.5 * jnp.sum(x**4 - 16 * x**2 + 5 * x, axis=-1)
+  dy = 0.5 * (4 * x**3 - 32 * x + 5)
+  key = jax.random.PRNGKey(0)
+  sizes = [2, 256, 256, 1]
+  params = []
+  for a, b in zip(sizes[:-1], sizes[1:]):
+    key, sub = jax.random.split(key)
+    params.append((jax.random.normal(sub, (a, b)) / np.sqrt(a), jnp.zeros(b)))
+
+  def mlp(p, z):
+    for w, b in p[:-1]:
+      z = jax.nn.relu(z @ w + b)
+    w, b = p[-1]
+    return (z @ w + b)[..., 0]
+
+  opt = optax.adam(3e-5)
+
+  def loss_fn(p, xb, yb, dyb, sobolev):
+    pred = jax.vmap(lambda z: mlp(p, z))(xb)
+    loss = jnp.mean((pred - yb)**2)
+    if sobolev:
+      g = jax.vmap(jax.grad(lambda z: mlp(p, z)))(xb)
+      loss = loss + jnp.mean(jnp.sum((g - dyb)**2, -1))
+    return loss
+
+  lines = []
+  n = FLAGS.steps_per_call
+  for sobolev in (False, True):
+
+    @jax.jit
+    def run(p, s, sobolev=sobolev):
+      def body(i, carry):
+        p, s = carry
+        b = i % 10
+        grads = jax.grad(loss_fn)(p, x[b], y[b], dy[b], sobolev)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s
+      return jax.lax.fori_loop(0, n, body, (p, s))
+
+    state = (params, opt.init(params))
+    state = run(*state)
+    jax.block_until_ready(state)
+    samples = []
+    for _ in range(FLAGS.repeats):
+      calls = 20
+      t0 = time.perf_counter()
+      for _ in range(calls):
+        state = run(*state)
+      jax.block_until_ready(state)
+      samples.append((time.perf_counter() - t0) / (calls * n))
+    t = float(np.median(samples))
+    name = "sobolev" if sobolev else "regular"
+    print(f"JAX {name}: {t * 1e6:.1f} us/step", flush=True)
+    lines.append(f"| JAX jit + fori_loop ({n} steps/call) | {name} | {t * 1e6:.1f} |")
+  return lines
+
+
+def main(argv):
+  del argv
+  header = (f"TensorFlow {tf.__version__}, Sonnet {snt.__version__}, "
+            f"Python {platform.python_version()}, {os.cpu_count()} CPU cores")
+  print(header, flush=True)
+  rows = []
+  cases = {"regression": regression_step, "distillation": distillation_step}
+  for name in FLAGS.cases:
+    if name not in cases:
+      raise ValueError(f"--cases: unknown case {name!r}; known: {sorted(cases)}")
+    spc = FLAGS.steps_per_call if name == "regression" else max(1, FLAGS.steps_per_call // 20)
+    rows.extend(run_case(name, cases[name], spc))
+  jvp_lines = jvp_study() if FLAGS.jvp_study else []
+  jax_lines = jax_reference() if FLAGS.jax else []
+  if not FLAGS.output:
+    return
+  command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
+  out = [
+      "# Benchmarks: Sobolev vs regular training step", "",
+      f"Command: `{command.strip()}`  ",
+      f"Machine: {header}.  ",
+      f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; median of "
+      f"{FLAGS.repeats} repetitions of at least {FLAGS.min_seconds}s each.", "",
+      "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam, first-order "
+      "Sobolev with full gradients. (b) distillation: SM section 3 student "
+      "(84x84x4, 6 actions, batch 200), KL + stochastic output-space term "
+      "(one projection, l2 norm), teacher of SM architecture differentiated on the fly; "
+      "the regular step reads precomputed teacher log-probabilities.", "",
+      "| case | mode | regular (us/step) | Sobolev (us/step) | ratio |",
+      "|---|---|---:|---:|---:|",
+  ]
+  for r in rows:
+    out.append(f"| {r['case']} | {r['mode']} | {r['regular_us']:.1f} | "
+               f"{r['sobolev_us']:.1f} | {r['ratio']:.2f} |")
+  if jvp_lines:
+    out += ["", "## Forward-mode (JVP) step under XLA", "",
+            "Case (a) network, loss on value and JVP along a random direction.", "",
+            "| JVP mode | jit_compile | us/step |", "|---|---|---:|"] + jvp_lines
+  if jax_lines:
+    out += ["", "## JAX reference for case (a)", "",
+            "| implementation | method | us/step |", "|---|---|---:|"] + jax_lines
+  os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+  tmp = FLAGS.output + ".tmp"
+  with open(tmp, "w") as f:
+    f.write("\n".join(out) + "\n")
+  os.replace(tmp, FLAGS.output)
+  print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+  app.run(main)

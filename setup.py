@@ -1,0 +1,31 @@
+"""sobolev-tf: Sobolev Training for Neural Networks in TensorFlow 2 / Sonnet / Keras."""
+
+from setuptools import find_packages
+from setuptools import setup
+
+setup(
+    name="sobolev-tf",
+    version="0.1.0",
+    description=("Sobolev Training for Neural Networks (Czarnecki et al., NeurIPS 2017): "
+                 "derivative-matching losses and the paper's experiments in TF2."),
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["sobolev_tf", "sobolev_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "dm-sonnet>=2.0.2",
+        "tensorflow-datasets",
+        "absl-py",
+        "ml-collections",
+        "numpy",
+        "matplotlib",
+    ],
+    extras_require={
+        "cuda": ["tensorflow[and-cuda]>=2.16"],
+        "atari": ["gymnasium[atari]", "ale-py"],
+        "test": ["pytest", "pytest-xdist"],
+    },
+    license="Apache-2.0",
+)

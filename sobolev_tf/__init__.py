@@ -1,0 +1,42 @@
+"""sobolev-tf: Sobolev Training for Neural Networks (Czarnecki et al., 2017) in TF2.
+
+Public API, re-exported explicitly (Sonnet style).
+"""
+
+from sobolev_tf.derivatives import batch_jacobian
+from sobolev_tf.derivatives import derivative_tensors
+from sobolev_tf.derivatives import directional_derivative
+from sobolev_tf.derivatives import forward_mode_for_jit
+from sobolev_tf.derivatives import hessian
+from sobolev_tf.derivatives import jvp
+from sobolev_tf.derivatives import projected_derivative
+from sobolev_tf.derivatives import random_unit_vectors
+from sobolev_tf.derivatives import value_and_gradient
+from sobolev_tf.derivatives import vjp
+from sobolev_tf.keras_model import SobolevModel
+from sobolev_tf.losses import categorical_kl_from_log_probs
+from sobolev_tf.losses import check_finite
+from sobolev_tf.losses import DERIVATIVE_LOSSES
+from sobolev_tf.losses import finite_difference_derivatives
+from sobolev_tf.losses import l1
+from sobolev_tf.losses import l2_norm
+from sobolev_tf.losses import sobolev_loss
+from sobolev_tf.losses import SobolevTargets
+from sobolev_tf.losses import squared_error
+from sobolev_tf.losses import squared_l2
+from sobolev_tf.nets import AtariStudent
+from sobolev_tf.nets import AtariTeacher
+from sobolev_tf.nets import regression_mlp
+from sobolev_tf.training import multi_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtariStudent", "AtariTeacher", "DERIVATIVE_LOSSES", "SobolevModel",
+    "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
+    "check_finite", "derivative_tensors", "directional_derivative",
+    "finite_difference_derivatives", "forward_mode_for_jit", "hessian", "jvp",
+    "l1", "l2_norm", "multi_step", "projected_derivative", "random_unit_vectors",
+    "regression_mlp", "sobolev_loss", "squared_error", "squared_l2",
+    "value_and_gradient", "vjp",
+]

@@ -1,0 +1,260 @@
+"""The Sobolev objective (eq. 1 and eq. 2), its gradients, errors and finite differences."""
+
+from absl.testing import parameterized
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+import sobolev_tf as st
+from sobolev_tf import losses as L
+
+
+def functional_mlp(params, x):
+  """A softplus MLP whose parameters are one flat float64 vector (for compute_gradient)."""
+  d, h = 2, 5
+  w1 = tf.reshape(params[:d * h], [d, h])
+  b1 = params[d * h:d * h + h]
+  w2 = tf.reshape(params[d * h + h:d * h + 2 * h], [h, 1])
+  b2 = params[-1]
+  return (tf.matmul(tf.nn.softplus(tf.matmul(x, w1) + b1), w2) + b2)[:, 0]
+
+
+NUM_PARAMS = 2 * 5 + 5 + 5 + 1
+
+
+def target_fn(x):
+  return tf.sin(x[:, 0]) * tf.cos(x[:, 1])
+
+
+class SobolevLossGradientTest(tf.test.TestCase, parameterized.TestCase):
+  """The double-backprop path: d(loss)/d(params) against finite differences, float64."""
+
+  @parameterized.named_parameters(
+      ("eq1_order1", dict(derivative_weights=(1.0,))),
+      ("eq1_order2", dict(derivative_weights=(1.0, 0.5))),
+      ("eq2_input_forward", dict(stochastic=True, jvp_mode="forward", derivative_weights=(1.0, 0.3))),
+      ("eq2_input_double_reverse", dict(stochastic=True, jvp_mode="double_reverse")),
+      ("eq2_l2_norm", dict(stochastic=True, derivative_loss="l2_norm")),
+      ("eq1_l1", dict(derivative_loss="l1")),
+  )
+  def test_parameter_gradient(self, kwargs):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (6, 2)), tf.float64)
+    params = tf.constant(rng.normal(size=NUM_PARAMS) * 0.7, tf.float64)
+    kwargs = dict(kwargs)
+    if kwargs.get("stochastic"):
+      kwargs["seed"] = [3, 4]
+
+    def loss(p):
+      total, _ = st.sobolev_loss(lambda z: functional_mlp(p, z), x, teacher=target_fn, **kwargs)
+      return total
+
+    theoretical, numerical = tf.test.compute_gradient(loss, [params], delta=1e-6)
+    self.assertAllClose(theoretical[0], numerical[0], atol=1e-6, rtol=1e-5)
+
+
+class SobolevLossValueTest(tf.test.TestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(1)
+    self.x = tf.constant(rng.uniform(-1, 1, (8, 2)), tf.float64)
+    self.params = tf.constant(rng.normal(size=NUM_PARAMS), tf.float64)
+    self.model = lambda z: functional_mlp(self.params, z)
+
+  def test_eq1_terms_match_hand_computation(self):
+    y, g = st.value_and_gradient(target_fn, self.x)
+    total, terms = st.sobolev_loss(self.model, self.x, (y, g), derivative_weights=(2.0,))
+    my, mg = st.value_and_gradient(self.model, self.x)
+    value = np.mean((my - y)**2)
+    deriv = np.mean(np.sum((mg - g)**2, axis=1))
+    self.assertAllClose(terms["value"], value)
+    self.assertAllClose(terms["derivative_1"], deriv)
+    self.assertAllClose(total, value + 2.0 * deriv)
+    self.assertAllClose(terms["total"], total)
+
+  def test_target_formats_agree(self):
+    y, g, h = st.derivative_tensors(target_fn, self.x, 2)
+    ref, _ = st.sobolev_loss(self.model, self.x, st.SobolevTargets(y, [g, h]),
+                             derivative_weights=(1.0, 1.0))
+    for targets in [(y, g, h), (y, [g, h]), {"y": y, "dy": g, "d2y": h}]:
+      total, _ = st.sobolev_loss(self.model, self.x, targets, derivative_weights=(1.0, 1.0))
+      self.assertAllClose(total, ref)
+    teacher_total, _ = st.sobolev_loss(self.model, self.x, teacher=target_fn,
+                                       derivative_weights=(1.0, 1.0))
+    self.assertAllClose(teacher_total, ref)
+
+  @parameterized.parameters("input", "output")
+  def test_stochastic_tensor_targets_equal_teacher(self, space):
+    y, g = st.value_and_gradient(target_fn, self.x)
+    kw = dict(stochastic=True, seed=[1, 1], projection_space=space, num_projections=3)
+    with_tensors, _ = st.sobolev_loss(self.model, self.x, (y, g), **kw)
+    with_teacher, _ = st.sobolev_loss(self.model, self.x, teacher=target_fn, **kw)
+    self.assertAllClose(with_tensors, with_teacher)
+
+  def test_stochastic_estimate_is_unbiased_when_rescaled(self):
+    # Replicate one point n times: the batch mean averages n independent directions.
+    n, d = 20000, 2
+    x = tf.repeat(self.x[:1], n, axis=0)
+    _, terms = st.sobolev_loss(self.model, x, teacher=target_fn, stochastic=True,
+                               seed=[5, 6], rescale_projections=True)
+    _, full = st.sobolev_loss(self.model, self.x[:1], teacher=target_fn)
+    norm2 = float(full["derivative_1"])
+    std_of_mean = norm2 * np.sqrt(2 * (d - 1) / (d + 2) / n)
+    self.assertGreater(norm2, 0.0)
+    self.assertLess(abs(float(terms["derivative_1"]) - norm2), 4 * std_of_mean)
+
+  def test_zero_when_model_equals_teacher(self):
+    for kw in [dict(), dict(stochastic=True, seed=[0, 1], derivative_loss="l2_norm",
+                            projection_space="output")]:
+      total, terms = st.sobolev_loss(self.model, self.x, teacher=self.model, **kw)
+      self.assertAllClose(total, 0.0)
+      self.assertAllClose(terms["derivative_1"], 0.0)
+
+  def test_teacher_gets_no_gradient_and_student_does(self):
+    tf.random.set_seed(0)
+    student = snt.nets.MLP([8, 3], activation=tf.nn.tanh)
+    teacher = snt.nets.MLP([8, 3], activation=tf.nn.tanh)
+    x = tf.random.normal([5, 4])
+    student(x), teacher(x)
+    log_pi = lambda net: (lambda s: tf.nn.log_softmax(net(s)))
+    with tf.GradientTape(persistent=True) as tape:
+      total, terms = st.sobolev_loss(
+          log_pi(student), x, teacher=log_pi(teacher),
+          value_loss=st.categorical_kl_from_log_probs, derivative_loss="l2_norm",
+          stochastic=True, projection_space="output", seed=[1, 2])
+    self.assertGreater(float(terms["derivative_1"]), 0.0)
+    self.assertGreater(float(terms["value"]), 0.0)
+    teacher_grads = tape.gradient(total, teacher.trainable_variables)
+    self.assertTrue(all(g is None for g in teacher_grads))
+    student_grads = tape.gradient(total, student.trainable_variables)
+    self.assertTrue(all(g is not None and float(tf.norm(g)) > 0 for g in student_grads))
+
+  def test_kl_direction_and_value(self):
+    p = np.array([[0.7, 0.2, 0.1]])
+    q = np.array([[0.2, 0.5, 0.3]])
+    kl = st.categorical_kl_from_log_probs(tf.constant(np.log(q)), tf.constant(np.log(p)))
+    self.assertAllClose(kl, [np.sum(p * np.log(p / q))])  # KL(prediction || target)
+    self.assertNotAllClose(kl, [np.sum(q * np.log(q / p))])
+
+  def test_l2_norm_has_finite_gradient_at_zero(self):
+    a = tf.constant([[1.0, 2.0]])
+    with tf.GradientTape() as tape:
+      tape.watch(a)
+      loss = tf.reduce_sum(L.l2_norm(a, a))
+    self.assertAllEqual(tape.gradient(loss, a), [[0.0, 0.0]])
+
+  def test_per_order_losses_and_callable(self):
+    y, g, h = st.derivative_tensors(target_fn, self.x, 2)
+    custom = lambda t, p: tf.reduce_sum(tf.abs(tf.reshape(t - p, [tf.shape(t)[0], -1]))**3, 1)
+    _, terms = st.sobolev_loss(self.model, self.x, (y, g, h), derivative_weights=(1.0, 1.0),
+                               derivative_loss=["l1", custom])
+    mh = st.derivative_tensors(self.model, self.x, 2)[2]
+    self.assertAllClose(terms["derivative_2"],
+                        np.mean(np.sum(np.abs(mh - h)**3, axis=(1, 2))))
+
+
+class ErrorsTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.x = tf.random.stateless_normal([4, 2], seed=[0, 0])
+    self.model = lambda z: tf.reduce_sum(tf.sin(z), axis=1)
+    self.y, self.g = st.value_and_gradient(self.model, self.x)
+
+  def test_mismatched_derivative_shape_names_both_shapes(self):
+    with self.assertRaisesRegex(ValueError, r"order 1 has shape \(4, 1, 2\).*\(4, 2\)"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g[:, None, :]))
+    with self.assertRaisesRegex(ValueError, r"targets values \(y\) has shape"):
+      st.sobolev_loss(self.model, self.x, (self.y[:, None], self.g))
+
+  def test_nan_and_inf_targets(self):
+    bad = tf.tensor_scatter_nd_update(self.g, [[1, 1]], [np.nan])
+    with self.assertRaisesRegex(ValueError, "derivative of order 1 contains NaN or Inf"):
+      st.sobolev_loss(self.model, self.x, (self.y, bad))
+    with self.assertRaisesRegex(ValueError, r"values \(y\) contains NaN or Inf"):
+      st.sobolev_loss(self.model, self.x, (self.y + np.inf, self.g))
+    graph_loss = tf.function(lambda y, g: st.sobolev_loss(self.model, self.x, (y, g))[0])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "contains NaN or Inf"):
+      graph_loss(self.y, bad)
+
+  def test_order_not_provided(self):
+    with self.assertRaisesRegex(ValueError, "order 2 but targets provide derivatives up to order 1"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), derivative_weights=(1.0, 1.0))
+
+  def test_model_independent_of_input(self):
+    const = lambda z: tf.zeros([tf.shape(z)[0]]) + tf.Variable(1.0)
+    with self.assertRaisesRegex(ValueError, "does not depend on its input x"):
+      st.sobolev_loss(const, self.x, (self.y, self.g))
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "exactly one of targets"):
+      st.sobolev_loss(self.model, self.x)
+    with self.assertRaisesRegex(ValueError, "derivative_loss must be one of"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), derivative_loss="l7")
+    with self.assertRaisesRegex(ValueError, "projection_space"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), projection_space="both")
+    with self.assertRaisesRegex(ValueError, "seed is required"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), stochastic=True)
+    with self.assertRaisesRegex(ValueError, "unknown keys"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "grad": self.g})
+    with self.assertRaisesRegex(ValueError, "num_projections"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), stochastic=True, seed=[0, 0],
+                      num_projections=0)
+
+
+class FiniteDifferenceTargetsTest(tf.test.TestCase):
+
+  def test_against_closed_form(self):
+    fn = lambda z: np.stack([np.sin(z[:, 0]) * z[:, 1], z[:, 0]**2], axis=1)
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    y, jac, hess = st.finite_difference_derivatives(fn, x, order=2, step=1e-4)
+    self.assertAllClose(y, fn(x))
+    expected_jac = np.zeros((5, 2, 2))
+    expected_jac[:, 0, 0] = np.cos(x[:, 0]) * x[:, 1]
+    expected_jac[:, 0, 1] = np.sin(x[:, 0])
+    expected_jac[:, 1, 0] = 2 * x[:, 0]
+    self.assertAllClose(jac, expected_jac, atol=1e-7)
+    expected_hess = np.zeros((5, 2, 2, 2))
+    expected_hess[:, 0, 0, 0] = -np.sin(x[:, 0]) * x[:, 1]
+    expected_hess[:, 0, 0, 1] = expected_hess[:, 0, 1, 0] = np.cos(x[:, 0])
+    expected_hess[:, 1, 0, 0] = 2.0
+    self.assertAllClose(hess, expected_hess, atol=1e-5)
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "order must be 1 or 2"):
+      st.finite_difference_derivatives(np.sin, np.zeros((1, 1)), order=3)
+    with self.assertRaisesRegex(ValueError, "step must be positive"):
+      st.finite_difference_derivatives(np.sin, np.zeros((1, 1)), step=0.0)
+
+
+class ItLearnsTest(tf.test.TestCase):
+
+  def test_sobolev_fits_sin_better_from_ten_points(self):
+    """A small MLP fits sin on [-2pi, 2pi] from 10 points better with derivatives."""
+    x_train = tf.constant(np.linspace(-2 * np.pi, 2 * np.pi, 10)[:, None], tf.float32)
+    x_test = tf.constant(np.linspace(-2 * np.pi, 2 * np.pi, 400)[:, None], tf.float32)
+    targets = (tf.sin(x_train[:, 0]), tf.cos(x_train))
+    errors = {}
+    for sobolev in (False, True):
+      tf.random.set_seed(0)
+      mlp = snt.nets.MLP([32, 32, 1], activation=tf.nn.tanh)
+      model = lambda z: mlp(z)[:, 0]
+      opt = snt.optimizers.Adam(1e-2)
+
+      def step(_):
+        with tf.GradientTape() as tape:
+          if sobolev:
+            loss, _ = st.sobolev_loss(model, x_train, targets)
+          else:
+            loss = tf.reduce_mean(st.squared_error(targets[0], model(x_train)))
+        opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
+        return {"loss": loss}
+
+      st.multi_step(step, 1000)(0)
+      errors[sobolev] = float(tf.reduce_mean((model(x_test) - tf.sin(x_test[:, 0]))**2))
+    self.assertLess(errors[True], errors[False] / 10)
+
+
+if __name__ == "__main__":
+  tf.test.main()

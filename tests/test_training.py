@@ -1,0 +1,63 @@
+"""multi_step runs the same steps as calling the step function one by one."""
+
+import sonnet as snt
+import tensorflow as tf
+
+import sobolev_tf as st
+
+
+def _setup():
+  tf.random.set_seed(0)
+  mlp = st.regression_mlp(hidden_sizes=(8, 8))
+  x = tf.random.stateless_uniform([4, 10, 2], seed=[0, 1], minval=-1, maxval=1)
+  y = tf.reduce_sum(x**2, axis=-1)
+  opt = snt.optimizers.Adam(1e-2)
+  model = lambda z: mlp(z)[:, 0]
+
+  def step(i):
+    b = i % 4
+    with tf.GradientTape() as tape:
+      loss, _ = st.sobolev_loss(model, x[b], (y[b], 2 * x[b]))
+    opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
+    return {"loss": loss}
+
+  return mlp, step
+
+
+class MultiStepTest(tf.test.TestCase):
+
+  def test_equals_single_steps(self):
+    mlp_a, step_a = _setup()
+    single = tf.function(step_a)
+    for i in range(6):
+      last_a = single(tf.constant(i, tf.int64))
+    for jit in (False, True):
+      mlp_b, step_b = _setup()
+      run = st.multi_step(step_b, 3, jit_compile=jit)
+      run(0)
+      last_b = run(3)
+      self.assertAllClose(last_a["loss"], last_b["loss"], rtol=1e-5)
+      for a, b in zip(mlp_a.trainable_variables, mlp_b.trainable_variables):
+        self.assertAllClose(a, b, rtol=1e-5, atol=1e-6)
+
+  def test_bad_steps_per_call(self):
+    with self.assertRaisesRegex(ValueError, "steps_per_call"):
+      st.multi_step(lambda i: {}, 0)
+
+
+class NetsTest(tf.test.TestCase):
+
+  def test_shapes(self):
+    frames = tf.zeros([2, 84, 84, 4], tf.uint8)
+    teacher = st.AtariTeacher(6)
+    logits, value = teacher.logits_and_value(frames)
+    self.assertEqual(logits.shape, [2, 6])
+    self.assertEqual(value.shape, [2])
+    self.assertEqual(st.AtariStudent(3)(frames).shape, [2, 3])
+    self.assertEqual(st.regression_mlp()(tf.zeros([5, 2])).shape, [5, 1])
+    with self.assertRaisesRegex(ValueError, "num_actions"):
+      st.AtariStudent(0)
+
+
+if __name__ == "__main__":
+  tf.test.main()
