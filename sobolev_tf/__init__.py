@@ -27,13 +27,14 @@ from sobolev_tf.losses import squared_l2
 from sobolev_tf.nets import AtariStudent
 from sobolev_tf.nets import AtariTeacher
 from sobolev_tf.nets import regression_mlp
+from sobolev_tf.nets import StridedConv2D
 from sobolev_tf.training import multi_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AtariStudent", "AtariTeacher", "DERIVATIVE_LOSSES", "SobolevModel",
-    "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
+    "SobolevTargets", "StridedConv2D", "batch_jacobian", "categorical_kl_from_log_probs",
     "check_finite", "derivative_tensors", "directional_derivative",
     "finite_difference_derivatives", "forward_mode_for_jit", "hessian", "jvp",
     "l1", "l2_norm", "multi_step", "projected_derivative", "random_unit_vectors",

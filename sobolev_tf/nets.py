@@ -7,7 +7,7 @@ from typing import Callable, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-__all__ = ["regression_mlp", "AtariTeacher", "AtariStudent"]
+__all__ = ["regression_mlp", "StridedConv2D", "AtariTeacher", "AtariStudent"]
 
 
 def regression_mlp(hidden_sizes: Sequence[int] = (256, 256), output_size: int = 1,
@@ -24,6 +24,54 @@ def regression_mlp(hidden_sizes: Sequence[int] = (256, 256), output_size: int = 
   """
   return snt.nets.MLP(list(hidden_sizes) + [output_size], activation=activation,
                       name=name)
+
+
+class StridedConv2D(snt.Module):
+  """A VALID k x k convolution with stride s, computed as space-to-depth + stride 1.
+
+  Same parameters and outputs as ``snt.Conv2D(o, k, stride=s, padding="VALID")``
+  (``w: [k, k, C, o]``, ``b: [o]``), but when s divides k and the input size the
+  input is regrouped into s x s blocks (``[H/s, W/s, s*s*C]``) and convolved with
+  the regrouped kernel ``[k/s, k/s, s*s*C, o]`` at stride 1. On CPU the gradient
+  with respect to the input, which Sobolev distillation needs for teacher and
+  student alike, is then about 1.5x faster than TF's strided
+  ``Conv2DBackpropInput`` (``scripts/benchmark.py``, case b).
+  """
+
+  def __init__(self, output_channels: int, kernel_size: int, stride: int,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    if kernel_size < 1 or stride < 1:
+      raise ValueError(f"kernel_size and stride must be positive, got {kernel_size}, {stride}.")
+    self.output_channels = output_channels
+    self.kernel_size = kernel_size
+    self.stride = stride
+    self.w = None
+    self.b = None
+
+  @snt.once
+  def _initialize(self, inputs: tf.Tensor):
+    k, c = self.kernel_size, inputs.shape[-1]
+    fan_in = k * k * c
+    # snt.Conv2D's default initialiser: truncated normal with stddev 1/sqrt(fan_in).
+    init = snt.initializers.TruncatedNormal(stddev=1.0 / fan_in**0.5)
+    self.w = tf.Variable(init([k, k, c, self.output_channels], inputs.dtype), name="w")
+    self.b = tf.Variable(tf.zeros([self.output_channels], inputs.dtype), name="b")
+
+  def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
+    self._initialize(inputs)
+    s, k = self.stride, self.kernel_size
+    h, w_in, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    if s == 1 or k % s or h is None or w_in is None or h % s or w_in % s:
+      return tf.nn.conv2d(inputs, self.w, s, "VALID") + self.b
+    batch = tf.shape(inputs)[0]
+    blocks = tf.reshape(inputs, [batch, h // s, s, w_in // s, s, c])
+    blocks = tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4, 5]),
+                        [batch, h // s, w_in // s, s * s * c])
+    kernel = tf.reshape(self.w, [k // s, s, k // s, s, c, self.output_channels])
+    kernel = tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]),
+                        [k // s, k // s, s * s * c, self.output_channels])
+    return tf.nn.conv2d(blocks, kernel, 1, "VALID") + self.b
 
 
 def _scale_frames(frames: tf.Tensor) -> tf.Tensor:
@@ -47,8 +95,8 @@ class AtariTeacher(snt.Module):
       raise ValueError(f"num_actions must be positive, got {num_actions}.")
     self.num_actions = num_actions
     self.torso = snt.Sequential([
-        snt.Conv2D(32, 8, stride=4, padding="VALID"), tf.nn.relu,
-        snt.Conv2D(64, 4, stride=2, padding="VALID"), tf.nn.relu,
+        StridedConv2D(32, 8, stride=4), tf.nn.relu,
+        StridedConv2D(64, 4, stride=2), tf.nn.relu,
         snt.Conv2D(64, 3, stride=1, padding="VALID"), tf.nn.relu,
         snt.Flatten(), snt.Linear(512), tf.nn.relu,
     ])
@@ -73,8 +121,8 @@ class AtariStudent(snt.Module):
       raise ValueError(f"num_actions must be positive, got {num_actions}.")
     self.num_actions = num_actions
     self.net = snt.Sequential([
-        snt.Conv2D(16, 8, stride=4, padding="VALID"), tf.nn.relu,
-        snt.Conv2D(32, 4, stride=2, padding="VALID"), tf.nn.relu,
+        StridedConv2D(16, 8, stride=4), tf.nn.relu,
+        StridedConv2D(32, 4, stride=2), tf.nn.relu,
         snt.Flatten(), snt.Linear(256), tf.nn.relu,
         snt.Linear(num_actions),
     ])

@@ -21,7 +21,10 @@ def multi_step(step_fn: StepFn, steps_per_call: int,
 
   Args:
     step_fn: ``step_fn(step) -> dict of scalar tensors``, one training step; the
-      int64 ``step`` lets it pick its batch and fold it into RNG seeds.
+      int64 ``step`` lets it pick its batch and fold it into RNG seeds. Pick
+      batches with ``tf.gather(data, step % n)``, not ``data[step % n]``: under
+      XLA a slice start is a compile-time constant, so slicing would recompile
+      the function for every new ``step``.
     steps_per_call: number of steps each call runs (>= 1).
     jit_compile: passed to ``tf.function``.
 

@@ -60,9 +60,11 @@ class SobolevModelTest(tf.test.TestCase):
     callbacks = [
         keras.callbacks.ModelCheckpoint(ckpt, monitor="loss", save_best_only=True),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "tb")),
     ]
     model.fit(x, (y, dy), batch_size=16, epochs=2, verbose=0, callbacks=callbacks)
     self.assertTrue(os.path.exists(ckpt))
+    self.assertNotEmpty(tf.io.gfile.glob(os.path.join(workdir, "tb", "train", "events.*")))
     path = os.path.join(workdir, "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)

@@ -17,7 +17,8 @@ def _setup():
   def step(i):
     b = i % 4
     with tf.GradientTape() as tape:
-      loss, _ = st.sobolev_loss(model, x[b], (y[b], 2 * x[b]))
+      xb = tf.gather(x, b)
+      loss, _ = st.sobolev_loss(model, xb, (tf.gather(y, b), 2 * xb))
     opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
     return {"loss": loss}
 
@@ -46,6 +47,19 @@ class MultiStepTest(tf.test.TestCase):
 
 
 class NetsTest(tf.test.TestCase):
+
+  def test_strided_conv_matches_tf_conv_and_its_input_gradient(self):
+    for k, s, size in [(8, 4, 84), (4, 2, 20), (3, 2, 9)]:
+      conv = st.StridedConv2D(5, k, stride=s)
+      x = tf.random.stateless_normal([2, size, size, 3], seed=[k, s], dtype=tf.float64)
+      with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = conv(x)
+        ref = tf.nn.conv2d(x, conv.w, s, "VALID") + conv.b
+      self.assertAllClose(ours, ref)
+      u = tf.random.stateless_normal(ref.shape, seed=[1, 1], dtype=tf.float64)
+      self.assertAllClose(tape.gradient(ours, x, output_gradients=u),
+                          tape.gradient(ref, x, output_gradients=u))
 
   def test_shapes(self):
     frames = tf.zeros([2, 84, 84, 4], tf.uint8)
