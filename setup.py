@@ -17,6 +17,7 @@ setup(
         "keras>=3",
         "dm-sonnet>=2.0.2",
         "tensorflow-datasets",
+        "tensorboard",
         "absl-py",
         "ml-collections",
         "numpy",

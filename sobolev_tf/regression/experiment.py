@@ -1,0 +1,403 @@
+"""The regression experiment of section 4.1 / Figure 2: data, methods, grid training.
+
+Methods (same network, data, budget and optimiser within a size group):
+
+* ``regular``: MSE on values.
+* ``sobolev``: MSE on values + squared L2 on input gradients (the paper's
+  first-order objective).
+* ``stochastic``: eq. 2 with one random unit projection per example and step:
+  ``(<grad m - grad f, v>)^2``.
+* ``finite_difference``: like ``sobolev`` with gradient targets from central
+  differences of the function values (the black-box case, sections 1 and 5).
+* ``sobolev2``: values + gradients + Hessians (targets by central differences
+  of the analytic gradient) on a softplus network, since ReLU networks have zero
+  second derivatives (section 4.1).
+* ``regular_softplus``: the regular baseline on that softplus network.
+
+Models are trained in groups that share the number of training points and the
+network (activation, derivative order); inside a group every model is an
+independent slice of one ``StackedMLP``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from sobolev_tf import derivatives
+from sobolev_tf import losses
+from sobolev_tf.regression import ensemble
+from sobolev_tf.regression import functions
+from sobolev_tf.training import multi_step
+
+__all__ = ["METHODS", "Run", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
+           "write_csv", "read_csv", "group_runs"]
+
+# method -> (activation name, derivative order, gradient target source)
+METHODS: Dict[str, tuple] = {
+    "regular": ("relu", 0, None),
+    "sobolev": ("relu", 1, "analytic"),
+    "stochastic": ("relu", 1, "analytic"),
+    "finite_difference": ("relu", 1, "finite_difference"),
+    "sobolev2": ("softplus", 2, "analytic"),
+    "regular_softplus": ("softplus", 0, None),
+}
+ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus}
+CSV_COLUMNS = ("function", "num_train", "method", "seed", "test_mse", "test_grad_mse",
+               "steps", "wall_seconds")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Run:
+  function: str
+  num_train: int
+  method: str
+  seed: int
+
+  def __post_init__(self):
+    functions.get_function(self.function)  # Raises a ValueError naming it.
+    if self.method not in METHODS:
+      raise ValueError(f"Unknown method {self.method!r}; known: {', '.join(METHODS)}.")
+    if self.num_train < 1:
+      raise ValueError(f"num_train must be positive, got {self.num_train}.")
+
+
+def _data_seed(run: Run, purpose: int) -> np.random.SeedSequence:
+  index = sorted(functions.FUNCTIONS).index(run.function)
+  return np.random.SeedSequence([run.seed, index, purpose])
+
+
+def _hessian_by_central_differences(gradient: Callable, x: np.ndarray, step: float):
+  """``[N, 2, 2]``: rows are central differences of the analytic gradient."""
+  cols = []
+  for i in range(x.shape[1]):
+    e = np.zeros(x.shape[1])
+    e[i] = step
+    cols.append((gradient(x + e) - gradient(x - e)) / (2 * step))
+  h = np.stack(cols, axis=2)  # h[n, j, i] = d g_j / d x_i
+  return 0.5 * (h + np.transpose(h, (0, 2, 1)))
+
+
+def make_data(run: Run, num_test: int = 10_000, fd_step: float = 1e-3) -> Dict[str, np.ndarray]:
+  """Training and test data of one run (float64).
+
+  The training points depend on (function, seed) and the size: the first n
+  points of one stream, so the 20 points are a subset of the 100. The test set
+  (``num_test`` fresh uniform points) depends on (function, seed) only, so every
+  size and method of a seed is scored on the same points.
+  """
+  fn = functions.get_function(run.function)
+  (x0, x1), (y0, y1) = fn.domain
+  width = np.array([x1 - x0, y1 - y0])
+  lo, hi = np.array([x0, y0], np.float64), np.array([x1, y1], np.float64)
+  # Row-major [n, 2] draws: the first 20 rows of the 100-point set are the 20-point set.
+  x_train = lo + (hi - lo) * np.random.default_rng(_data_seed(run, 0)).uniform(size=(run.num_train, 2))
+  x_test = lo + (hi - lo) * np.random.default_rng(_data_seed(run, 1)).uniform(size=(num_test, 2))
+  y_train, dy_train = fn.value_and_gradient(x_train)
+  y_test, dy_test = fn.value_and_gradient(x_test)
+  _, _, source = METHODS[run.method]
+  if source == "finite_difference":
+    # Step relative to the domain, per axis: h = fd_step * width.
+    scaled = lambda z: fn(z * width) * 1.0
+    _, jac = losses.finite_difference_derivatives(scaled, x_train / width, order=1,
+                                                  step=fd_step)
+    dy_train = jac / width
+  data = dict(x_train=x_train, y_train=y_train, dy_train=dy_train, x_test=x_test,
+              y_test=y_test, dy_test=dy_test)
+  if METHODS[run.method][1] >= 2:
+    data["d2y_train"] = _hessian_by_central_differences(fn.gradient, x_train,
+                                                         fd_step * float(width.min()))
+  for k, v in data.items():
+    if not np.all(np.isfinite(v)):
+      raise ValueError(f"{run}: {k} contains NaN or Inf.")
+  return data
+
+
+def group_runs(runs: Iterable[Run]) -> Dict[tuple, List[Run]]:
+  """Runs that can share one StackedMLP: same size, activation and derivative order."""
+  groups = collections.defaultdict(list)
+  for run in sorted(runs):
+    activation, order, _ = METHODS[run.method]
+    groups[(run.num_train, activation, order)].append(run)
+  return dict(groups)
+
+
+def _scales(run: Run, data, standardize: bool):
+  """Affine maps to the training space: x_s = (x - c) / r, y_s = (y - mu) / sigma."""
+  if not standardize:
+    return np.zeros(2), np.ones(2), 0.0, 1.0
+  fn = functions.get_function(run.function)
+  lo = np.array([d[0] for d in fn.domain], dtype=np.float64)
+  hi = np.array([d[1] for d in fn.domain], dtype=np.float64)
+  mu = float(np.mean(data["y_train"]))
+  sigma = float(np.std(data["y_train"])) if run.num_train > 1 else 1.0
+  return (hi + lo) / 2, (hi - lo) / 2, mu, max(sigma, 1e-8)
+
+
+class _Group:
+  """Stacked arrays, model and optimiser of one group of runs."""
+
+  def __init__(self, runs: Sequence[Run], config):
+    self.runs = list(runs)
+    self.config = config
+    activation, _, _ = METHODS[runs[0].method]
+    self.order = max(METHODS[r.method][1] for r in runs)
+    datas = [make_data(r, config.num_test, config.fd_step) for r in runs]
+    scales = [_scales(r, d, config.standardize) for r, d in zip(runs, datas)]
+    c = np.stack([s[0] for s in scales])[:, None, :]
+    r = np.stack([s[1] for s in scales])[:, None, :]
+    mu = np.array([s[2] for s in scales])[:, None]
+    sigma = np.array([s[3] for s in scales])[:, None]
+    self.c, self.r, self.mu, self.sigma = c, r, mu, sigma
+    stack = lambda key: np.stack([d[key] for d in datas])
+    x = (stack("x_train") - c) / r
+    y = (stack("y_train") - mu) / sigma
+    dy = stack("dy_train") * r / sigma[..., None]
+    arrays = dict(x=x, y=y, dy=dy)
+    if self.order >= 2:
+      d2y = np.stack([d.get("d2y_train", np.zeros(d["x_train"].shape + (2,))) for d in datas])
+      arrays["d2y"] = d2y * r[..., :, None] * r[..., None, :] / sigma[..., None, None]
+    self.train = {k: tf.constant(v, tf.float32) for k, v in arrays.items()}
+    self.test = {k: stack(k) for k in ("x_test", "y_test", "dy_test")}
+    self.x_train = stack("x_train")
+    methods = [run.method for run in runs]
+    self.w1 = tf.constant([float(METHODS[m][1] >= 1) for m in methods])
+    self.w2 = tf.constant([float(METHODS[m][1] >= 2) for m in methods])
+    self.stochastic = tf.constant([m == "stochastic" for m in methods])
+    self.model = ensemble.StackedMLP([run.seed for run in runs],
+                                     hidden_sizes=tuple(config.hidden_sizes),
+                                     activation=ACTIVATIONS[activation])
+    self.optimizer = snt.optimizers.Adam(config.learning_rate)
+    self.step = tf.Variable(0, dtype=tf.int64, name="step")
+    self.num_models = len(runs)
+    # Per-model RNG keys from the run alone: minibatches and directions do not
+    # depend on which other models share the stack.
+    self.model_keys = [tf.constant(int(_data_seed(run, 2).generate_state(1)[0]) * 2, tf.int64)
+                       for run in runs]
+    self.batch = min(config.batch_size, runs[0].num_train)
+    inv_r = 1.0 / r if config.derivative_units == "original" else np.ones_like(r)
+    if config.derivative_units not in ("original", "standardized"):
+      raise ValueError("derivative_units must be 'original' or 'standardized', got "
+                       f"{config.derivative_units!r}.")
+    self.derivative_scale = tf.constant(
+        np.repeat(inv_r, self.batch, axis=1).reshape(-1, 2), tf.float32)  # [M*B, 2]
+
+  def loss_terms(self, step: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Per-model losses ``[M]`` of one step (minibatch drawn from ``step``)."""
+    m, b, n = self.num_models, self.batch, self.runs[0].num_train
+    t = self.train
+    if b < n:
+      idx = tf.stack([
+          tf.random.stateless_uniform([b], seed=tf.stack([key, step]), maxval=n, dtype=tf.int64)
+          for key in self.model_keys])
+      t = {k: tf.gather(v, idx, batch_dims=1) for k, v in t.items()}
+    flat_x = tf.reshape(t["x"], [m * b, 2])
+    tensors = derivatives.derivative_tensors(self.model.per_example(b), flat_x, self.order)
+    per_model = lambda per_example: tf.reduce_mean(tf.reshape(per_example, [m, b]), axis=1)
+    value = per_model(tf.square(tensors[0] - tf.reshape(t["y"], [-1])))
+    if self.order == 0:  # Regular training: no input derivatives to compute.
+      return {"value": value, "loss": value}
+    grad_err = tensors[1] - tf.reshape(t["dy"], [m * b, 2])
+    # Measured in the original input units (error / r): the paper's raw-scale
+    # weighting of value vs derivative terms, up to the factor sigma^2 that Adam
+    # is invariant to. Without it, standardising x would up-weight gradients r^2-fold.
+    grad_err = grad_err * self.derivative_scale
+    full = per_model(losses.squared_l2(tf.zeros_like(grad_err), grad_err))
+    if any(run.method == "stochastic" for run in self.runs):
+      # One stream per model (not per stack), so a model trains the same alone.
+      v = tf.concat([derivatives.random_unit_vectors([b, 2], tf.stack([key + 1, step]))
+                     for key in self.model_keys], axis=0)
+      projected = per_model(tf.square(tf.reduce_sum(grad_err * v, axis=1)))
+      first = tf.where(self.stochastic, projected, full)
+    else:
+      first = full
+    loss = value + self.w1 * first
+    terms = {"value": value, "derivative_1": first}
+    if self.order >= 2:
+      hess_err = tensors[2] - tf.reshape(t["d2y"], [m * b, 2, 2])
+      hess_err = hess_err * self.derivative_scale[:, :, None] * self.derivative_scale[:, None, :]
+      second = per_model(losses.squared_l2(tf.zeros_like(hess_err), hess_err))
+      loss = loss + self.w2 * second
+      terms["derivative_2"] = second
+    terms["loss"] = loss
+    return terms
+
+  def train_step(self, step: tf.Tensor) -> Dict[str, tf.Tensor]:
+    with tf.GradientTape() as tape:
+      terms = self.loss_terms(step)
+      total = tf.reduce_sum(terms["loss"])
+    variables = self.model.trainable_variables
+    self.optimizer.apply(tape.gradient(total, variables), variables)
+    self.step.assign_add(1)
+    return {"loss": total, "per_model_loss": terms["loss"]}
+
+  def evaluate(self, chunk: int = 2000) -> Dict[str, np.ndarray]:
+    """Test MSE and gradient MSE per model, in the functions' original units."""
+    x = self.test["x_test"]
+    total = x.shape[1]
+    preds, grads = [], []
+    for start in range(0, total, chunk):
+      xs = ((x[:, start:start + chunk] - self.c) / self.r).astype(np.float32)
+      p, g = self._predict(tf.constant(xs))
+      preds.append(p.numpy())
+      grads.append(g.numpy())
+    pred = np.concatenate(preds, 1) * self.sigma + self.mu
+    grad = np.concatenate(grads, 1) * self.sigma[..., None] / self.r
+    return dict(test_mse=np.mean((pred - self.test["y_test"])**2, axis=1),
+                test_grad_mse=np.mean(np.sum((grad - self.test["dy_test"])**2, -1), axis=1))
+
+  @tf.function(reduce_retracing=True)
+  def _predict(self, xs):
+    m, b = self.num_models, tf.shape(xs)[1]
+    y, g = derivatives.value_and_gradient(self.model.per_example(b), tf.reshape(xs, [-1, 2]))
+    return tf.reshape(y, [m, b]), tf.reshape(g, [m, b, 2])
+
+  def predict_grid(self, index: int, resolution: int):
+    """Values and gradients of model ``index`` on a grid over its domain (for plots)."""
+    fn = functions.get_function(self.runs[index].function)
+    (x0, x1), (y0, y1) = fn.domain
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)
+    xs = (np.broadcast_to(pts, (self.num_models,) + pts.shape) - self.c) / self.r
+    p, g = self._predict(tf.constant(xs.astype(np.float32)))
+    pred = p.numpy()[index] * self.sigma[index] + self.mu[index]
+    grad = g.numpy()[index] * self.sigma[index][..., None] / self.r[index]
+    return gx, gy, pred.reshape(gx.shape), grad.reshape(gx.shape + (2,))
+
+
+def _group_name(key) -> str:
+  num_train, activation, order = key
+  return f"n{num_train}_{activation}_order{order}"
+
+
+def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
+                log: Callable[[str], None] = print) -> List[dict]:
+  """Trains one group of runs together; resumes from ``workdir`` if it has a checkpoint.
+
+  Returns one result dict per run with the ``CSV_COLUMNS`` and the learning
+  curve (``curve``: list of (step, test_mse, test_grad_mse)).
+  """
+  group = _Group(runs, config)
+  name = _group_name((runs[0].num_train, METHODS[runs[0].method][0], group.order))
+  ckpt = tf.train.Checkpoint(model=group.model, optimizer=group.optimizer, step=group.step)
+  manager = None
+  curves: Dict[int, list] = {i: [] for i in range(len(runs))}
+  state_path = None
+  elapsed = 0.0
+  if workdir:
+    gdir = os.path.join(workdir, "checkpoints", name)
+    manager = tf.train.CheckpointManager(ckpt, gdir, max_to_keep=1)
+    state_path = os.path.join(gdir, "curves.json")
+    if manager.latest_checkpoint:
+      try:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        with open(state_path) as f:
+          state = json.load(f)
+      except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError,
+              OSError) as e:
+        raise ValueError(f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: "
+                         f"{e}. Delete {gdir} to start this group again.") from e
+      curves = {int(k): v for k, v in state["curves"].items()}
+      elapsed = state["elapsed"]
+      log(f"[{name}] resumed at step {int(group.step.numpy())} from {manager.latest_checkpoint}")
+  spc = config.steps_per_call
+  if config.num_steps % spc:
+    raise ValueError(f"num_steps ({config.num_steps}) must be a multiple of "
+                     f"steps_per_call ({spc}).")
+  run = multi_step(group.train_step, spc, jit_compile=config.jit_compile)
+  eval_steps = set(int(s) for s in config.eval_steps if s <= config.num_steps) | {config.num_steps}
+  last_save = time.time()
+  while int(group.step.numpy()) < config.num_steps:
+    t0 = time.time()
+    start = int(group.step.numpy())
+    metrics = run(start)
+    step = int(group.step.numpy())
+    dt = time.time() - t0
+    elapsed += dt
+    if any(start < s <= step for s in eval_steps):
+      ev = group.evaluate()
+      for i in range(len(runs)):
+        curves[i].append((step, float(ev["test_mse"][i]), float(ev["test_grad_mse"][i])))
+      log(f"[{name}] step {step:7d}/{config.num_steps} loss {float(metrics['loss']):.4g} "
+          f"{spc / dt:7.0f} steps/s  median log10 test MSE "
+          f"{np.median(np.log10(ev['test_mse'])):.2f}")
+    elif config.log_every and step % config.log_every == 0:
+      log(f"[{name}] step {step:7d}/{config.num_steps} loss {float(metrics['loss']):.4g} "
+          f"{spc / dt:7.0f} steps/s")
+    if manager and (time.time() - last_save > config.checkpoint_seconds
+                    or step >= config.num_steps):
+      _save(manager, state_path, curves, elapsed)
+      last_save = time.time()
+  final = group.evaluate()
+  results = []
+  for i, r in enumerate(runs):
+    results.append(dict(function=r.function, num_train=r.num_train, method=r.method,
+                        seed=r.seed, test_mse=float(final["test_mse"][i]),
+                        test_grad_mse=float(final["test_grad_mse"][i]),
+                        steps=config.num_steps, wall_seconds=elapsed / len(runs),
+                        curve=curves[i]))
+  if workdir and config.grid_resolution:
+    gdir = os.path.join(workdir, "grids")
+    os.makedirs(gdir, exist_ok=True)
+    for i, r in enumerate(runs):
+      if r.seed == min(x.seed for x in runs) and r.num_train in tuple(config.plot_sizes):
+        gx, gy, pred, grad = group.predict_grid(i, config.grid_resolution)
+        path = os.path.join(gdir, f"{r.function}_{r.num_train}_{r.method}.npz")
+        np.savez(path + ".tmp.npz", gx=gx, gy=gy, pred=pred, grad=grad,
+                 x_train=group.x_train[i])
+        os.replace(path + ".tmp.npz", path)
+  return results
+
+
+def _save(manager, state_path, curves, elapsed):
+  manager.save()
+  tmp = state_path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump({"curves": curves, "elapsed": elapsed}, f)
+  os.replace(tmp, state_path)
+
+
+def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
+             log: Callable[[str], None] = print) -> List[dict]:
+  """Trains every run, one compiled group at a time; returns all results."""
+  results = []
+  for key, group in group_runs(runs).items():
+    log(f"group {_group_name(key)}: {len(group)} models")
+    results.extend(train_group(group, config, workdir, log))
+  return results
+
+
+def write_csv(results: Sequence[dict], path: str) -> None:
+  """Writes ``CSV_COLUMNS`` (temporary name, then rename)."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(",".join(CSV_COLUMNS) + "\n")
+    for r in results:
+      f.write(",".join(str(r[c]) for c in CSV_COLUMNS) + "\n")
+  os.replace(tmp, path)
+
+
+def read_csv(path: str) -> List[dict]:
+  with open(path) as f:
+    header = f.readline().strip().split(",")
+    if tuple(header) != CSV_COLUMNS:
+      raise ValueError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {','.join(header)}.")
+    rows = []
+    for line in f:
+      vals = line.strip().split(",")
+      row = dict(zip(header, vals))
+      for k in ("num_train", "seed", "steps"):
+        row[k] = int(row[k])
+      for k in ("test_mse", "test_grad_mse", "wall_seconds"):
+        row[k] = float(row[k])
+      rows.append(row)
+  return rows

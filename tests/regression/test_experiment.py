@@ -1,0 +1,138 @@
+"""The regression grid: data, the stacked trainer, resume, CSV schema and report."""
+
+import os
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from configs import regression as regression_configs
+from sobolev_tf.regression import experiment
+from sobolev_tf.regression import report
+
+
+def tiny_config(**overrides):
+  config = regression_configs.get_config("quick")
+  config.hidden_sizes = (16, 16)
+  config.num_steps = 200
+  config.steps_per_call = 100
+  config.eval_steps = (100,)
+  config.num_test = 500
+  config.grid_resolution = 0
+  config.learning_rate = 3e-3
+  config.checkpoint_seconds = 0
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+class DataTest(tf.test.TestCase):
+
+  def test_subsets_shared_test_set_and_finite_differences(self):
+    small = experiment.make_data(experiment.Run("beale", 20, "regular", 3), num_test=100)
+    large = experiment.make_data(experiment.Run("beale", 100, "sobolev", 3), num_test=100)
+    self.assertAllClose(small["x_train"], large["x_train"][:20])
+    self.assertAllClose(small["x_test"], large["x_test"])
+    fd = experiment.make_data(experiment.Run("beale", 20, "finite_difference", 3), num_test=100)
+    self.assertAllClose(fd["dy_train"], small["dy_train"], rtol=1e-2, atol=1e-3)  # O(h^2) error.
+    self.assertNotAllClose(fd["dy_train"], small["dy_train"], rtol=0, atol=1e-12)
+    second = experiment.make_data(experiment.Run("booth", 20, "sobolev2", 0), num_test=10)
+    self.assertAllClose(second["d2y_train"], np.broadcast_to([[10., 8.], [8., 10.]], (20, 2, 2)),
+                        atol=1e-6)
+
+  def test_bad_runs(self):
+    with self.assertRaisesRegex(ValueError, "Unknown function 'sphere'"):
+      experiment.Run("sphere", 20, "regular", 0)
+    with self.assertRaisesRegex(ValueError, "Unknown method 'magic'"):
+      experiment.Run("booth", 20, "magic", 0)
+    with self.assertRaisesRegex(ValueError, "variant"):
+      regression_configs.get_config("huge")
+
+
+class TrainerTest(tf.test.TestCase):
+
+  def test_stacked_models_equal_models_trained_alone(self):
+    config = tiny_config()
+    runs = [experiment.Run("booth", 20, "sobolev", 0), experiment.Run("rosenbrock", 20, "stochastic", 1),
+            experiment.Run("mccormick", 20, "sobolev", 2)]
+    together = experiment.train_group(runs, config, log=lambda s: None)
+    for run, joint in zip(runs, together):
+      alone = experiment.train_group([run], config, log=lambda s: None)[0]
+      self.assertAllClose(joint["test_mse"], alone["test_mse"], rtol=2e-3)
+      self.assertAllClose(joint["test_grad_mse"], alone["test_grad_mse"], rtol=2e-3)
+
+  def test_resume_continues_the_same_run(self):
+    workdir = self.create_tempdir().full_path
+    runs = [experiment.Run("booth", 100, "sobolev", 0), experiment.Run("booth", 100, "stochastic", 0)]
+    straight = experiment.train_group(runs, tiny_config(num_steps=400, batch_size=50),
+                                      log=lambda s: None)
+    experiment.train_group(runs, tiny_config(num_steps=200, batch_size=50), workdir,
+                           log=lambda s: None)
+    messages = []
+    resumed = experiment.train_group(runs, tiny_config(num_steps=400, batch_size=50), workdir,
+                                     log=messages.append)
+    self.assertTrue(any("resumed at step 200" in m for m in messages))
+    for a, b in zip(straight, resumed):
+      self.assertAllClose(a["test_mse"], b["test_mse"], rtol=1e-4)
+
+  def test_corrupt_checkpoint_is_refused_with_its_path(self):
+    workdir = self.create_tempdir().full_path
+    runs = [experiment.Run("booth", 20, "regular", 0)]
+    experiment.train_group(runs, tiny_config(num_steps=100), workdir, log=lambda s: None)
+    ckpt_dir = os.path.join(workdir, "checkpoints", "n20_relu_order0")
+    for name in os.listdir(ckpt_dir):
+      if ".data-" in name:
+        with open(os.path.join(ckpt_dir, name), "wb") as f:
+          f.write(b"garbage")
+    with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint .*n20_relu_order0"):
+      experiment.train_group(runs, tiny_config(num_steps=200), workdir, log=lambda s: None)
+
+  def test_quick_sobolev_has_lower_gradient_error(self):
+    runs = [experiment.Run("styblinski_tang", 100, m, 0) for m in ("regular", "sobolev")]
+    regular, sobolev = experiment.run_grid(runs, tiny_config(), log=lambda s: None)
+    self.assertLess(sobolev["test_grad_mse"], 0.8 * regular["test_grad_mse"])
+
+
+class CsvAndReportTest(tf.test.TestCase):
+
+  def _rows(self):
+    rows = []
+    for f in ("ackley", "booth"):
+      for n in (20, 100, 10000):
+        for m, base in (("regular", 2.0), ("sobolev", 0.5 if f == "booth" else 3.0)):
+          for s in range(2):
+            rows.append(dict(function=f, num_train=n, method=m, seed=s,
+                             test_mse=10**(base + 0.1 * s), test_grad_mse=1.0, steps=10,
+                             wall_seconds=0.5, curve=[(5, 1.0, 1.0), (10, 0.5, 0.5)]))
+    return rows
+
+  def test_csv_round_trip_and_schema(self):
+    path = os.path.join(self.create_tempdir().full_path, "sub", "figure2.csv")
+    rows = self._rows()
+    experiment.write_csv(rows, path)
+    with open(path) as f:
+      self.assertEqual(f.readline().strip(),
+                       "function,num_train,method,seed,test_mse,test_grad_mse,steps,wall_seconds")
+    back = experiment.read_csv(path)
+    self.assertLen(back, len(rows))
+    self.assertEqual(back[0]["num_train"], 20)
+    self.assertAllClose([r["test_mse"] for r in back], [r["test_mse"] for r in rows])
+    with open(path, "w") as f:
+      f.write("a,b\n")
+    with self.assertRaisesRegex(ValueError, "expected columns"):
+      experiment.read_csv(path)
+
+  def test_report_and_claims(self):
+    rows = self._rows()
+    out = self.create_tempdir().full_path
+    report.write_markdown(rows, os.path.join(out, "figure2.md"), ["# title"])
+    text = open(os.path.join(out, "figure2.md")).read()
+    self.assertIn("| booth | 20 | 2.05 +- 0.05 | 0.55 +- 0.05 | 0.0316 |", text)
+    self.assertIn("Ackley is the exception at low data** (regular better): holds", text)
+    report.plot_figure2(rows, os.path.join(out, "figure2.png"))
+    report.plot_curves(rows, os.path.join(out, "curves.png"))
+    self.assertTrue(os.path.getsize(os.path.join(out, "figure2.png")) > 1000)
+
+
+if __name__ == "__main__":
+  tf.test.main()
