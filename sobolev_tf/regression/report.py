@@ -176,6 +176,8 @@ def plot_function(function: str, grids_dir: str, path: str,
   vmin, vmax = np.percentile(true_v, 1), np.percentile(true_v, 99)
   fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 6.4))
   step = max(1, gx.shape[0] // 15)
+  # One arrow scale for all panels (the true field's), so lengths are comparable.
+  arrow_scale = float(np.percentile(np.linalg.norm(true_g, axis=1), 95)) * 20 + 1e-12
   for k, (title, d) in enumerate(panels):
     ax = axes[0, k]
     im = ax.contourf(gx, gy, np.clip(d["pred"], vmin, vmax), levels=30, cmap="viridis",
@@ -185,7 +187,7 @@ def plot_function(function: str, grids_dir: str, path: str,
     ax.set_title(title, fontsize=9)
     g = d["grad"]
     axes[1, k].quiver(gx[::step, ::step], gy[::step, ::step], g[::step, ::step, 0],
-                      g[::step, ::step, 1], angles="xy")
+                      g[::step, ::step, 1], angles="xy", scale=arrow_scale)
     axes[1, k].set_title("gradient field", fontsize=8)
   fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8)
   fig.suptitle(f"{function}: regular vs Sobolev training (seed 0)")

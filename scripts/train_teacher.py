@@ -1,0 +1,35 @@
+r"""Trains an Atari teacher with A2C (SM section 3); resumes from --workdir.
+
+    python scripts/train_teacher.py --config=configs/teacher.py:pong --workdir=workdirs/teachers/pong
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "teacher.py"),
+    "Teacher configuration: configs/teacher.py:<pong|breakout|space_invaders>.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard, episodes.csv.",
+                               required=True)
+_MAX_HOURS = flags.DEFINE_float("max_hours", None, "Stop (with a checkpoint) after this long.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  max_seconds = None if _MAX_HOURS.value is None else _MAX_HOURS.value * 3600
+  result = train_teacher.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                                            log=lambda s: print(s, flush=True),
+                                            max_seconds=max_seconds)
+  print(result)
+
+
+if __name__ == "__main__":
+  app.run(main)

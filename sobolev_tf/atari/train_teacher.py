@@ -1,0 +1,132 @@
+"""Training loop of the Atari teachers: A2C with checkpoints, resume, TensorBoard.
+
+Training state (network, optimiser, update count, frames, RNG counter) lives in a
+``tf.train.Checkpoint`` under ``workdir/checkpoints``; a killed run resumes at its
+last checkpoint (environments restart their episodes; nothing learned is lost).
+Episode scores are appended to ``workdir/episodes.csv`` (frames, score, length),
+the learning curve of ``results/teachers.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from sobolev_tf.atari import a2c
+from sobolev_tf.atari import games
+
+__all__ = ["train_and_evaluate", "FRAMES_PER_STEP"]
+
+FRAMES_PER_STEP = 4  # Action repeat: one agent step is 4 emulator frames.
+
+
+def _hparams(config) -> a2c.A2CHyperparams:
+  return a2c.A2CHyperparams(
+      learning_rate=config.learning_rate, discount=config.discount,
+      value_coef=config.value_coef, entropy_coef=config.entropy_coef,
+      max_grad_norm=config.max_grad_norm)
+
+
+def make_checkpoint(learner: a2c.A2CLearner):
+  frames = tf.Variable(0, dtype=tf.int64, name="frames")
+  rng_counter = tf.Variable(0, dtype=tf.int64, name="rng_counter")
+  ckpt = tf.train.Checkpoint(net=learner.net, optimizer=learner.optimizer,
+                             num_updates=learner.num_updates, frames=frames,
+                             rng_counter=rng_counter)
+  return ckpt, frames, rng_counter
+
+
+def restore_or_initialize(ckpt, manager, log) -> None:
+  if not manager.latest_checkpoint:
+    return
+  try:
+    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
+    raise ValueError(
+        f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: {e}. Move it away "
+        "to start again, or point --workdir elsewhere.") from e
+  log(f"resumed from {manager.latest_checkpoint} at {int(ckpt.frames.numpy())} frames")
+
+
+def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
+                       max_seconds: Optional[float] = None) -> dict:
+  """Trains a teacher for ``config.game`` until ``config.total_frames`` (or ``max_seconds``)."""
+  spec = games.get_game(config.game)
+  os.makedirs(workdir, exist_ok=True)
+  learner = a2c.A2CLearner(spec.num_actions, _hparams(config))
+  ckpt, frames, rng_counter = make_checkpoint(learner)
+  manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
+                                       max_to_keep=2)
+  # Create every variable (network, optimiser slots) before restoring, so that
+  # assert_existing_objects_matched covers all of them. A zero-gradient RMSProp
+  # step from the initial state changes nothing.
+  learner.net.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
+  if manager.latest_checkpoint:
+    variables = learner.net.trainable_variables
+    learner.optimizer.apply([tf.zeros_like(v) for v in variables], variables)
+  restore_or_initialize(ckpt, manager, log)
+  episodes_path = os.path.join(workdir, "episodes.csv")
+  if not os.path.exists(episodes_path):
+    with open(episodes_path, "w") as f:
+      f.write("frames,score,length\n")
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+  env = games.VectorEnv(spec, config.num_envs, seed=config.seed + int(rng_counter.numpy()),
+                        num_threads=config.num_threads)
+  obs = env.reset()
+  n, t_len = config.num_envs, config.rollout_length
+  recent = []
+  start_time = last_log = last_ckpt = time.time()
+  start_frames = int(frames.numpy())
+  metrics = {}
+  with open(episodes_path, "a") as episodes_file:
+    while int(frames.numpy()) < config.total_frames:
+      if max_seconds is not None and time.time() - start_time > max_seconds:
+        break
+      rollout_obs = np.empty((t_len, n, 84, 84, 4), np.uint8)
+      rollout_actions = np.empty((t_len, n), np.int64)
+      rollout_rewards = np.empty((t_len, n), np.float32)
+      rollout_dones = np.empty((t_len, n), np.bool_)
+      for step in range(t_len):
+        seed = tf.constant([config.seed, int(rng_counter.numpy())], tf.int64)
+        rng_counter.assign_add(1)
+        actions = learner.act(tf.constant(obs), seed).numpy()
+        rollout_obs[step] = obs
+        rollout_actions[step] = actions
+        obs, reward, game_over, life_lost, finished = env.step(actions)
+        rollout_rewards[step] = reward
+        rollout_dones[step] = np.logical_or(game_over, life_lost)
+        frames.assign_add(n * FRAMES_PER_STEP)
+        for _, score, length in finished:
+          recent.append(score)
+          episodes_file.write(f"{int(frames.numpy())},{score},{length}\n")
+      metrics = learner.update(tf.constant(rollout_obs), tf.constant(rollout_actions),
+                               tf.constant(rollout_rewards), tf.constant(rollout_dones),
+                               tf.constant(obs))
+      now = time.time()
+      if now - last_log > config.log_seconds:
+        episodes_file.flush()
+        f = int(frames.numpy())
+        fps = (f - start_frames) / (now - start_time)
+        mean_return = float(np.mean(recent[-config.return_window:])) if recent else float("nan")
+        log(f"[{spec.name}] frames {f:,} ({100 * f / config.total_frames:.1f}%) {fps:,.0f} frames/s "
+            f"recent return {mean_return:.1f} ({len(recent[-config.return_window:])} episodes) "
+            f"entropy {float(metrics['entropy']):.3f}")
+        with writer.as_default(step=f):
+          tf.summary.scalar("frames_per_second", fps)
+          if recent:
+            tf.summary.scalar("episode_return", mean_return)
+          for k, v in metrics.items():
+            tf.summary.scalar(k, v)
+        last_log = now
+      if now - last_ckpt > config.checkpoint_minutes * 60:
+        manager.save(checkpoint_number=int(frames.numpy()))
+        last_ckpt = now
+  manager.save(checkpoint_number=int(frames.numpy()))
+  env.close()
+  return dict(frames=int(frames.numpy()),
+              recent_return=float(np.mean(recent[-config.return_window:])) if recent else None,
+              **{k: float(v) for k, v in metrics.items()})

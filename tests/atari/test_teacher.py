@@ -1,0 +1,96 @@
+"""Game specs, real environment steps, the A2C update, and checkpoint resume."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from configs import teacher as teacher_configs
+from sobolev_tf import atari
+from sobolev_tf.atari import a2c
+from sobolev_tf.atari import train_teacher
+
+
+class GamesTest(tf.test.TestCase):
+
+  def test_specs(self):
+    self.assertEqual({g: s.num_actions for g, s in atari.GAMES.items()},
+                     {"pong": 3, "breakout": 4, "space_invaders": 6})
+    with self.assertRaisesRegex(ValueError, "Unknown game 'tetris'.*breakout"):
+      atari.get_game("tetris")
+
+  def test_real_environment_steps(self):
+    for name, spec in atari.GAMES.items():
+      env = atari.VectorEnv(spec, num_envs=2, seed=0)
+      obs = env.reset()
+      self.assertEqual(obs.shape, (2, 84, 84, 4))
+      self.assertEqual(obs.dtype, np.uint8)
+      for _ in range(5):
+        obs, reward, game_over, life_lost, finished = env.step(
+            np.array([spec.num_actions - 1, 0]))
+      self.assertEqual(obs.shape, (2, 84, 84, 4))
+      self.assertEqual(reward.shape, (2,))
+      self.assertGreater(int(obs.max()), 0, msg=name)
+      env.close()
+
+
+class A2CTest(tf.test.TestCase):
+
+  def test_n_step_returns(self):
+    rewards = tf.constant([[1.0], [0.0], [2.0]])
+    dones = tf.constant([[False], [True], [False]])
+    returns = a2c.n_step_returns(rewards, dones, tf.constant([10.0]), 0.5)
+    # R2 = 2 + 0.5*10 = 7; R1 = 0 (done); R0 = 1 + 0.5*0 = 1.
+    self.assertAllClose(returns[:, 0], [1.0, 0.0, 7.0])
+
+  def test_one_update_on_a_tiny_rollout_changes_the_network(self):
+    tf.random.set_seed(0)
+    learner = a2c.A2CLearner(3)
+    frames = tf.random.stateless_uniform([2, 3, 84, 84, 4], seed=[0, 1], maxval=255,
+                                         dtype=tf.int32)
+    frames = tf.cast(frames, tf.uint8)
+    actions = learner.act(frames[0], tf.constant([0, 0], tf.int64))
+    self.assertEqual(actions.shape, [3])
+    before = [v.numpy() for v in learner.net.trainable_variables]
+    metrics = learner.update(frames, tf.constant([[0, 1, 2], [2, 1, 0]], tf.int64),
+                             tf.constant([[1.0, 0.0, -1.0], [0.0, 0.0, 5.0]]),
+                             tf.zeros([2, 3], tf.bool), frames[1])
+    self.assertTrue(np.isfinite(float(metrics["loss"])))
+    after = learner.net.trainable_variables
+    self.assertTrue(any(np.abs(a.numpy() - b).max() > 0 for a, b in zip(after, before)))
+
+
+class ResumeTest(tf.test.TestCase):
+
+  def test_checkpoint_kill_and_resume_continue_the_same_run(self):
+    workdir = self.create_tempdir().full_path
+    config = teacher_configs.get_config("quick")
+    first = train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
+    self.assertEqual(first["frames"], config.total_frames)
+    config.total_frames *= 2
+    messages = []
+    second = train_teacher.train_and_evaluate(config, workdir, log=messages.append)
+    self.assertTrue(any("resumed from" in m for m in messages))
+    self.assertEqual(second["frames"], config.total_frames)
+    self.assertTrue(os.path.exists(os.path.join(workdir, "episodes.csv")))
+
+  def test_corrupt_checkpoint_is_refused(self):
+    workdir = self.create_tempdir().full_path
+    config = teacher_configs.get_config("quick")
+    train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    for name in os.listdir(ckpt_dir):
+      if ".data-" in name:
+        with open(os.path.join(ckpt_dir, name), "wb") as f:
+          f.write(b"not a checkpoint")
+    config.total_frames *= 2
+    with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint"):
+      train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
+
+  def test_unknown_game(self):
+    with self.assertRaisesRegex(ValueError, "Unknown teacher config variant"):
+      teacher_configs.get_config("tetris")
+
+
+if __name__ == "__main__":
+  tf.test.main()
