@@ -92,5 +92,18 @@ class ResumeTest(tf.test.TestCase):
       teacher_configs.get_config("tetris")
 
 
+
+class EvaluationTest(tf.test.TestCase):
+
+  def test_scores_full_games(self):
+    from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+    noop = lambda frames: tf.one_hot(tf.zeros([tf.shape(frames)[0]], tf.int32), 3) * 10.0
+    result = evaluation.evaluate_policy(noop, "pong", num_episodes=2, num_envs=2, greedy=True)
+    self.assertEqual(result["episodes"], 2)
+    self.assertLessEqual(result["mean"], -20.0)  # A paddle that never moves loses 21 (or 20) to 0.
+    with self.assertRaisesRegex(ValueError, "num_episodes"):
+      evaluation.evaluate_policy(noop, "pong", num_episodes=0)
+
+
 if __name__ == "__main__":
   tf.test.main()

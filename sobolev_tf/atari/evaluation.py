@@ -1,0 +1,56 @@
+"""Scores of a policy playing full games (the protocol of results/teachers.md).
+
+Protocol: ``num_episodes`` complete games (all lives, up to 108,000 frames),
+environments seeded from ``seed``, up to 30 no-op starts, no sticky actions,
+unclipped scores; actions sampled from the policy (``greedy=False``, as the
+stochastic A3C policies were evaluated) or its most probable action.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import numpy as np
+import tensorflow as tf
+
+from sobolev_tf.atari import games
+
+__all__ = ["evaluate_policy"]
+
+
+def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
+                    num_episodes: int = 10, num_envs: int = 8, seed: int = 1000,
+                    greedy: bool = False, max_frames_per_episode: int = 108_000) -> Dict:
+  """Plays until ``num_episodes`` games have ended; returns their scores.
+
+  Args:
+    logits_fn: ``uint8 [B, 84, 84, 4] -> [B, num_actions]`` logits (or log-probs).
+    game: game name.
+    num_episodes: games to score (the first ones to finish, per environment in turn).
+  """
+  spec = games.get_game(game)
+  if num_episodes < 1:
+    raise ValueError(f"num_episodes must be positive, got {num_episodes}.")
+  env = games.VectorEnv(spec, min(num_envs, num_episodes), seed=seed,
+                        max_frames_per_episode=max_frames_per_episode)
+  obs = env.reset()
+  scores, lengths = [], []
+  rng_step = 0
+  while len(scores) < num_episodes:
+    logits = logits_fn(tf.constant(obs))
+    if greedy:
+      actions = tf.argmax(logits, axis=-1).numpy()
+    else:
+      actions = tf.random.stateless_categorical(
+          logits, 1, seed=[seed, rng_step])[:, 0].numpy()
+    rng_step += 1
+    obs, _, _, _, finished = env.step(actions)
+    for _, score, length in finished:
+      scores.append(score)
+      lengths.append(length)
+  env.close()
+  scores = np.asarray(scores[:num_episodes])
+  return dict(game=game, episodes=len(scores), mean=float(scores.mean()),
+              std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
+              scores=scores.tolist(), mean_length=float(np.mean(lengths[:num_episodes])),
+              greedy=greedy)
