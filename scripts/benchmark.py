@@ -31,6 +31,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "results/benchmarks.md", "Markdown file to write ('' to skip).")
@@ -330,11 +331,7 @@ def main(argv):
   if jax_lines:
     out += ["", "## JAX reference for case (a)", "",
             "| implementation | method | us/step |", "|---|---|---:|"] + jax_lines
-  os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-  tmp = FLAGS.output + ".tmp"
-  with open(tmp, "w") as f:
-    f.write("\n".join(out) + "\n")
-  os.replace(tmp, FLAGS.output)
+  write_text_atomic(FLAGS.output, "\n".join(out) + "\n")
   print(f"wrote {FLAGS.output}")
 
 

@@ -11,12 +11,10 @@ from absl import flags
 from absl import logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-from sobolev_tf.atari import a2c  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import collect  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
 _TEACHER = flags.DEFINE_string("teacher_workdir", None, "Teacher workdir (checkpoints/).",
@@ -30,13 +28,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   spec = games.get_game(_GAME.value)
-  learner = a2c.A2CLearner(spec.num_actions)
-  ckpt_dir = os.path.join(_TEACHER.value, "checkpoints")
-  latest = tf.train.latest_checkpoint(ckpt_dir)
-  if latest is None:
-    raise ValueError(f"No teacher checkpoint in {ckpt_dir}.")
-  tf.train.Checkpoint(net=learner.net).restore(latest).expect_partial()
-  data = collect.collect(learner.net, spec.name, _NUM_STATES.value, seed=_SEED.value,
+  net, latest = train_teacher.load_teacher(_TEACHER.value, spec.name)
+  data = collect.collect(net, spec.name, _NUM_STATES.value, seed=_SEED.value,
                          meta=dict(teacher_checkpoint=latest),
                          log=lambda s: print(s, flush=True))
   path = os.path.join(_DATA_DIR.value, f"{spec.name}.npz")

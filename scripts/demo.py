@@ -18,6 +18,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py"),
@@ -94,11 +95,7 @@ def main(argv):
        f"{r['wall_seconds']:.1f} |" for r in rows] + [
            "", "| method | log10 test MSE (mean +- std over seeds) |", "|---|---|"] + [
                f"| {m} | {mu:.2f} +- {sd:.2f} |" for m, (mu, sd) in summary.items()]
-  os.makedirs(os.path.dirname(_OUTPUT.value) or ".", exist_ok=True)
-  tmp = _OUTPUT.value + ".tmp"
-  with open(tmp, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(tmp, _OUTPUT.value)
+  write_text_atomic(_OUTPUT.value, "\n".join(lines) + "\n")
   print(f"wrote {_OUTPUT.value}")
 
 

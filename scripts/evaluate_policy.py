@@ -13,9 +13,9 @@ from absl import logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from sobolev_tf.atari import a2c  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)
@@ -28,13 +28,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   spec = games.get_game(_GAME.value)
-  learner = a2c.A2CLearner(spec.num_actions)
-  ckpt_dir = os.path.join(_WORKDIR.value, "checkpoints")
-  latest = tf.train.latest_checkpoint(ckpt_dir)
-  if latest is None:
-    raise ValueError(f"No checkpoint in {ckpt_dir}.")
-  tf.train.Checkpoint(net=learner.net).restore(latest).expect_partial()
-  result = evaluation.evaluate_policy(tf.function(learner.net), spec.name, _EPISODES.value,
+  net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
+  result = evaluation.evaluate_policy(tf.function(net), spec.name, _EPISODES.value,
                                       seed=_SEED.value, greedy=_GREEDY.value)
   result["checkpoint"] = latest
   print(json.dumps(result))

@@ -19,7 +19,7 @@ import tensorflow as tf
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
 
-__all__ = ["train_and_evaluate", "FRAMES_PER_STEP"]
+__all__ = ["train_and_evaluate", "load_teacher", "FRAMES_PER_STEP"]
 
 FRAMES_PER_STEP = 4  # Action repeat: one agent step is 4 emulator frames.
 
@@ -38,6 +38,22 @@ def make_checkpoint(learner: a2c.A2CLearner):
                              num_updates=learner.num_updates, frames=frames,
                              rng_counter=rng_counter)
   return ckpt, frames, rng_counter
+
+
+def load_teacher(workdir: str, game: str):
+  """The trained teacher network of ``game`` from ``workdir``'s latest checkpoint.
+
+  Returns ``(net, checkpoint_path)``; a ValueError names the directory if empty.
+  """
+  spec = games.get_game(game)
+  learner = a2c.A2CLearner(spec.num_actions)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  latest = tf.train.latest_checkpoint(ckpt_dir)
+  if latest is None:
+    raise ValueError(f"No teacher checkpoint in {ckpt_dir}; train one with "
+                     f"scripts/train_teacher.py --config=configs/teacher.py:{game}.")
+  tf.train.Checkpoint(net=learner.net).restore(latest).expect_partial()
+  return learner.net, latest
 
 
 def restore_or_initialize(ckpt, manager, log) -> None:

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
+from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
@@ -359,10 +360,7 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
 
 def _save(manager, state_path, curves, elapsed):
   manager.save()
-  tmp = state_path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump({"curves": curves, "elapsed": elapsed}, f)
-  os.replace(tmp, state_path)
+  write_text_atomic(state_path, json.dumps({"curves": curves, "elapsed": elapsed}))
 
 
 def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
@@ -377,13 +375,8 @@ def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
 
 def write_csv(results: Sequence[dict], path: str) -> None:
   """Writes ``CSV_COLUMNS`` (temporary name, then rename)."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(",".join(CSV_COLUMNS) + "\n")
-    for r in results:
-      f.write(",".join(str(r[c]) for c in CSV_COLUMNS) + "\n")
-  os.replace(tmp, path)
+  lines = [",".join(CSV_COLUMNS)] + [",".join(str(r[c]) for c in CSV_COLUMNS) for r in results]
+  write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def read_csv(path: str) -> List[dict]:

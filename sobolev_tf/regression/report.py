@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import functions
 
 __all__ = ["summarize", "write_markdown", "plot_figure2", "plot_function", "plot_curves",
@@ -106,14 +107,7 @@ def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str])
                for m in methods]
       out.append(f"| {f} | {n} | " + " | ".join(cells) + " |")
   out += ["", "## The paper's claims, checked on these runs", ""] + check_claims(rows)
-  _write(path, "\n".join(out) + "\n")
-
-
-def _write(path: str, text: str) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  write_text_atomic(path, "\n".join(out) + "\n")
 
 
 def _save(fig, path: str) -> None:

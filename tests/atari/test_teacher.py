@@ -73,6 +73,11 @@ class ResumeTest(tf.test.TestCase):
     self.assertTrue(any("resumed from" in m for m in messages))
     self.assertEqual(second["frames"], config.total_frames)
     self.assertTrue(os.path.exists(os.path.join(workdir, "episodes.csv")))
+    net, path = train_teacher.load_teacher(workdir, "pong")
+    self.assertIn("checkpoints", path)
+    self.assertEqual(net(tf.zeros([1, 84, 84, 4], tf.uint8)).shape, [1, 3])
+    with self.assertRaisesRegex(ValueError, "No teacher checkpoint in"):
+      train_teacher.load_teacher(self.create_tempdir().full_path, "pong")
 
   def test_corrupt_checkpoint_is_refused(self):
     workdir = self.create_tempdir().full_path
