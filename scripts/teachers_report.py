@@ -1,0 +1,77 @@
+r"""results/teachers.md and teachers.png from the teachers' workdirs (learning curves, scores).
+
+    python scripts/teachers_report.py --workdirs=pong:/work/runs/teachers/pong
+
+Reads each workdir's episodes.csv (training episodes: frames, score) and, if present,
+evaluation.json (written by scripts/evaluate_policy.py --output=<workdir>/evaluation.json).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from sobolev_tf.atari import games
+from sobolev_tf.io import write_text_atomic
+
+_WORKDIRS = flags.DEFINE_list("workdirs", None, "game:workdir pairs.", required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "results", "Where teachers.md/.png go.")
+
+
+def _episodes(path):
+  if not os.path.exists(path):
+    raise ValueError(f"No {path}; train the teacher first.")
+  data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+  return data[:, 0], data[:, 1]
+
+
+def main(argv):
+  del argv
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  pairs = [p.split(":", 1) for p in _WORKDIRS.value]
+  fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
+  lines = ["# Atari teachers (SM section 3, A2C)", "",
+           f"Command: `python scripts/teachers_report.py {' '.join(sys.argv[1:])}`", "",
+           "Training scores are full games played by the sampling policy during training; "
+           "the evaluation protocol is in `sobolev_tf/atari/evaluation.py`.", "",
+           "| game | frames trained | last-100 training mean | evaluation mean +- std (episodes) "
+           "| random play | evaluation command |", "|---|---:|---:|---:|---:|---|"]
+  for ax, (game, workdir) in zip(axes[0], pairs):
+    spec = games.get_game(game)
+    frames, scores = _episodes(os.path.join(workdir, "episodes.csv"))
+    window = min(100, len(scores))
+    rolling = np.convolve(scores, np.ones(window) / window, mode="valid") if window else []
+    ax.plot(frames / 1e6, scores, ".", ms=2, alpha=0.3)
+    if len(rolling):
+      ax.plot(frames[window - 1:] / 1e6, rolling, lw=2, label=f"mean of {window}")
+    ax.axhline(spec.random_score, color="gray", ls=":", label="random play")
+    ax.set_xlabel("frames (millions)")
+    ax.set_ylabel("episode score")
+    ax.set_title(game)
+    ax.legend(fontsize=7)
+    eval_path = os.path.join(workdir, "evaluation.json")
+    evaluation, command = "not evaluated yet", ""
+    if os.path.exists(eval_path):
+      with open(eval_path) as f:
+        e = json.load(f)
+      evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
+      command = f"`{e.get('command', '')}`"
+    last = float(np.mean(scores[-100:])) if len(scores) else float("nan")
+    lines.append(f"| {game} | {int(frames[-1]) if len(frames) else 0:,} | {last:.1f} | "
+                 f"{evaluation} | {spec.random_score} | {command} |")
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  png = os.path.join(_OUTPUT_DIR.value, "teachers.png")
+  fig.savefig(png + ".tmp.png", dpi=100, bbox_inches="tight")
+  os.replace(png + ".tmp.png", png)
+  lines += ["", "![learning curves](teachers.png)"]
+  write_text_atomic(os.path.join(_OUTPUT_DIR.value, "teachers.md"), "\n".join(lines) + "\n")
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)
