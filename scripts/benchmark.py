@@ -49,7 +49,6 @@ def _time_per_step(run: Callable[[int], object], steps_per_call: int) -> float:
   """Median seconds per step over FLAGS.repeats repetitions (after warm-up)."""
   run(0)
   run(0)
-  calls = 1
   t0 = time.perf_counter()
   run(0)
   once = time.perf_counter() - t0
