@@ -1,0 +1,33 @@
+r"""Exports a trained teacher as a SavedModel (uint8 [B, 84, 84, 4] -> action probabilities).
+
+    python scripts/export_policy.py --game=pong --workdir=/work/runs/teachers/pong \
+        --saved_model=teachers/pong/saved_model
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
+
+_GAME = flags.DEFINE_string("game", "pong", "Game name.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)
+_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Output directory.", required=True)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  spec = games.get_game(_GAME.value)
+  net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
+  export.export_policy(net, spec.name, spec.num_actions, _SAVED_MODEL.value)
+  print(f"exported {latest} to {_SAVED_MODEL.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,72 @@
+r"""Plays games with an exported policy (plain TensorFlow), reports scores, optionally a GIF.
+
+    python scripts/play_policy.py --saved_model=teachers/pong/saved_model --game=pong \
+        --episodes=3 --gif=pong.gif
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
+
+_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported policy.", required=True)
+_GAME = flags.DEFINE_string("game", "pong", "Game name.")
+_EPISODES = flags.DEFINE_integer("episodes", 3, "Games to play.")
+_GREEDY = flags.DEFINE_bool("greedy", False, "Most probable action instead of sampling.")
+_GIF = flags.DEFINE_string("gif", None, "Write the first game's frames as a GIF here.")
+_GIF_STEPS = flags.DEFINE_integer("gif_steps", 2000, "At most this many agent steps in the GIF.")
+
+
+def load_policy(path: str):
+  if not os.path.isdir(path):
+    raise ValueError(f"No SavedModel directory at {path}; export one with "
+                     "scripts/export_policy.py.")
+  policy = tf.saved_model.load(path)
+  return lambda frames: tf.math.log(policy.action_probabilities(frames) + 1e-12), policy
+
+
+def write_gif(logits_fn, game: str, path: str, max_steps: int, seed: int = 0) -> int:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  env = games.VectorEnv(games.get_game(game), 1, seed=seed)
+  obs = env.reset()
+  images = []
+  for step in range(max_steps):
+    images.append(Image.fromarray(obs[0, ..., 3]).resize((168, 168)))
+    action = tf.random.stateless_categorical(logits_fn(tf.constant(obs)), 1,
+                                             seed=[seed, step])[:, 0].numpy()
+    obs, _, game_over, _, _ = env.step(action)
+    if game_over[0]:
+      break
+  env.close()
+  tmp = path + ".tmp.gif"
+  images[0].save(tmp, save_all=True, append_images=images[1:], duration=40, loop=0)
+  os.replace(tmp, path)
+  return len(images)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  logits_fn, policy = load_policy(_SAVED_MODEL.value)
+  if int(policy.num_actions.numpy()) != games.get_game(_GAME.value).num_actions:
+    raise ValueError(f"{_SAVED_MODEL.value} has {int(policy.num_actions.numpy())} actions; "
+                     f"{_GAME.value} needs {games.get_game(_GAME.value).num_actions}.")
+  result = evaluation.evaluate_policy(logits_fn, _GAME.value, _EPISODES.value,
+                                      greedy=_GREEDY.value)
+  print(json.dumps({k: v for k, v in result.items()}))
+  if _GIF.value:
+    n = write_gif(logits_fn, _GAME.value, _GIF.value, _GIF_STEPS.value)
+    print(f"wrote {_GIF.value} ({n} frames)")
+
+
+if __name__ == "__main__":
+  app.run(main)
