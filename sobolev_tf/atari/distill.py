@@ -1,0 +1,155 @@
+"""Policy distillation with and without Sobolev training (section 4.2, SM section 3).
+
+Regular:  min_theta  D_KL(pi(s|theta) || pi*(s))
+Sobolev:  ... + alpha E_v || grad_s <log pi*(s), v> - grad_s <log pi(s|theta), v> ||
+
+with v uniform on the unit sphere of the action space (``sobolev_loss`` with
+``stochastic=True, projection_space="output", derivative_loss="l2_norm"``); the
+teacher's input gradients are computed on the fly with no gradient into it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from sobolev_tf import losses
+from sobolev_tf import nets
+from sobolev_tf.atari import dataset
+from sobolev_tf.io import write_text_atomic
+
+__all__ = ["METHODS", "Distiller", "train_and_evaluate"]
+
+METHODS = ("regular", "sobolev")
+
+
+class Distiller(tf.Module):
+  """The SM section 3 student, its optimiser and one compiled training step."""
+
+  def __init__(self, num_actions: int, method: str, learning_rate: float, alpha: float = 1.0,
+               teacher_logits: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+               seed: int = 0):
+    super().__init__(name="distiller")
+    if method not in METHODS:
+      raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}.")
+    if method == "sobolev" and teacher_logits is None:
+      raise ValueError("method='sobolev' needs teacher_logits to differentiate the teacher.")
+    self.method = method
+    self.alpha = alpha
+    self.seed = seed
+    self.student = nets.AtariStudent(num_actions)
+    self.optimizer = snt.optimizers.Adam(learning_rate)
+    self.step = tf.Variable(0, dtype=tf.int64, name="step")
+    self._teacher_logits = teacher_logits
+
+  def student_log_probs(self, states: tf.Tensor) -> tf.Tensor:
+    return tf.nn.log_softmax(self.student(states))
+
+  def loss(self, frames: tf.Tensor, teacher_log_probs: tf.Tensor) -> Dict[str, tf.Tensor]:
+    states = tf.cast(frames, tf.float32) / 255.0  # Differentiable input in [0, 1].
+    if self.method == "regular":
+      kl = tf.reduce_mean(losses.categorical_kl_from_log_probs(
+          teacher_log_probs, self.student_log_probs(states)))
+      return {"total": kl, "value": kl}
+    _, terms = losses.sobolev_loss(
+        self.student_log_probs, states,
+        teacher=lambda s: tf.nn.log_softmax(self._teacher_logits(s)),
+        value_loss=losses.categorical_kl_from_log_probs, derivative_loss="l2_norm",
+        derivative_weights=(self.alpha,), stochastic=True, projection_space="output",
+        seed=tf.stack([tf.constant(self.seed, tf.int64), self.step]))
+    return terms
+
+  @tf.function
+  def train_step(self, frames: tf.Tensor, teacher_log_probs: tf.Tensor) -> Dict[str, tf.Tensor]:
+    with tf.GradientTape() as tape:
+      terms = self.loss(frames, teacher_log_probs)
+    variables = self.student.trainable_variables
+    self.optimizer.apply(tape.gradient(terms["total"], variables), variables)
+    self.step.assign_add(1)
+    return terms
+
+  @tf.function
+  def disagreement_and_kl(self, frames: tf.Tensor, teacher_log_probs: tf.Tensor):
+    """Per-state action disagreement (argmax differs) and KL(pi || pi*)."""
+    log_pi = self.student_log_probs(frames)
+    disagree = tf.cast(tf.argmax(log_pi, -1) != tf.argmax(teacher_log_probs, -1), tf.float32)
+    return disagree, losses.categorical_kl_from_log_probs(teacher_log_probs, log_pi)
+
+
+def evaluate(distiller: Distiller, data: dataset.DistillationData, index: np.ndarray,
+             batch_size: int = 500) -> Dict[str, float]:
+  """Action prediction error and mean KL on the states ``index``."""
+  errors, kls = [], []
+  for start in range(0, len(index), batch_size):
+    idx = index[start:start + batch_size]
+    d, k = distiller.disagreement_and_kl(tf.constant(data.states(idx)),
+                                         tf.constant(data.log_probs[idx]))
+    errors.append(d.numpy())
+    kls.append(k.numpy())
+  return dict(action_error=float(np.mean(np.concatenate(errors))),
+              kl=float(np.mean(np.concatenate(kls))))
+
+
+def train_and_evaluate(config, workdir: str,
+                       teacher_logits: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+                       log: Callable[[str], None] = print) -> Dict:
+  """Distils ``config.data_path`` into a student; resumes from ``workdir``.
+
+  Writes ``workdir/curves.csv`` (step, split, action_error, kl) and returns the
+  final test metrics.
+  """
+  data = dataset.load(config.data_path)
+  splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
+                                     config.validation_fraction)
+  num_actions = data.log_probs.shape[1]
+  distiller = Distiller(num_actions, config.method, config.learning_rate, config.alpha,
+                        teacher_logits, seed=config.seed)
+  ckpt = tf.train.Checkpoint(student=distiller.student, optimizer=distiller.optimizer,
+                             step=distiller.step)
+  manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
+  eval_index = {"test": splits.test[:config.max_eval_states],
+                "validation": splits.validation[:config.max_eval_states]}
+  curves_path = os.path.join(workdir, "curves.csv")
+  curves = ["step,split,action_error,kl"]
+  if manager.latest_checkpoint:
+    distiller.train_step(tf.constant(data.states(splits.train[:1])),
+                         tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
+    try:
+      ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
+      raise ValueError(f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: {e}.") from e
+    if os.path.exists(curves_path):
+      with open(curves_path) as f:
+        curves = f.read().strip().split("\n")
+    log(f"resumed at step {int(distiller.step.numpy())}")
+  last_ckpt = time.time()
+  metrics = {}
+  while int(distiller.step.numpy()) < config.num_steps:
+    step = int(distiller.step.numpy())
+    rng = np.random.default_rng([config.seed, step])  # Resumable batch sequence.
+    idx = np.sort(rng.choice(splits.train, size=config.batch_size,
+                             replace=len(splits.train) < config.batch_size))
+    metrics = distiller.train_step(tf.constant(data.states(idx)),
+                                   tf.constant(data.log_probs[idx]))
+    step += 1
+    if step % config.eval_every == 0 or step == config.num_steps:
+      for split, index in eval_index.items():
+        if len(index):
+          ev = evaluate(distiller, data, index)
+          curves.append(f"{step},{split},{ev['action_error']},{ev['kl']}")
+      log(f"[{config.method}] step {step}/{config.num_steps} loss "
+          f"{float(metrics['total']):.4f} {curves[-1]}")
+      write_text_atomic(curves_path, "\n".join(curves) + "\n")
+    if time.time() - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
+      manager.save(checkpoint_number=step)
+      last_ckpt = time.time()
+  final = evaluate(distiller, data, eval_index["test"])
+  final.update(method=config.method, train_fraction=config.train_fraction,
+               train_states=len(splits.train), test_states=len(splits.test),
+               steps=int(distiller.step.numpy()))
+  return final

@@ -1,0 +1,78 @@
+"""Distillation on a few synthetic frames: both methods, metrics, resume."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import sobolev_tf as st
+from configs import distill as distill_configs
+from sobolev_tf.atari import dataset
+from sobolev_tf.atari import distill
+
+
+def _synthetic_dataset(path, teacher, num_states=48, episode_length=8):
+  rng = np.random.default_rng(0)
+  writer = dataset.StackedFrameWriter()
+  for i in range(num_states):
+    state = rng.integers(0, 255, (84, 84, 4), dtype=np.uint8)
+    log_probs = tf.nn.log_softmax(teacher(tf.constant(state[None]))).numpy()[0]
+    writer.add(state, log_probs, int(np.argmax(log_probs)), 0.0, i // episode_length, True)
+  dataset.save(writer.build({"game": "pong"}), path)
+
+
+class DistillTest(tf.test.TestCase):
+
+  def test_tiny_end_to_end_both_methods_and_resume(self):
+    tf.random.set_seed(0)
+    teacher = st.AtariTeacher(3)
+    root = self.create_tempdir().full_path
+    data_path = os.path.join(root, "pong.npz")
+    _synthetic_dataset(data_path, teacher)
+    for method in distill.METHODS:
+      config = distill_configs.get_config("quick")
+      config.method = method
+      config.data_path = data_path
+      workdir = os.path.join(root, method)
+      result = distill.train_and_evaluate(config, workdir, teacher_logits=teacher,
+                                          log=lambda s: None)
+      self.assertEqual(result["steps"], 4)
+      self.assertBetween(result["action_error"], 0.0, 1.0)
+      self.assertGreater(result["kl"], 0.0)
+      with open(os.path.join(workdir, "curves.csv")) as f:
+        self.assertEqual(f.readline().strip(), "step,split,action_error,kl")
+      config.num_steps = 6
+      messages = []
+      resumed = distill.train_and_evaluate(config, workdir, teacher_logits=teacher,
+                                           log=messages.append)
+      self.assertIn("resumed at step 4", messages)
+      self.assertEqual(resumed["steps"], 6)
+
+  def test_sobolev_step_changes_student_not_teacher(self):
+    tf.random.set_seed(1)
+    teacher = st.AtariTeacher(3)
+    frames = tf.cast(tf.random.stateless_uniform([4, 84, 84, 4], [0, 0], maxval=255,
+                                                 dtype=tf.int32), tf.uint8)
+    target = tf.nn.log_softmax(teacher(frames))
+    d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=teacher)
+    d.student(frames)
+    teacher_before = [v.numpy() for v in teacher.trainable_variables]
+    student_before = [v.numpy() for v in d.student.trainable_variables]
+    terms = d.train_step(frames, target)
+    self.assertGreater(float(terms["derivative_1"]), 0.0)
+    for a, b in zip(teacher.trainable_variables, teacher_before):
+      self.assertAllEqual(a, b)
+    self.assertTrue(any(np.abs(a.numpy() - b).max() > 0
+                        for a, b in zip(d.student.trainable_variables, student_before)))
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
+      distill.Distiller(3, "dagger", 1e-3)
+    with self.assertRaisesRegex(ValueError, "needs teacher_logits"):
+      distill.Distiller(3, "sobolev", 1e-3)
+    with self.assertRaisesRegex(ValueError, "variant"):
+      distill_configs.get_config("dagger")
+
+
+if __name__ == "__main__":
+  tf.test.main()
