@@ -1,0 +1,194 @@
+"""Synthetic gradients with Sobolev-trained loss critics (section 4.3, SM section 4).
+
+The main network is a list of parts; the activations ``h_k`` between part k and
+part k+1 are the splits. The parts below split k are updated with a synthetic
+gradient for ``h_k`` produced by module k; the top part with the true gradient.
+Every method is one setting of the same step:
+
+* ``backprop``: no synthetic gradients (baseline);
+* ``noprop``: parts below a split get no learning signal at all;
+* ``direct``: module predicts ``dL/dh`` directly (Jaderberg et al.), L1 to the
+  true gradient;
+* loss predictors ``m(h, y) = L(p(h|theta), y)``, synthetic gradient ``dm/dh``:
+  ``vfbn`` supervised on the gradient only, ``critic`` on the loss value only,
+  ``sobolev`` on both (the paper's ``L_SG^sob``), all L1 (SM 4.2) via
+  ``sobolev_loss`` with value or derivative weight set to zero.
+
+Targets are the main network's per-example loss and its true gradient
+``dL_i/dh_i``, computed by backpropagation as the paper did. Per-example
+quantities are used throughout: the batch loss is their mean, so the synthetic
+gradient of the batch loss is the module's per-example gradient divided by B.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import sonnet as snt
+import tensorflow as tf
+
+from sobolev_tf import derivatives
+from sobolev_tf import losses
+
+__all__ = ["METHODS", "LOSS_PREDICTOR_METHODS", "LossPredictor", "DirectSG",
+           "synthetic_gradient", "module_loss", "SyntheticGradientStep"]
+
+METHODS = ("backprop", "noprop", "direct", "vfbn", "critic", "sobolev")
+LOSS_PREDICTOR_METHODS = ("vfbn", "critic", "sobolev")
+# (value weight, derivative weight) of the loss-predictor methods.
+_WEIGHTS = {"vfbn": (0.0, 1.0), "critic": (1.0, 0.0), "sobolev": (1.0, 1.0)}
+
+
+def _check_method(method: str) -> str:
+  if method not in METHODS:
+    raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}.")
+  return method
+
+
+class LossPredictor(snt.Module):
+  """SM 4.2 module: 128 3x3 conv, ReLU, linear to classes, log loss of label y.
+
+  ``m(h, y) = -log softmax(p(h))_y`` per example, so ``dm/dh`` is the synthetic
+  gradient.
+  """
+
+  def __init__(self, num_classes: int = 10, channels: int = 128, name=None):
+    super().__init__(name=name)
+    self.num_classes = num_classes
+    self.conv = snt.Conv2D(channels, 3)
+    self.linear = snt.Linear(num_classes)
+
+  def logits(self, h: tf.Tensor) -> tf.Tensor:
+    z = tf.nn.relu(self.conv(h)) if h.shape.rank == 4 else h
+    return self.linear(snt.Flatten()(z))
+
+  def __call__(self, h: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, self.logits(h))
+
+
+class DirectSG(snt.Module):
+  """SM 4.2 direct SG: 3 resolution-preserving 3x3 convs (128 channels, ReLU between).
+
+  Conditioned on the label (one-hot planes concatenated to h, as cDNI).
+  """
+
+  def __init__(self, num_classes: int = 10, channels: int = 128, name=None):
+    super().__init__(name=name)
+    self.num_classes = num_classes
+    self.channels = channels
+    self.layers = None
+
+  @snt.once
+  def _build(self, h):
+    self.layers = [snt.Conv2D(self.channels, 3), snt.Conv2D(self.channels, 3),
+                   snt.Conv2D(h.shape[-1], 3, w_init=tf.zeros_initializer())]
+
+  def __call__(self, h: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    self._build(h)
+    onehot = tf.one_hot(labels, self.num_classes, dtype=h.dtype)
+    planes = tf.broadcast_to(onehot[:, None, None, :],
+                             tf.concat([tf.shape(h)[:-1], [self.num_classes]], 0))
+    z = tf.concat([h, planes], -1)
+    z = tf.nn.relu(self.layers[0](z))
+    z = tf.nn.relu(self.layers[1](z))
+    return self.layers[2](z)
+
+
+def synthetic_gradient(method: str, module, h: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """Per-example synthetic ``dL_i/dh_i`` of ``module`` (no gradient into it)."""
+  _check_method(method)
+  if method == "direct":
+    return tf.stop_gradient(module(h, labels))
+  if method in LOSS_PREDICTOR_METHODS:
+    _, grad = derivatives.value_and_gradient(lambda z: module(z, labels), tf.stop_gradient(h))
+    return tf.stop_gradient(grad)
+  raise ValueError(f"method {method!r} has no synthetic gradient.")
+
+
+def module_loss(method: str, module, h: tf.Tensor, labels: tf.Tensor,
+                loss_values: tf.Tensor, loss_grads: tf.Tensor) -> Tuple[tf.Tensor, Dict]:
+  """The module's training loss against the true per-example loss and gradient (L1)."""
+  _check_method(method)
+  h = tf.stop_gradient(h)
+  loss_values, loss_grads = tf.stop_gradient(loss_values), tf.stop_gradient(loss_grads)
+  if method == "direct":
+    l1 = tf.reduce_mean(losses.l1(loss_grads, module(h, labels)))
+    return l1, {"derivative_1": l1, "total": l1}
+  if method in LOSS_PREDICTOR_METHODS:
+    value_weight, derivative_weight = _WEIGHTS[method]
+    return losses.sobolev_loss(
+        lambda z: module(z, labels), h, (loss_values, loss_grads),
+        value_weight=value_weight, derivative_weights=(derivative_weight,),
+        value_loss=lambda t, p: tf.abs(t - p), derivative_loss="l1", check_targets=False)
+  raise ValueError(f"method {method!r} trains no module.")
+
+
+def _cosine(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """Cosine between synthetic and true gradients over the whole batch."""
+  a, b = tf.reshape(a, [-1]), tf.reshape(b, [-1])
+  return tf.reduce_sum(a * b) / (tf.norm(a) * tf.norm(b) + 1e-12)
+
+
+class SyntheticGradientStep:
+  """One training step of a split network under ``method`` (single device).
+
+  Args:
+    parts: K+1 callables (Sonnet modules); part k maps ``h_{k-1}`` (or x) to ``h_k``;
+      the last maps to logits.
+    modules: K SG modules (one per split), unused for backprop/noprop.
+    method: one of ``METHODS``.
+    main_optimizer, module_optimizer: Sonnet optimisers (paper: SGD momentum 0.9
+      for the main network, Adam 1e-4 for the modules).
+  """
+
+  def __init__(self, parts: Sequence[snt.Module], modules: Sequence[snt.Module], method: str,
+               main_optimizer, module_optimizer=None):
+    self.method = _check_method(method)
+    if method not in ("backprop", "noprop") and len(modules) != len(parts) - 1:
+      raise ValueError(f"{len(parts) - 1} splits need {len(parts) - 1} modules, "
+                       f"got {len(modules)}.")
+    self.parts = list(parts)
+    self.modules = list(modules)
+    self.main_optimizer = main_optimizer
+    self.module_optimizer = module_optimizer
+
+  def __call__(self, x: tf.Tensor, labels: tf.Tensor) -> Dict[str, tf.Tensor]:
+    method = self.method
+    with tf.GradientTape(persistent=True) as tape:
+      hs: List[tf.Tensor] = []
+      h = x
+      for part in self.parts[:-1]:
+        h = part(h)
+        hs.append(h)
+      logits = self.parts[-1](h)
+      per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+      loss = tf.reduce_mean(per_example)
+    batch = tf.cast(tf.shape(x)[0], x.dtype)
+    metrics = {"loss": loss}
+    grads_and_vars = []
+    top = self.parts[-1].trainable_variables
+    grads_and_vars += list(zip(tape.gradient(loss, top), top))
+    if method == "backprop":
+      for part in self.parts[:-1]:
+        v = part.trainable_variables
+        grads_and_vars += list(zip(tape.gradient(loss, v), v))
+    elif method != "noprop":
+      # True per-example gradients dL_i/dh_i: targets of the modules.
+      true_grads = tape.gradient(per_example, hs)
+      module_vars, module_grads = [], []
+      for k, (part, module, h_k) in enumerate(zip(self.parts[:-1], self.modules, hs)):
+        sg = synthetic_gradient(method, module, h_k, labels)
+        v = part.trainable_variables
+        grads_and_vars += list(zip(tape.gradient(h_k, v, output_gradients=sg / batch), v))
+        metrics[f"cosine_{k}"] = _cosine(sg, true_grads[k])
+        with tf.GradientTape() as module_tape:
+          m_loss, _ = module_loss(method, module, h_k, labels, per_example, true_grads[k])
+        mv = module.trainable_variables
+        module_grads += module_tape.gradient(m_loss, mv)
+        module_vars += mv
+        metrics[f"module_loss_{k}"] = m_loss
+      self.module_optimizer.apply(module_grads, module_vars)
+    del tape
+    grads, variables = zip(*grads_and_vars)
+    self.main_optimizer.apply(list(grads), list(variables))
+    return metrics

@@ -1,0 +1,118 @@
+"""Synthetic-gradient methods on a tiny split network: who gets which signal."""
+
+from absl.testing import parameterized
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from sobolev_tf import derivatives
+from sobolev_tf import synthetic_gradients as sg
+
+
+def _tiny(seed=0):
+  tf.random.set_seed(seed)
+  parts = [snt.Sequential([snt.Conv2D(4, 3), tf.nn.relu]),
+           snt.Sequential([snt.Conv2D(4, 3, stride=2), tf.nn.relu]),
+           snt.Sequential([snt.Flatten(), snt.Linear(3)])]
+  x = tf.random.stateless_normal([5, 8, 8, 2], seed=[seed, 1])
+  y = tf.constant([0, 1, 2, 1, 0])
+  return parts, x, y
+
+
+def _modules(method):
+  if method == "direct":
+    return [sg.DirectSG(3, channels=8), sg.DirectSG(3, channels=8)]
+  return [sg.LossPredictor(3, channels=8), sg.LossPredictor(3, channels=8)]
+
+
+def _snapshot(module):
+  return [v.numpy().copy() for v in module.trainable_variables]
+
+
+class MethodsTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_noprop_lower_parts_do_not_change(self):
+    parts, x, y = _tiny()
+    step = sg.SyntheticGradientStep(parts, [], "noprop", snt.optimizers.SGD(0.1))
+    step(x, y)  # Builds variables.
+    before = [_snapshot(p) for p in parts]
+    step(x, y)
+    for a, b in zip(before[:2], parts[:2]):
+      for u, v in zip(a, b.trainable_variables):
+        self.assertAllEqual(u, v)
+    self.assertTrue(any(np.abs(u - v.numpy()).max() > 0
+                        for u, v in zip(before[2], parts[2].trainable_variables)))
+
+  @parameterized.parameters("direct", "vfbn", "critic", "sobolev")
+  def test_lower_parts_follow_the_synthetic_gradient_only(self, method):
+    parts, x, y = _tiny()
+    modules = _modules(method)
+    step = sg.SyntheticGradientStep(parts, modules, method, snt.optimizers.SGD(1.0),
+                                    snt.optimizers.Adam(1e-3))
+    step(x, y)  # Builds every variable.
+    # Expected update of part 1: -(dh_1/dtheta_1)^T SG_1(h_1) / B, from the module as it is now.
+    with tf.GradientTape(persistent=True) as tape:
+      h0 = parts[0](x)
+      h1 = parts[1](h0)
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, parts[2](h1)))
+    synthetic = sg.synthetic_gradient(method, modules[1], h1, y)
+    expected = tape.gradient(h1, parts[1].trainable_variables, output_gradients=synthetic / 5.0)
+    true = tape.gradient(loss, parts[1].trainable_variables)
+    before = _snapshot(parts[1])
+    step(x, y)
+    for b, v, e, t in zip(before, parts[1].trainable_variables, expected, true):
+      self.assertAllClose(b - v.numpy(), e, atol=1e-5)
+      self.assertNotAllClose(e, t)  # The true gradient never reaches the lower part.
+
+  def test_backprop_uses_true_gradients(self):
+    parts, x, y = _tiny()
+    step = sg.SyntheticGradientStep(parts, [], "backprop", snt.optimizers.SGD(1.0))
+    step(x, y)
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          y, parts[2](parts[1](parts[0](x)))))
+    grads = tape.gradient(loss, parts[0].trainable_variables)
+    before = _snapshot(parts[0])
+    step(x, y)
+    for b, v, g in zip(before, parts[0].trainable_variables, grads):
+      self.assertAllClose(b - v.numpy(), g, atol=1e-5)
+
+  def test_errors(self):
+    parts, _, _ = _tiny()
+    with self.assertRaisesRegex(ValueError, "Unknown method 'hogwild'"):
+      sg.SyntheticGradientStep(parts, [], "hogwild", snt.optimizers.SGD(1.0))
+    with self.assertRaisesRegex(ValueError, "2 splits need 2 modules"):
+      sg.SyntheticGradientStep(parts, [], "sobolev", snt.optimizers.SGD(1.0))
+
+
+class QuadraticLossTest(tf.test.TestCase):
+
+  def test_sobolev_module_recovers_the_gradient_of_a_known_loss(self):
+    """L_i(h) = ||h_i - c||^2: a loss predictor trained on (L, dL/dh) learns dm/dh = 2(h - c)."""
+    tf.random.set_seed(0)
+    c = tf.constant([0.5, -1.0, 2.0])
+    mlp = snt.nets.MLP([32, 32, 1], activation=tf.nn.softplus)
+    module = lambda h, labels: mlp(h)[:, 0]
+    opt = snt.optimizers.Adam(1e-2)
+    labels = tf.zeros([64], tf.int32)
+
+    @tf.function
+    def train(step):
+      h = tf.random.stateless_normal([64, 3], seed=[step, 0])
+      with tf.GradientTape() as tape:
+        loss, _ = sg.module_loss("sobolev", module, h, labels,
+                                 tf.reduce_sum((h - c)**2, 1), 2 * (h - c))
+      opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
+      return loss
+
+    for step in range(600):
+      train(tf.constant(step, tf.int64))
+    h = tf.random.stateless_normal([200, 3], seed=[999, 1])
+    _, grad = derivatives.value_and_gradient(lambda z: module(z, None), h)
+    cos = tf.reduce_sum(grad * 2 * (h - c), 1) / (
+        tf.norm(grad, axis=1) * tf.norm(2 * (h - c), axis=1))
+    self.assertGreater(float(tf.reduce_mean(cos)), 0.95)
+
+
+if __name__ == "__main__":
+  tf.test.main()
