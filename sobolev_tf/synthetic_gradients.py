@@ -187,8 +187,21 @@ class SyntheticGradientStep:
         module_grads += module_tape.gradient(m_loss, mv)
         module_vars += mv
         metrics[f"module_loss_{k}"] = m_loss
-      self.module_optimizer.apply(module_grads, module_vars)
+      self.module_optimizer.apply(_all_reduce_mean(module_grads), module_vars)
     del tape
     grads, variables = zip(*grads_and_vars)
-    self.main_optimizer.apply(list(grads), list(variables))
+    self.main_optimizer.apply(_all_reduce_mean(list(grads)), list(variables))
     return metrics
+
+
+def _all_reduce_mean(grads: List[tf.Tensor]) -> List[tf.Tensor]:
+  """Mean over replicas under tf.distribute (identity on one device).
+
+  Every replica holds the mean loss of its share of the global batch, so the
+  replica mean of the gradients is the gradient of the global-batch mean: the
+  synchronous counterpart of the paper's asynchronous workers.
+  """
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return grads
+  return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)

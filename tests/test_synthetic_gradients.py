@@ -116,3 +116,50 @@ class QuadraticLossTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+_MIRRORED_SCRIPT = r"""
+import numpy as np, sonnet as snt, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from sobolev_tf import synthetic_gradients as sg
+
+def build():
+  tf.random.set_seed(0)
+  parts = [snt.Sequential([snt.Conv2D(4, 3), tf.nn.relu]),
+           snt.Sequential([snt.Flatten(), snt.Linear(3)])]
+  return parts, [sg.LossPredictor(3, channels=8)]
+
+x = tf.random.stateless_normal([8, 6, 6, 2], seed=[0, 1])
+y = tf.constant([0, 1, 2, 1, 0, 2, 2, 1])
+results = []
+for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+  strategy = snt.distribute.Replicator(devices)  # A MirroredStrategy that Sonnet optimizers accept.
+  with strategy.scope():
+    parts, modules = build()
+    h = parts[0](x)  # Variables are created in the strategy's scope, outside replica context.
+    parts[1](h), modules[0](h, y)
+    step = sg.SyntheticGradientStep(parts, modules, "sobolev", snt.optimizers.SGD(0.5),
+                                    snt.optimizers.SGD(0.5))
+  ds = strategy.experimental_distribute_dataset(
+      tf.data.Dataset.from_tensors((x, y)).repeat().unbatch().batch(8))
+  train = tf.function(lambda batch: strategy.run(step, args=batch))
+  it = iter(ds)
+  for _ in range(3):
+    train(next(it))
+  results.append([v.numpy() for p in parts + modules for v in p.trainable_variables])
+for a, b in zip(*results):
+  np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+print("SAME", len(results[0]))
+"""
+
+
+class DistributedTest(tf.test.TestCase):
+
+  def test_mirrored_two_devices_equal_one_device_on_the_same_global_batch(self):
+    import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
+                         text=True, env=env, cwd=os.path.join(os.path.dirname(__file__), ".."))
+    self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
+    self.assertIn("SAME", out.stdout)
