@@ -8,7 +8,7 @@ Override any field: ``--config.num_train=100``.
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.num_train = 100         # Paper: 20, 100 and 10,000 points.
   config.num_test = 10_000       # Paper: 10,000 uniform test points.
@@ -17,14 +17,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_steps = 5_000
   config.steps_per_call = 500
   config.seeds = (0, 1, 2)
-  return config
-
-
-def get_quick_config() -> ml_collections.ConfigDict:
-  config = get_config()
-  config.num_test = 1_000
-  config.hidden_sizes = (32, 32)
-  config.num_steps = 200
-  config.steps_per_call = 100
-  config.seeds = (0,)
+  if variant == "quick":
+    config.num_test = 1_000
+    config.hidden_sizes = (32, 32)
+    config.num_steps = 200
+    config.steps_per_call = 100
+    config.seeds = (0,)
+  elif variant != "default":
+    raise ValueError(f"Unknown demo config variant {variant!r}: default or quick.")
   return config

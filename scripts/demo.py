@@ -1,7 +1,8 @@
 r"""Regular vs Sobolev training of the paper's MLP on Styblinski-Tang from 20 points.
 
     python scripts/demo.py                       # writes results/demo.md
-    python scripts/demo.py --config.num_train=100
+    python scripts/demo.py --config.num_train=20
+    python scripts/demo.py --config=configs/demo.py:quick --output=
 """
 
 import os
@@ -14,11 +15,11 @@ from ml_collections import config_flags
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
 from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.regression import get_function  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py"),
@@ -26,36 +27,20 @@ _CONFIG = config_flags.DEFINE_config_file(
 _OUTPUT = flags.DEFINE_string("output", "results/demo.md", "Markdown report ('' to skip).")
 
 
-def styblinski_tang(x):
-  """f(x, y) = 0.5 (x^4 - 16x^2 + 5x + y^4 - 16y^2 + 5y) and its gradient (SM section 2)."""
-  return 0.5 * np.sum(x**4 - 16 * x**2 + 5 * x, axis=-1), 0.5 * (4 * x**3 - 32 * x + 5)
-
-
 def train_and_evaluate(config, seed: int, sobolev: bool) -> dict:
   rng = np.random.default_rng(seed)
   x_train = rng.uniform(-5, 5, (config.num_train, 2)).astype(np.float32)
   x_test = rng.uniform(-5, 5, (config.num_test, 2)).astype(np.float32)
-  y_train, dy_train = styblinski_tang(x_train)
-  y_test, dy_test = styblinski_tang(x_test)
+  fn = get_function("styblinski_tang")  # SM section 2; Figure 3's function.
+  y_train, dy_train = fn.value_and_gradient(x_train)
+  y_test, dy_test = fn.value_and_gradient(x_test)
   tf.random.set_seed(seed)
   mlp = st.regression_mlp(config.hidden_sizes)
   model = lambda z: mlp(z)[:, 0]
-  opt = snt.optimizers.Adam(config.learning_rate)
   x, y, dy = (tf.constant(a, tf.float32) for a in (x_train, y_train, dy_train))
-
-  def step(_):
-    with tf.GradientTape() as tape:
-      if sobolev:
-        loss, _ = st.sobolev_loss(model, x, (y, dy))
-      else:
-        loss = tf.reduce_mean(st.squared_error(y, model(x)))
-    opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
-    return {"loss": loss}
-
-  run = st.multi_step(step, config.steps_per_call)
   start = time.perf_counter()
-  for first in range(0, config.num_steps, config.steps_per_call):
-    metrics = run(first)
+  metrics = st.fit_full_batch(mlp, x, y, dy, sobolev, config.learning_rate, config.num_steps,
+                              config.steps_per_call)
   wall = time.perf_counter() - start
   pred, grad = st.value_and_gradient(model, tf.constant(x_test))
   return dict(train_loss=float(metrics["loss"]),

@@ -32,11 +32,17 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/regression",
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/regression", "Tables and plots.")
 
 
+def _names(values):
+  """A config list; ``--config.extra_methods=`` (empty) parses as ('',)."""
+  return [v for v in values if v != ""]
+
+
 def grid_runs(config):
+  methods = _names(config.methods) + _names(config.extra_methods)
   runs = [experiment.Run(f, n, m, s) for f in config.functions for n in config.sizes
-          for m in tuple(config.methods) + tuple(config.extra_methods) for s in config.seeds]
+          for m in methods for s in config.seeds]
   runs += [experiment.Run(f, n, m, s) for f in config.functions for n in config.second_order_sizes
-           for m in config.second_order_methods for s in config.seeds]
+           for m in _names(config.second_order_methods) for s in config.seeds]
   return runs
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
+import sonnet as snt
 import tensorflow as tf
 
-__all__ = ["multi_step"]
+from sobolev_tf import losses
+
+__all__ = ["multi_step", "fit_full_batch"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -54,3 +57,33 @@ def multi_step(step_fn: StepFn, steps_per_call: int,
     return compiled(tf.cast(first_step, tf.int64))
 
   return run
+
+
+def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
+                   sobolev: bool, learning_rate: float, num_steps: int,
+                   steps_per_call: Optional[int] = None) -> Dict[str, tf.Tensor]:
+  """Full-batch Adam on ``module(x)[:, 0]``: MSE, plus eq. 1's gradient term if ``sobolev``.
+
+  The small regular-vs-Sobolev comparison of the demo and of Figure 2 (left).
+  ``dy`` are the gradient targets ``[B, *in]``. Returns the last step's metrics.
+  """
+  model = lambda z: module(z)[:, 0]
+  opt = snt.optimizers.Adam(learning_rate)
+
+  def step(_):
+    with tf.GradientTape() as tape:
+      if sobolev:
+        loss, _ = losses.sobolev_loss(model, x, (y, dy))
+      else:
+        loss = tf.reduce_mean(losses.squared_error(y, model(x)))
+    opt.apply(tape.gradient(loss, module.trainable_variables), module.trainable_variables)
+    return {"loss": loss}
+
+  spc = steps_per_call or num_steps
+  if num_steps % spc:
+    raise ValueError(f"num_steps ({num_steps}) must be a multiple of steps_per_call ({spc}).")
+  run = multi_step(step, spc)
+  metrics = {}
+  for first in range(0, num_steps, spc):
+    metrics = run(first)
+  return metrics

@@ -228,8 +228,7 @@ def plot_piecewise_linear(path: str, steps: int = 3000, seed: int = 0) -> Dict[s
   """
   import sonnet as snt  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from sobolev_tf import losses  # pylint: disable=g-import-not-at-top
-  from sobolev_tf.training import multi_step  # pylint: disable=g-import-not-at-top
+  from sobolev_tf.training import fit_full_batch  # pylint: disable=g-import-not-at-top
 
   target = lambda x: np.where(x < -0.5, -2 * x - 1.5, np.where(x < 0.5, 0.5 * x - 0.25, 1.5 * x - 0.75))
   slope = lambda x: np.where(x < -0.5, -2.0, np.where(x < 0.5, 0.5, 1.5))
@@ -243,18 +242,7 @@ def plot_piecewise_linear(path: str, steps: int = 3000, seed: int = 0) -> Dict[s
     tf.random.set_seed(seed)
     mlp = snt.nets.MLP([64, 64, 1])
     model = lambda z: mlp(z)[:, 0]
-    opt = snt.optimizers.Adam(3e-3)
-
-    def step(_):
-      with tf.GradientTape() as tape:
-        if sobolev:
-          loss, _ = losses.sobolev_loss(model, x_train, (y, dy))
-        else:
-          loss = tf.reduce_mean(losses.squared_error(y, model(x_train)))
-      opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
-      return {"loss": loss}
-
-    multi_step(step, steps)(0)
+    fit_full_batch(mlp, x_train, y, dy, sobolev, learning_rate=3e-3, num_steps=steps)
     name = "Sobolev (values + derivatives)" if sobolev else "regular (values only)"
     fits[name] = model(tf.constant(grid[:, None], tf.float32)).numpy()
     errors[name] = float(np.mean((fits[name] - target(grid))**2))
