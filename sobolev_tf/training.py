@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from sobolev_tf import losses
 
-__all__ = ["multi_step", "fit_full_batch"]
+__all__ = ["multi_step", "fit_full_batch", "restore_checkpoint"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -87,3 +87,11 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   for first in range(0, num_steps, spc):
     metrics = run(first)
   return metrics
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "") -> None:
+  """Restores ``path`` or raises a ValueError naming it (corrupt, truncated, incompatible)."""
+  try:
+    checkpoint.restore(path).assert_existing_objects_matched()
+  except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
+    raise ValueError(f"Corrupt or incompatible checkpoint {path}: {e}. {hint}".strip()) from e

@@ -22,6 +22,7 @@ from sobolev_tf import losses
 from sobolev_tf import nets
 from sobolev_tf.atari import dataset
 from sobolev_tf.io import write_text_atomic
+from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "Distiller", "train_and_evaluate"]
 
@@ -119,10 +120,7 @@ def train_and_evaluate(config, workdir: str,
   if manager.latest_checkpoint:
     distiller.train_step(tf.constant(data.states(splits.train[:1])),
                          tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
-    try:
-      ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
-      raise ValueError(f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: {e}.") from e
+    restore_checkpoint(ckpt, manager.latest_checkpoint)
     if os.path.exists(curves_path):
       with open(curves_path) as f:
         curves = f.read().strip().split("\n")

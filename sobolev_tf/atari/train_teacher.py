@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
+from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["train_and_evaluate", "load_teacher", "FRAMES_PER_STEP"]
 
@@ -59,12 +60,8 @@ def load_teacher(workdir: str, game: str):
 def restore_or_initialize(ckpt, manager, log) -> None:
   if not manager.latest_checkpoint:
     return
-  try:
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-  except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
-    raise ValueError(
-        f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: {e}. Move it away "
-        "to start again, or point --workdir elsewhere.") from e
+  restore_checkpoint(ckpt, manager.latest_checkpoint,
+                     "Move it away to start again, or point --workdir elsewhere.")
   log(f"resumed from {manager.latest_checkpoint} at {int(ckpt.frames.numpy())} frames")
 
 

@@ -38,6 +38,7 @@ from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
+from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "Run", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
            "write_csv", "read_csv", "group_runs"]
@@ -298,14 +299,13 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
     manager = tf.train.CheckpointManager(ckpt, gdir, max_to_keep=1)
     state_path = os.path.join(gdir, "curves.json")
     if manager.latest_checkpoint:
+      hint = f"Delete {gdir} to start this group again."
+      restore_checkpoint(ckpt, manager.latest_checkpoint, hint)
       try:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         with open(state_path) as f:
           state = json.load(f)
-      except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError,
-              OSError) as e:
-        raise ValueError(f"Corrupt or incompatible checkpoint {manager.latest_checkpoint}: "
-                         f"{e}. Delete {gdir} to start this group again.") from e
+      except (OSError, ValueError) as e:
+        raise ValueError(f"Corrupt or missing {state_path}: {e}. {hint}") from e
       curves = {int(k): v for k, v in state["curves"].items()}
       elapsed = state["elapsed"]
       log(f"[{name}] resumed at step {int(group.step.numpy())} from {manager.latest_checkpoint}")
