@@ -10,11 +10,12 @@ i.e. after each resolution stage; the paper does not say where).
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
+
+from sobolev_tf import data
 
 __all__ = ["PAPER_WIDTHS", "PAPER_STRIDES", "PAPER_SPLITS", "split_network", "load_cifar10",
            "ConvBlock"]
@@ -25,15 +26,24 @@ PAPER_SPLITS = (3, 6, 9)  # Part boundaries after these many conv layers.
 
 
 class ConvBlock(snt.Module):
-  """3x3 conv, BatchNorm, ReLU."""
+  """3x3 conv, BatchNorm, ReLU (without BatchNorm: conv with bias, ReLU).
 
-  def __init__(self, channels: int, stride: int, name: Optional[str] = None):
+  BatchNorm statistics are those of each replica's batch (the paper's workers each
+  normalised their own batch of 32).
+  """
+
+  def __init__(self, channels: int, stride: int, batch_norm: bool = True,
+               name: Optional[str] = None):
     super().__init__(name=name)
-    self.conv = snt.Conv2D(channels, 3, stride=stride, with_bias=False)
-    self.bn = snt.BatchNorm(create_scale=True, create_offset=True, decay_rate=0.99)
+    self.conv = snt.Conv2D(channels, 3, stride=stride, with_bias=not batch_norm)
+    self.bn = (snt.BatchNorm(create_scale=True, create_offset=True, decay_rate=0.99)
+               if batch_norm else None)
 
   def __call__(self, x: tf.Tensor, is_training: bool = True) -> tf.Tensor:
-    return tf.nn.relu(self.bn(self.conv(x), is_training=is_training))
+    x = self.conv(x)
+    if self.bn is not None:
+      x = self.bn(x, is_training=is_training)
+    return tf.nn.relu(x)
 
 
 class _Part(snt.Module):
@@ -52,7 +62,8 @@ class _Part(snt.Module):
 
 
 def split_network(widths: Sequence[int] = PAPER_WIDTHS, strides: Sequence[int] = PAPER_STRIDES,
-                  splits: Sequence[int] = PAPER_SPLITS, num_classes: int = 10) -> List[snt.Module]:
+                  splits: Sequence[int] = PAPER_SPLITS, num_classes: int = 10,
+                  batch_norm: bool = True) -> List[snt.Module]:
   """The conv net as ``len(splits) + 1`` parts; the last ends in the linear classifier.
 
   The SM lists the conv stack and "Linear layer with 10 outputs"; global average
@@ -63,7 +74,8 @@ def split_network(widths: Sequence[int] = PAPER_WIDTHS, strides: Sequence[int] =
     raise ValueError(f"widths ({len(widths)}) and strides ({len(strides)}) must match.")
   if list(splits) != sorted(splits) or not all(0 < s < len(widths) for s in splits):
     raise ValueError(f"splits must be increasing layer counts in (0, {len(widths)}), got {splits}.")
-  blocks = [ConvBlock(w, s, name=f"conv{i}") for i, (w, s) in enumerate(zip(widths, strides))]
+  blocks = [ConvBlock(w, s, batch_norm, name=f"conv{i}")
+            for i, (w, s) in enumerate(zip(widths, strides))]
   bounds = [0] + list(splits) + [len(blocks)]
   parts = []
   for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -87,26 +99,10 @@ def load_cifar10(split: str, batch_size: int, data_dir: Optional[str] = None,
                  augment: bool = False, seed: int = 0, repeat: bool = False) -> tf.data.Dataset:
   """Batches of (normalised float images [B, 32, 32, 3], int32 labels) from TFDS, offline.
 
-  ``data_dir`` defaults to ``$TFDS_DATA_DIR``; a missing directory is a ValueError
-  naming it (nothing is ever downloaded).
+  ``data_dir`` defaults to ``$TFDS_DATA_DIR``; a missing dataset is a ValueError
+  naming the directory (nothing is ever downloaded).
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
-  if not data_dir or not os.path.isdir(os.path.join(data_dir, "cifar10")):
-    raise ValueError(f"No CIFAR-10 in data_dir={data_dir!r} (expected <data_dir>/cifar10/); "
-                     "pass --data_dir or set TFDS_DATA_DIR, e.g. ../shared/tensorflow_datasets.")
-  ds = tfds.load("cifar10", split=split, data_dir=data_dir, download=False)
-  if repeat:
-    ds = ds.repeat()
-  if augment:
-    ds = ds.shuffle(10_000, seed=seed)
-  mean, std = tf.constant(MEAN), tf.constant(STD)
-
-  def prepare(index, example):
-    image = tf.cast(example["image"], tf.float32) / 255.0
-    if augment:
-      image = _augment(image, tf.stack([tf.constant(seed, tf.int64), index]))
-    return (image - mean) / std, tf.cast(example["label"], tf.int32)
-
-  ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.batch(batch_size, drop_remainder=augment).prefetch(tf.data.AUTOTUNE)
+  ds = data.load_split("cifar10", split, data_dir,
+                       "Pass --data_dir or set TFDS_DATA_DIR, e.g. ../shared/tensorflow_datasets.")
+  return data.image_batches(ds, batch_size, MEAN, STD, _augment if augment else None,
+                            shuffle_seed=seed if augment else None, repeat=repeat)

@@ -22,7 +22,7 @@ gradient of the batch loss is the module's per-example gradient divided by B.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import sonnet as snt
 import tensorflow as tf
@@ -46,20 +46,34 @@ def _check_method(method: str) -> str:
 
 
 class LossPredictor(snt.Module):
-  """SM 4.2 module: 128 3x3 conv, ReLU, linear to classes, log loss of label y.
+  """Loss predictor ``m(h, y) = -log softmax(p(h))_y`` per example; ``dm/dh`` is the SG.
 
-  ``m(h, y) = -log softmax(p(h))_y`` per example, so ``dm/dh`` is the synthetic
-  gradient.
+  ``p`` is a small conv net: SM 4.2 (CIFAR-10, the default): 128 3x3 conv, ReLU,
+  linear to the classes. SM 4.3 (ImageNet): ``channels=(64, 64), strides=(1, 2),
+  global_pool=True``: 64 3x3, ReLU, 64 3x3 stride 2, ReLU, global average, 1000
+  1x1 (a linear layer on the pooled features).
   """
 
-  def __init__(self, num_classes: int = 10, channels: int = 128, name=None):
+  def __init__(self, num_classes: int = 10, channels: Union[int, Sequence[int]] = 128,
+               strides: Optional[Sequence[int]] = None, global_pool: bool = False, name=None):
     super().__init__(name=name)
+    channels = (channels,) if isinstance(channels, int) else tuple(channels)
+    strides = tuple(strides) if strides is not None else (1,) * len(channels)
+    if len(strides) != len(channels):
+      raise ValueError(f"strides {strides} and channels {channels} must have the same length.")
     self.num_classes = num_classes
-    self.conv = snt.Conv2D(channels, 3)
+    self.global_pool = global_pool
+    self.convs = [snt.Conv2D(c, 3, stride=s, name=f"conv{i}")
+                  for i, (c, s) in enumerate(zip(channels, strides))]
     self.linear = snt.Linear(num_classes)
 
   def logits(self, h: tf.Tensor) -> tf.Tensor:
-    z = tf.nn.relu(self.conv(h)) if h.shape.rank == 4 else h
+    z = h
+    if h.shape.rank == 4:
+      for conv in self.convs:
+        z = tf.nn.relu(conv(z))
+      if self.global_pool:
+        return self.linear(tf.reduce_mean(z, axis=[1, 2]))
     return self.linear(snt.Flatten()(z))
 
   def __call__(self, h: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -151,6 +165,20 @@ class SyntheticGradientStep:
     self.modules = list(modules)
     self.main_optimizer = main_optimizer
     self.module_optimizer = module_optimizer
+
+  def main_variables(self) -> List[tf.Variable]:
+    """The main-network variables this method updates, in ``apply`` order.
+
+    The top part always; the lower parts unless ``noprop`` (which never moves them).
+    """
+    parts = self.parts[-1:] if self.method == "noprop" else self.parts[-1:] + self.parts[:-1]
+    return [v for p in parts for v in p.trainable_variables]
+
+  def module_variables(self) -> List[tf.Variable]:
+    """The SG modules' variables, in ``apply`` order (empty for backprop and noprop)."""
+    if self.method in ("backprop", "noprop"):
+      return []
+    return [v for m in self.modules for v in m.trainable_variables]
 
   def __call__(self, x: tf.Tensor, labels: tf.Tensor) -> Dict[str, tf.Tensor]:
     method = self.method

@@ -24,7 +24,7 @@ class CifarTest(tf.test.TestCase):
     self.assertAllEqual(aug, aug2)  # Deterministic for a seed.
 
   def test_missing_data_dir_is_named(self):
-    with self.assertRaisesRegex(ValueError, "No CIFAR-10 in data_dir='/nonexistent'"):
+    with self.assertRaisesRegex(ValueError, "No cifar10 in data_dir=./nonexistent."):
       cifar.load_cifar10("train", 8, "/nonexistent")
 
   def test_split_network_shapes(self):

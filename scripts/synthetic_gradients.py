@@ -1,0 +1,52 @@
+r"""Trains the split network with synthetic gradients (section 4.3, Table 1); resumes from --workdir.
+
+One method (``--config.method``) or several in turn (``--methods``), each in
+``<workdir>/<method>``:
+
+    python scripts/synthetic_gradients.py --config=configs/synthetic_gradients.py:cifar10_cpu \
+        --methods=backprop,noprop,direct,vfbn,critic,sobolev --workdir=/work/runs/sg_cifar10_cpu
+    python scripts/synthetic_gradients.py --config=configs/synthetic_gradients.py:cifar10 \
+        --config.method=sobolev --workdir=workdirs/sg_cifar10
+
+Several machines: set TF_CONFIG on each and pass ``--config.strategy=multi_worker``.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import sg_trainer  # pylint: disable=g-import-not-at-top
+
+_DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                             "tensorflow_datasets")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "synthetic_gradients.py"),
+    "configs/synthetic_gradients.py:<cifar10|cifar10_cpu|imagenet|imagenet3>.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Runs go to <workdir>/<method>.", required=True)
+_METHODS = flags.DEFINE_list("methods", None, "Methods to run in turn (default: config.method).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", os.environ.get("TFDS_DATA_DIR", _DEFAULT_DATA), "TFDS data directory (offline).")
+_MAX_MINUTES = flags.DEFINE_float("max_minutes", None,
+                                  "Stop each run after this long (it resumes next time).")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config = _CONFIG.value
+  for method in _METHODS.value or [config.method]:
+    config.method = method
+    result = sg_trainer.train_and_evaluate(
+        config, os.path.join(_WORKDIR.value, method), data_dir=_DATA_DIR.value,
+        log=lambda s: print(s, flush=True),
+        max_seconds=_MAX_MINUTES.value * 60 if _MAX_MINUTES.value else None)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,78 @@
+"""Data-parallel strategies for the synthetic-gradient trainer (issue 6).
+
+The paper (SM section 4) trained the main network with synchronous multi-GPU
+updates and the SG modules Hogwild. Here both are synchronous: every replica
+computes its share of the global batch, gradients are all-reduced (mean), and
+every replica applies the same update to its replica-local copy of the
+variables (Sonnet's ``Replicator`` programming model). Hogwild module updates
+are the asynchronous relaxation of exactly this update.
+
+* ``"mirrored"``: ``snt.distribute.Replicator`` (a ``MirroredStrategy``) over the
+  local devices: one CPU here, all GPUs of a machine for users.
+* ``"multi_worker"``: the same over several machines, a ``MultiWorkerMirroredStrategy``
+  configured from ``TF_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Optional, Sequence
+
+import sonnet as snt
+import tensorflow as tf
+
+__all__ = ["MultiWorkerReplicator", "make_strategy", "is_chief", "STRATEGIES"]
+
+STRATEGIES = ("mirrored", "multi_worker")
+
+
+class MultiWorkerReplicator(tf.distribute.MultiWorkerMirroredStrategy):
+  """``MultiWorkerMirroredStrategy`` with replica-local variables, as ``snt.distribute.Replicator``.
+
+  Variables created in ``scope()`` are replica local (ON_READ, first replica's
+  value on read, initial values broadcast from the chief), so they can be
+  updated in replica context by ``sobolev_tf.optimizers`` with all-reduced
+  gradients.
+  """
+
+  @contextlib.contextmanager
+  def scope(self):
+    with contextlib.ExitStack() as stack:
+      stack.enter_context(super().scope())
+      stack.enter_context(tf.variable_creator_scope(replica_local_creator))
+      yield
+
+
+def replica_local_creator(next_creator, **kwargs) -> tf.Variable:
+  """Variables default to replica local (as Sonnet's Replicator, whose creator is private)."""
+  if kwargs["synchronization"] == tf.VariableSynchronization.AUTO:
+    kwargs["synchronization"] = tf.VariableSynchronization.ON_READ
+    if kwargs["aggregation"] == tf.VariableAggregation.NONE:
+      kwargs["aggregation"] = tf.VariableAggregation.ONLY_FIRST_REPLICA
+    if kwargs["trainable"] is None:
+      kwargs["trainable"] = True
+  return next_creator(**kwargs)
+
+
+def make_strategy(kind: str = "mirrored",
+                  devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
+  """The strategy named ``kind`` (one of ``STRATEGIES``)."""
+  if kind == "mirrored":
+    return snt.distribute.Replicator(devices)
+  if kind == "multi_worker":
+    if "TF_CONFIG" not in os.environ:
+      raise ValueError("strategy='multi_worker' needs TF_CONFIG (cluster and task) in the "
+                       "environment; use strategy='mirrored' on one machine.")
+    return MultiWorkerReplicator()
+  raise ValueError(f"Unknown strategy {kind!r}; known: {', '.join(STRATEGIES)}.")
+
+
+def is_chief() -> bool:
+  """True on the chief (worker 0, or without TF_CONFIG): it writes checkpoints and results."""
+  tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+  task = tf_config.get("task", {})
+  return task.get("type", "worker") in ("chief",) or (
+      task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+      and "chief" not in tf_config.get("cluster", {}))

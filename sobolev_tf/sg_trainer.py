@@ -1,0 +1,250 @@
+"""Trainer of the synthetic-gradient experiments (section 4.3, Table 1) on ``tf.distribute``.
+
+One trainer for CIFAR-10 (SM 4.2) and ImageNet (SM 4.3) and all six methods
+(``synthetic_gradients.METHODS``). Training state (network, SG modules, both
+optimisers with their step counters) lives in a ``tf.train.Checkpoint`` under
+``workdir/checkpoints``; a killed run resumes at its last checkpoint, with the
+input pipeline reseeded from the resumed step (the same distribution of batches,
+not the same sequence). The chief writes ``workdir/curve.csv`` (one row per
+evaluation), TensorBoard scalars under ``workdir/tb`` and ``workdir/result.json``
+at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from sobolev_tf import cifar
+from sobolev_tf import distribute
+from sobolev_tf import imagenet
+from sobolev_tf import io
+from sobolev_tf import optimizers
+from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.training import restore_checkpoint
+
+__all__ = ["DATASETS", "build_model", "make_datasets", "evaluate", "train_and_evaluate"]
+
+DATASETS = ("cifar10", "imagenet2012")
+CURVE_COLUMNS = ("step", "images", "wall_seconds", "train_loss", "test_top1", "test_top5")
+
+
+def _check_dataset(name: str) -> str:
+  if name not in DATASETS:
+    raise ValueError(f"Unknown dataset {name!r}; known: {', '.join(DATASETS)}.")
+  return name
+
+
+def build_model(config) -> Tuple[list, list]:
+  """The split main network and one SG module per split (none for backprop/noprop)."""
+  dataset = _check_dataset(config.dataset)
+  if dataset == "cifar10":
+    parts = cifar.split_network(config.widths, config.strides, config.splits,
+                                config.num_classes, batch_norm=config.batch_norm)
+  else:
+    parts = imagenet.split_resnet50(config.splits, config.num_classes)
+  modules = []
+  if config.method in sg.LOSS_PREDICTOR_METHODS:
+    modules = [sg.LossPredictor(config.num_classes, config.module_channels,
+                                config.module_strides, config.module_global_pool,
+                                name=f"loss_predictor{k}") for k in range(len(parts) - 1)]
+  elif config.method == "direct":
+    modules = [sg.DirectSG(config.num_classes, config.direct_channels, name=f"direct_sg{k}")
+               for k in range(len(parts) - 1)]
+  return parts, modules
+
+
+def make_datasets(config, data_dir: Optional[str], seed: int):
+  """(repeated augmented train batches, test batches), both of the global batch size."""
+  dataset = _check_dataset(config.dataset)
+  if dataset == "cifar10":
+    load = cifar.load_cifar10
+    kwargs = {}
+  else:
+    load = imagenet.load_imagenet
+    kwargs = dict(image_size=config.image_size)
+  train = load("train", config.batch_size, data_dir, augment=True, seed=seed, repeat=True,
+               **kwargs)
+  test = load(config.test_split, config.eval_batch_size, data_dir, **kwargs)
+  if config.max_test_examples:
+    test = test.unbatch().take(config.max_test_examples).batch(config.eval_batch_size)
+  return train, test
+
+
+def _top_k_correct(parts, images, labels) -> tf.Tensor:
+  h = images
+  for part in parts:
+    h = part(h, is_training=False)
+  top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, h, 1), tf.float32))
+  top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, h, min(5, h.shape[-1])), tf.float32))
+  return tf.stack([top1, top5, tf.cast(tf.shape(labels)[0], tf.float32)])
+
+
+def evaluate(strategy, parts, test_dataset) -> Dict[str, float]:
+  """Test top-1 and top-5 accuracy (BatchNorm in inference mode) over the whole test set."""
+  dist = strategy.experimental_distribute_dataset(test_dataset)
+
+  @tf.function
+  def count(batch):
+    per_replica = strategy.run(lambda x, y: _top_k_correct(parts, x, y), args=batch)
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+  totals = np.zeros(3)
+  for batch in dist:
+    totals += count(batch).numpy()
+  return {"test_top1": totals[0] / totals[2], "test_top5": totals[1] / totals[2]}
+
+
+def _last_wall_seconds(curve_path: str) -> float:
+  with open(curve_path) as f:
+    rows = f.read().splitlines()
+  if len(rows) < 2:
+    return 0.0
+  return float(rows[-1].split(",")[CURVE_COLUMNS.index("wall_seconds")])
+
+
+def _checkpoint_dir(workdir: str) -> str:
+  """The chief writes ``workdir/checkpoints``; other workers a scratch copy (MWMS saves on all)."""
+  if distribute.is_chief():
+    return os.path.join(workdir, "checkpoints")
+  task = json.loads(os.environ["TF_CONFIG"])["task"]
+  return os.path.join(workdir, f"worker_scratch_{task['type']}_{task['index']}")
+
+
+def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
+                       log: Callable[[str], None] = print,
+                       max_seconds: Optional[float] = None) -> Dict:
+  """Trains ``config.method`` for ``config.num_steps`` main-network updates, resumably.
+
+  Returns the final metrics (also in ``workdir/result.json``). ``max_seconds``
+  stops early after a checkpoint (the run resumes from there).
+  """
+  if config.method not in sg.METHODS:
+    raise ValueError(f"Unknown method {config.method!r}; known: {', '.join(sg.METHODS)}.")
+  chief = distribute.is_chief()
+  os.makedirs(workdir, exist_ok=True)
+  strategy = distribute.make_strategy(config.strategy)
+  replicas = strategy.num_replicas_in_sync
+  if config.batch_size % replicas:
+    raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
+                     f"{replicas} replicas.")
+  with strategy.scope():
+    tf.random.set_seed(config.seed)  # Initialisation; MWMS broadcasts the chief's values.
+    parts, modules = build_model(config)
+    schedule = optimizers.piecewise_constant(config.learning_rate, config.lr_boundaries,
+                                             config.lr_decay_factor)
+    main_opt = optimizers.MomentumSGD(schedule, config.momentum,
+                                      weight_decay=config.weight_decay, name="main_optimizer")
+    module_opt = optimizers.Adam(config.module_learning_rate, name="module_optimizer")
+    step_fn = sg.SyntheticGradientStep(parts, modules, config.method, main_opt, module_opt)
+    # Create every variable here, in the scope and outside replica context.
+    x = tf.zeros([1, config.image_size, config.image_size, 3])
+    y = tf.zeros([1], tf.int32)
+    h = x
+    for k, part in enumerate(parts):
+      h = part(h, is_training=False)
+      if k < len(modules):
+        modules[k](h, y)
+    main_opt.build(step_fn.main_variables())
+    module_opt.build(step_fn.module_variables())
+  ckpt = tf.train.Checkpoint(parts=parts, modules=modules, main_optimizer=main_opt,
+                             module_optimizer=module_opt)
+  manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir), max_to_keep=2)
+  if manager.latest_checkpoint:
+    restore_checkpoint(ckpt, manager.latest_checkpoint,
+                       "Move it away to start again, or point --workdir elsewhere.")
+    log(f"[{config.method}] resumed from {manager.latest_checkpoint}")
+  start_step = int(main_opt.step.numpy())
+  train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003 + start_step)
+  iterator = iter(strategy.experimental_distribute_dataset(train_ds))
+
+  def one_step(iterator):
+    per_replica = strategy.run(step_fn, args=next(iterator))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()}
+
+  @tf.function
+  def train_steps(iterator, n):
+    """``n`` steps in one call (Python overhead off the critical path); last metrics."""
+    metrics = one_step(iterator)
+    for _ in tf.range(n - 1):
+      metrics = one_step(iterator)
+    return metrics
+
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief else None
+  curve_path = os.path.join(workdir, "curve.csv")
+  if chief and not os.path.exists(curve_path):
+    io.write_text_atomic(curve_path, ",".join(CURVE_COLUMNS) + "\n")
+  # Wall time accumulates over resumed segments (a killed segment's time after
+  # its last evaluation is not counted).
+  previous_seconds = _last_wall_seconds(curve_path) if chief else 0.0
+  step = start_step
+  start_time = last_ckpt = time.time()
+  last_log = 0.0
+  metrics: Dict[str, float] = {}
+  result: Dict = {}
+
+  def record_evaluation():
+    scores = evaluate(strategy, parts, test_ds)
+    row = dict(step=step, images=step * config.batch_size,
+               wall_seconds=round(previous_seconds + time.time() - start_time, 1),
+               train_loss=metrics.get("loss", float("nan")), **scores)
+    if chief:
+      with open(curve_path, "a") as f:
+        f.write(",".join(str(row[c]) for c in CURVE_COLUMNS) + "\n")
+      with writer.as_default(step=step):
+        for k, v in scores.items():
+          tf.summary.scalar(k, v)
+    log(f"[{config.method}] step {step:,}: test top-1 {scores['test_top1']:.4f} "
+        f"top-5 {scores['test_top5']:.4f}")
+    return scores
+
+  while step < config.num_steps:
+    if max_seconds is not None and time.time() - start_time > max_seconds:
+      break
+    n = min(config.steps_per_call, config.num_steps - step,
+            config.eval_every - step % config.eval_every)
+    t0 = time.time()
+    metrics = {k: float(v) for k, v in train_steps(iterator, tf.constant(n)).items()}
+    step += n
+    now = time.time()
+    if now - last_log > config.log_seconds or step == config.num_steps:
+      rate = n * config.batch_size / max(now - t0, 1e-9)
+      cosines = " ".join(f"{metrics[k]:.2f}" for k in sorted(metrics) if k.startswith("cosine"))
+      log(f"[{config.method}] step {step:,}/{config.num_steps:,} "
+          f"({100 * step / config.num_steps:.1f}%) {rate:,.0f} images/s "
+          f"loss {metrics['loss']:.4f} lr {float(main_opt.current_learning_rate()):.4g}"
+          + (f" cosines {cosines}" if cosines else ""))
+      if chief:
+        with writer.as_default(step=step):
+          tf.summary.scalar("images_per_second", rate)
+          tf.summary.scalar("learning_rate", main_opt.current_learning_rate())
+          for k, v in metrics.items():
+            tf.summary.scalar(k, v)
+      last_log = now
+    if step % config.eval_every == 0 or step == config.num_steps:
+      result = record_evaluation()
+    if now - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
+      manager.save(checkpoint_number=step)
+      last_ckpt = time.time()
+  if step < config.num_steps:  # Stopped by max_seconds.
+    manager.save(checkpoint_number=step)
+  elif not result:  # Resumed after the last step: evaluate again for the result.
+    result = record_evaluation()
+  final = dict(method=config.method, dataset=config.dataset, steps=step,
+               wall_seconds=_last_wall_seconds(curve_path) if chief else None,
+               finished=step >= config.num_steps, replicas=replicas,
+               **{k: float(v) for k, v in result.items()}, train_loss=metrics.get("loss"))
+  if chief and final["finished"]:
+    io.write_text_atomic(os.path.join(workdir, "result.json"),
+                         json.dumps(dict(final, config=config.to_dict()), indent=1,
+                                    default=str))
+  if not chief:
+    shutil.rmtree(_checkpoint_dir(workdir), ignore_errors=True)
+  return final

@@ -1,0 +1,216 @@
+"""The synthetic-gradient trainer: every method end to end, resume, errors, ImageNet path,
+and two MultiWorkerMirroredStrategy workers on localhost agreeing with one worker.
+
+Data come from ``tfds.testing.mock_data`` (random but deterministic, offline), so
+the tests need neither the real CIFAR-10 nor ImageNet.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from absl.testing import parameterized
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from configs import synthetic_gradients as sg_configs
+from sobolev_tf import imagenet
+from sobolev_tf import sg_trainer
+from sobolev_tf import synthetic_gradients as sg
+
+REPO = os.path.join(os.path.dirname(__file__), "..")
+
+
+def quick_config(method: str, variant: str = "quick", **overrides):
+  config = sg_configs.get_config(variant)
+  config.method = method
+  config.update(overrides)
+  return config
+
+
+def train(config, workdir, **kwargs):
+  logs = []
+  with tfds.testing.mock_data(num_examples=64):
+    result = sg_trainer.train_and_evaluate(config, workdir, log=logs.append, **kwargs)
+  return result, logs
+
+
+class TrainerTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters(*sg.METHODS)
+  def test_each_method_runs_and_writes_results(self, method):
+    workdir = self.create_tempdir().full_path
+    result, logs = train(quick_config(method), workdir)
+    self.assertTrue(result["finished"])
+    self.assertEqual(result["steps"], 6)
+    self.assertBetween(result["test_top1"], 0.0, 1.0)
+    self.assertGreaterEqual(result["test_top5"], result["test_top1"])
+    with open(os.path.join(workdir, "result.json")) as f:
+      self.assertEqual(json.load(f)["method"], method)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      rows = f.read().splitlines()
+    self.assertEqual(rows[0], ",".join(sg_trainer.CURVE_COLUMNS))
+    self.assertEqual([r.split(",")[0] for r in rows[1:]], ["4", "6"])
+    self.assertTrue(any("images/s" in line for line in logs))
+    has_cosines = any("cosines" in line for line in logs)
+    self.assertEqual(has_cosines, method not in ("backprop", "noprop"))
+
+  def test_resume_continues_the_same_run(self):
+    workdir = self.create_tempdir().full_path
+    config = quick_config("sobolev", num_steps=4)
+    train(config, workdir)
+    saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(workdir, "checkpoints")))
+    config.num_steps = 6
+    result, logs = train(config, workdir)
+    self.assertTrue(any("resumed from" in line for line in logs))
+    self.assertEqual(result["steps"], 6)
+    # The resumed run starts from the saved weights: steps 5-6 only.
+    self.assertEqual(saved.get_tensor("main_optimizer/step/.ATTRIBUTES/VARIABLE_VALUE"), 4)
+    final = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(workdir, "checkpoints")))
+    self.assertEqual(final.get_tensor("main_optimizer/step/.ATTRIBUTES/VARIABLE_VALUE"), 6)
+
+  def test_corrupt_checkpoint_is_named(self):
+    workdir = self.create_tempdir().full_path
+    train(quick_config("noprop", num_steps=2), workdir)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    with open(latest + ".index", "wb") as f:
+      f.write(b"garbage")
+    with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint .*ckpt-2"):
+      train(quick_config("noprop", num_steps=4), workdir)
+
+  def test_max_seconds_stops_after_a_checkpoint(self):
+    workdir = self.create_tempdir().full_path
+    result, _ = train(quick_config("critic", steps_per_call=1), workdir, max_seconds=0.0)
+    self.assertFalse(result["finished"])
+    self.assertFalse(os.path.exists(os.path.join(workdir, "result.json")))
+    self.assertIsNotNone(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+
+  def test_errors(self):
+    workdir = self.create_tempdir().full_path
+    with self.assertRaisesRegex(ValueError, "Unknown method 'dni'"):
+      train(quick_config("dni"), workdir)
+    with self.assertRaisesRegex(ValueError, "Unknown dataset 'mnist'"):
+      train(quick_config("sobolev", dataset="mnist"), workdir)
+    with self.assertRaisesRegex(ValueError, "Unknown strategy 'tpu'"):
+      train(quick_config("sobolev", strategy="tpu"), workdir)
+    with self.assertRaisesRegex(ValueError, "TF_CONFIG"):
+      train(quick_config("sobolev", strategy="multi_worker"), workdir)
+    with self.assertRaisesRegex(ValueError, "Unknown synthetic-gradient config variant"):
+      sg_configs.get_config("cifar100")
+
+  def test_paper_configs(self):
+    cifar = sg_configs.get_config("cifar10")
+    self.assertEqual(cifar.widths, (64, 64, 128, 128, 128, 256, 256, 256, 512, 512, 512))
+    self.assertEqual((cifar.learning_rate, cifar.lr_boundaries, cifar.momentum,
+                      cifar.weight_decay, cifar.batch_size, len(cifar.splits)),
+                     (0.1, (40_000, 60_000, 80_000), 0.9, 1e-4, 32, 3))
+    self.assertEqual(sg_configs.get_config("imagenet").splits, (2,))
+    self.assertEqual(sg_configs.get_config("imagenet3").lr_boundaries,
+                     (100_000, 150_000, 175_000))
+
+
+class ImageNetTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_resnet50_three_modules_on_mock_data(self):
+    workdir = self.create_tempdir().full_path
+    config = quick_config("sobolev", "imagenet_mock", splits=(1, 2, 3))
+    result, logs = train(config, workdir)
+    self.assertTrue(result["finished"])
+    self.assertEqual(result["dataset"], "imagenet2012")
+    self.assertBetween(result["test_top5"], 0.0, 1.0)
+    self.assertTrue(any(line.count("cosines") and len(line.split("cosines")[1].split()) == 3
+                        for line in logs))
+
+  def test_resnet50_split_and_sm43_module_shapes(self):
+    parts = imagenet.split_resnet50(imagenet.ONE_MODULE_SPLITS, num_classes=7)
+    x = tf.zeros([2, 64, 64, 3])
+    h = parts[0](x, is_training=False)
+    self.assertEqual(h.shape, [2, 8, 8, 512])  # After the second block group.
+    self.assertEqual(parts[1](h, is_training=False).shape, [2, 7])
+    total = sum(v.shape.num_elements() for p in parts for v in p.trainable_variables)
+    reference = snt.nets.ResNet50(7)
+    reference(x, is_training=False)
+    self.assertEqual(total, sum(v.shape.num_elements() for v in reference.trainable_variables))
+    module = sg.LossPredictor(7, channels=(64, 64), strides=(1, 2), global_pool=True)
+    self.assertEqual(module.logits(h).shape, [2, 7])
+    self.assertEqual(module(h, tf.constant([0, 6])).shape, [2])
+    with self.assertRaisesRegex(ValueError, "splits"):
+      imagenet.split_resnet50((3, 1))
+    with self.assertRaisesRegex(ValueError, "No imagenet2012 in data_dir='/nonexistent'"):
+      imagenet.load_imagenet("train", 4, "/nonexistent")
+
+
+_WORKER_SCRIPT = r"""
+import json, os, sys
+import numpy as np, tensorflow as tf, tensorflow_datasets as tfds
+sys.path.insert(0, os.getcwd())
+from configs import synthetic_gradients as sg_configs
+from sobolev_tf import sg_trainer
+config = sg_configs.get_config("quick")
+config.update(method="sobolev", batch_norm=False, strategy=sys.argv[2], num_steps=3,
+              steps_per_call=1, eval_every=3)
+with tfds.testing.mock_data(num_examples=64):
+  result = sg_trainer.train_and_evaluate(config, sys.argv[1], log=lambda s: None)
+if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"])["task"]["index"]:
+  sys.exit(0)  # Only the chief writes checkpoints to the workdir.
+ckpt = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(sys.argv[1], "checkpoints")))
+np.savez(os.path.join(sys.argv[1], "weights.npz"),
+         **{k.replace("/", "_"): ckpt.get_tensor(k) for k in ckpt.get_variable_to_shape_map()
+            if "parts" in k or "modules" in k})
+print("DONE", result["replicas"])
+"""
+
+
+def _free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(("localhost", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+class MultiWorkerTest(tf.test.TestCase):
+
+  def test_two_workers_on_localhost_agree_with_one_worker(self):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    single = self.create_tempdir().full_path
+    multi = self.create_tempdir().full_path
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+      worker_env = dict(env, TF_CONFIG=json.dumps(
+          {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+      procs.append(subprocess.Popen(
+          [sys.executable, "-c", _WORKER_SCRIPT, multi, "multi_worker"], cwd=REPO,
+          env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    out = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, single, "mirrored"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
+    self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
+    outputs = []
+    for p in procs:
+      stdout, stderr = p.communicate(timeout=600)
+      self.assertEqual(p.returncode, 0, msg=stderr[-3000:])
+      outputs.append(stdout)
+    self.assertIn("DONE 1", out.stdout)
+    self.assertIn("DONE 2", outputs[0])  # The chief saw 2 replicas in sync.
+    a = np.load(os.path.join(single, "weights.npz"))
+    b = np.load(os.path.join(multi, "weights.npz"))
+    self.assertEqual(sorted(a.files), sorted(b.files))
+    self.assertNotEmpty(a.files)
+    for k in a.files:
+      self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    self.assertFalse(any(d.startswith("worker_scratch") for d in os.listdir(multi)))
+
+
+if __name__ == "__main__":
+  tf.test.main()
