@@ -53,6 +53,10 @@ def get_config(variant: str = "cifar10_cpu") -> ml_collections.ConfigDict:
   c.module_global_pool = False
   c.direct_channels = 128
   c.module_learning_rate = 1e-4
+  # Module targets: the main network's loss and true gradient, as the paper did;
+  # bootstrap=True fits module k to module k+1 carried through part k+1 (DNI).
+  c.bootstrap = False
+  c.label_gradient_weight = 0.0    # SM 4.1: also match dm/dy (off in the paper's runs).
   # Main optimiser (SM 4.2).
   c.learning_rate = 0.1
   c.lr_boundaries = (40_000, 60_000, 80_000)

@@ -142,7 +142,9 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     main_opt = optimizers.MomentumSGD(schedule, config.momentum,
                                       weight_decay=config.weight_decay, name="main_optimizer")
     module_opt = optimizers.Adam(config.module_learning_rate, name="module_optimizer")
-    step_fn = sg.SyntheticGradientStep(parts, modules, config.method, main_opt, module_opt)
+    step_fn = sg.SyntheticGradientStep(parts, modules, config.method, main_opt, module_opt,
+                                       bootstrap=config.bootstrap,
+                                       label_gradient_weight=config.label_gradient_weight)
     # Create every variable here, in the scope and outside replica context.
     x = tf.zeros([1, config.image_size, config.image_size, 3])
     y = tf.zeros([1], tf.int32)

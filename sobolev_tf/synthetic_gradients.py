@@ -119,9 +119,25 @@ def synthetic_gradient(method: str, module, h: tf.Tensor, labels: tf.Tensor) -> 
   raise ValueError(f"method {method!r} has no synthetic gradient.")
 
 
+def label_gradient(module: "LossPredictor", h: tf.Tensor) -> tf.Tensor:
+  """``dm/dy`` of a loss predictor for a one-hot label ``y``: ``-log p(h|theta)``.
+
+  ``m(h, y) = -sum_i y_i log p_i(h)`` is linear in ``y``, so ``dm/dy_i = -log p_i``
+  (SM 4.1); its target is the main network's ``-log p_h``.
+  """
+  return -tf.nn.log_softmax(module.logits(h))
+
+
 def module_loss(method: str, module, h: tf.Tensor, labels: tf.Tensor,
-                loss_values: tf.Tensor, loss_grads: tf.Tensor) -> Tuple[tf.Tensor, Dict]:
-  """The module's training loss against the true per-example loss and gradient (L1)."""
+                loss_values: tf.Tensor, loss_grads: tf.Tensor,
+                label_log_probs: Optional[tf.Tensor] = None,
+                label_gradient_weight: float = 0.0) -> Tuple[tf.Tensor, Dict]:
+  """The module's training loss against the per-example loss and gradient targets (L1).
+
+  With ``label_gradient_weight > 0`` (loss predictors only; SM 4.1, off in the
+  paper's experiments) ``dm/dy`` is also matched to ``-label_log_probs``, the
+  target's log-probabilities, in L1.
+  """
   _check_method(method)
   h = tf.stop_gradient(h)
   loss_values, loss_grads = tf.stop_gradient(loss_values), tf.stop_gradient(loss_grads)
@@ -130,10 +146,19 @@ def module_loss(method: str, module, h: tf.Tensor, labels: tf.Tensor,
     return l1, {"derivative_1": l1, "total": l1}
   if method in LOSS_PREDICTOR_METHODS:
     value_weight, derivative_weight = _WEIGHTS[method]
-    return losses.sobolev_loss(
+    total, terms = losses.sobolev_loss(
         lambda z: module(z, labels), h, (loss_values, loss_grads),
         value_weight=value_weight, derivative_weights=(derivative_weight,),
         value_loss=lambda t, p: tf.abs(t - p), derivative_loss="l1", check_targets=False)
+    if label_gradient_weight:
+      if label_log_probs is None:
+        raise ValueError("label_gradient_weight > 0 needs label_log_probs.")
+      label_term = tf.reduce_mean(losses.l1(-tf.stop_gradient(label_log_probs),
+                                            label_gradient(module, h)))
+      terms = dict(terms, label_gradient=label_term)
+      total = total + label_gradient_weight * label_term
+      terms["total"] = total
+    return total, terms
   raise ValueError(f"method {method!r} trains no module.")
 
 
@@ -151,20 +176,31 @@ class SyntheticGradientStep:
       the last maps to logits.
     modules: K SG modules (one per split), unused for backprop/noprop.
     method: one of ``METHODS``.
-    main_optimizer, module_optimizer: Sonnet optimisers (paper: SGD momentum 0.9
-      for the main network, Adam 1e-4 for the modules).
+    main_optimizer, module_optimizer: objects with ``apply(grads, variables)``:
+      Sonnet optimisers or ``sobolev_tf.optimizers`` (paper: SGD momentum 0.9 for
+      the main network, Adam 1e-4 for the modules).
+    bootstrap: fit module k to module k+1's prediction carried through part k+1
+      (DNI style) instead of the true loss and gradient (the paper's choice).
+    label_gradient_weight: weight of the SM 4.1 ``dm/dy`` term (loss predictors
+      only; 0, the paper's large-scale setting, turns it off).
   """
 
   def __init__(self, parts: Sequence[snt.Module], modules: Sequence[snt.Module], method: str,
-               main_optimizer, module_optimizer=None):
+               main_optimizer, module_optimizer=None, bootstrap: bool = False,
+               label_gradient_weight: float = 0.0):
     self.method = _check_method(method)
     if method not in ("backprop", "noprop") and len(modules) != len(parts) - 1:
       raise ValueError(f"{len(parts) - 1} splits need {len(parts) - 1} modules, "
                        f"got {len(modules)}.")
+    if label_gradient_weight and method not in LOSS_PREDICTOR_METHODS:
+      raise ValueError(f"label_gradient_weight needs a loss-predictor method "
+                       f"({', '.join(LOSS_PREDICTOR_METHODS)}), not {method!r}.")
     self.parts = list(parts)
     self.modules = list(modules)
     self.main_optimizer = main_optimizer
     self.module_optimizer = module_optimizer
+    self.bootstrap = bootstrap
+    self.label_gradient_weight = label_gradient_weight
 
   def main_variables(self) -> List[tf.Variable]:
     """The main-network variables this method updates, in ``apply`` order.
@@ -201,16 +237,19 @@ class SyntheticGradientStep:
         v = part.trainable_variables
         grads_and_vars += list(zip(tape.gradient(loss, v), v))
     elif method != "noprop":
-      # True per-example gradients dL_i/dh_i: targets of the modules.
+      # True per-example gradients dL_i/dh_i: the modules' targets (unless
+      # bootstrapped) and the reference of the logged cosines.
       true_grads = tape.gradient(per_example, hs)
+      sgs = [synthetic_gradient(method, m, h_k, labels) for m, h_k in zip(self.modules, hs)]
+      targets = self._module_targets(tape, hs, labels, per_example, logits, true_grads, sgs)
       module_vars, module_grads = [], []
       for k, (part, module, h_k) in enumerate(zip(self.parts[:-1], self.modules, hs)):
-        sg = synthetic_gradient(method, module, h_k, labels)
         v = part.trainable_variables
-        grads_and_vars += list(zip(tape.gradient(h_k, v, output_gradients=sg / batch), v))
-        metrics[f"cosine_{k}"] = _cosine(sg, true_grads[k])
+        grads_and_vars += list(zip(tape.gradient(h_k, v, output_gradients=sgs[k] / batch), v))
+        metrics[f"cosine_{k}"] = _cosine(sgs[k], true_grads[k])
         with tf.GradientTape() as module_tape:
-          m_loss, _ = module_loss(method, module, h_k, labels, per_example, true_grads[k])
+          m_loss, _ = module_loss(method, module, h_k, labels, *targets[k],
+                                  label_gradient_weight=self.label_gradient_weight)
         mv = module.trainable_variables
         module_grads += module_tape.gradient(m_loss, mv)
         module_vars += mv
@@ -220,6 +259,35 @@ class SyntheticGradientStep:
     grads, variables = zip(*grads_and_vars)
     self.main_optimizer.apply(_all_reduce_mean(list(grads)), list(variables))
     return metrics
+
+  def _module_targets(self, tape, hs, labels, per_example, logits, true_grads, sgs):
+      """Per split: (loss values, dL/dh, log-probabilities) that its module is fitted to.
+
+      By default the main network's own loss and true gradient, as the paper did.
+      With ``bootstrap`` (DNI style, no backpropagation beyond one part): the top
+      split's module gets the true targets from the top part; module k < K-1 gets
+      module k+1's prediction carried through part k+1: the gradient
+      ``(dh_{k+1}/dh_k)^T SG_{k+1}`` and, for loss predictors, the value
+      ``m_{k+1}(h_{k+1}, y)`` and its log-probabilities.
+      """
+      main_log_probs = tf.nn.log_softmax(logits)
+      if not self.bootstrap:
+        return [(per_example, g, main_log_probs) for g in true_grads]
+      targets = []
+      for k in range(len(hs)):
+        if k == len(hs) - 1:
+          targets.append((per_example, true_grads[k], main_log_probs))
+          continue
+        grad = tape.gradient(hs[k + 1], hs[k], output_gradients=sgs[k + 1])
+        upper = self.modules[k + 1]
+        if self.method in LOSS_PREDICTOR_METHODS:
+          value = upper(hs[k + 1], labels)
+          log_probs = tf.nn.log_softmax(upper.logits(hs[k + 1]))
+        else:
+          value, log_probs = per_example, main_log_probs  # Unused by direct SG.
+        targets.append((tf.stop_gradient(value), tf.stop_gradient(grad),
+                        tf.stop_gradient(log_probs)))
+      return targets
 
 
 def _all_reduce_mean(grads: List[tf.Tensor]) -> List[tf.Tensor]:

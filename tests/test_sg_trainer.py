@@ -59,6 +59,17 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
     has_cosines = any("cosines" in line for line in logs)
     self.assertEqual(has_cosines, method not in ("backprop", "noprop"))
 
+  def test_bootstrap_and_label_gradient_options(self):
+    workdir = self.create_tempdir().full_path
+    config = quick_config("sobolev", bootstrap=True, label_gradient_weight=1.0, num_steps=2,
+                          eval_every=2)
+    result, _ = train(config, workdir)
+    self.assertTrue(result["finished"])
+    with open(os.path.join(workdir, "result.json")) as f:
+      saved = json.load(f)["config"]
+    self.assertTrue(saved["bootstrap"])
+    self.assertEqual(saved["label_gradient_weight"], 1.0)
+
   def test_resume_continues_the_same_run(self):
     workdir = self.create_tempdir().full_path
     config = quick_config("sobolev", num_steps=4)

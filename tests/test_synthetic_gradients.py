@@ -85,6 +85,67 @@ class MethodsTest(tf.test.TestCase, parameterized.TestCase):
       sg.SyntheticGradientStep(parts, [], "sobolev", snt.optimizers.SGD(1.0))
 
 
+class OptionsTest(tf.test.TestCase, parameterized.TestCase):
+  """DNI-style bootstrapped targets and the SM 4.1 dm/dy term (both off by default)."""
+
+  def test_label_gradient_is_dm_dy_of_the_one_hot_label(self):
+    module = sg.LossPredictor(3, channels=4)
+    h = tf.random.stateless_normal([4, 5, 5, 2], seed=[3, 3], dtype=tf.float32)
+    y = tf.one_hot([0, 2, 1, 2], 3)
+    with tf.GradientTape() as tape:
+      tape.watch(y)
+      m = -tf.reduce_sum(y * tf.nn.log_softmax(module.logits(h)), axis=1)
+    self.assertAllClose(sg.label_gradient(module, h), tape.gradient(m, y), atol=1e-6)
+    self.assertAllClose(tf.reduce_sum(y * sg.label_gradient(module, h), 1),
+                        module(h, tf.argmax(y, 1)), atol=1e-6)
+
+  def test_label_gradient_term(self):
+    module = sg.LossPredictor(3, channels=4)
+    h = tf.random.stateless_normal([4, 5, 5, 2], seed=[3, 4])
+    y = tf.constant([0, 1, 2, 0])
+    values, grads = tf.ones([4]), tf.zeros_like(h)
+    log_probs = tf.nn.log_softmax(module.logits(h))  # The module's own: term is zero.
+    total0, terms0 = sg.module_loss("sobolev", module, h, y, values, grads)
+    total, terms = sg.module_loss("sobolev", module, h, y, values, grads, log_probs, 2.0)
+    self.assertAllClose(terms["label_gradient"], 0.0)
+    self.assertAllClose(total, total0)
+    _, terms = sg.module_loss("sobolev", module, h, y, values, grads, log_probs + 0.5, 2.0)
+    self.assertAllClose(terms["label_gradient"], 1.5)  # L1 norm over 3 classes of 0.5.
+    with self.assertRaisesRegex(ValueError, "label_log_probs"):
+      sg.module_loss("critic", module, h, y, values, grads, None, 1.0)
+    parts, _, _ = _tiny()
+    with self.assertRaisesRegex(ValueError, "label_gradient_weight needs a loss-predictor"):
+      sg.SyntheticGradientStep(parts, _modules("direct"), "direct", snt.optimizers.SGD(1.0),
+                               label_gradient_weight=1.0)
+
+  @parameterized.parameters("direct", "sobolev")
+  def test_bootstrapped_targets_come_from_the_module_above(self, method):
+    parts, x, y = _tiny()
+    modules = _modules(method)
+    step = sg.SyntheticGradientStep(parts, modules, method, snt.optimizers.SGD(0.1),
+                                    snt.optimizers.Adam(1e-3), bootstrap=True)
+    step(x, y)  # Builds every variable.
+    with tf.GradientTape(persistent=True) as tape:
+      h0 = parts[0](x)
+      h1 = parts[1](h0)
+      logits = parts[2](h1)
+      per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+    true_grads = tape.gradient(per_example, [h0, h1])
+    sgs = [sg.synthetic_gradient(method, m, h, y) for m, h in zip(modules, [h0, h1])]
+    targets = step._module_targets(tape, [h0, h1], y, per_example, logits, true_grads, sgs)
+    # Top split: the true loss and gradient.
+    self.assertAllClose(targets[1][0], per_example)
+    self.assertAllClose(targets[1][1], true_grads[1])
+    # Split 0: module 1's synthetic gradient carried back through part 1.
+    carried = tape.gradient(h1, h0, output_gradients=sgs[1])
+    self.assertAllClose(targets[0][1], carried)
+    self.assertNotAllClose(targets[0][1], true_grads[0])
+    if method == "sobolev":
+      self.assertAllClose(targets[0][0], modules[1](h1, y))
+    metrics = step(x, y)
+    self.assertTrue(np.isfinite(metrics["module_loss_0"].numpy()))
+
+
 class QuadraticLossTest(tf.test.TestCase):
 
   def test_sobolev_module_recovers_the_gradient_of_a_known_loss(self):
