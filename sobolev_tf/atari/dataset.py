@@ -148,14 +148,14 @@ def _cut(indices: np.ndarray, episodes: np.ndarray, k: int):
 
 def split_by_episodes(episodes: np.ndarray, train_fraction: float,
                       validation_fraction: float = 0.1) -> Splits:
-  """Time-wise split by episodes (SM section 3).
+  """Time-wise split by episodes (SM section 3): train | validation | test.
 
-  Training: the first ``train_fraction`` of the states in time. Test: every
-  state of the episodes after the one in which training stops (the rest of that
-  episode is dropped), so no episode is on both sides. Validation, for
-  learning-rate selection, is carved the same way from the end of the training
-  side: the first ``1 - validation_fraction`` of it stays training, the
-  following whole episodes are validation (none if there are none).
+  Training: the first ``train_fraction`` of the states in time (the rest of the
+  episode in which it stops is dropped). Validation, for learning-rate
+  selection: the whole episodes that follow, at least ``validation_fraction`` of
+  all states (none if 0). Test: every later episode. No episode is on two sides;
+  at small fractions (1% of 100K Pong states is part of one episode) validation
+  exists all the same.
   """
   if not 0 < train_fraction < 1:
     raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
@@ -163,13 +163,14 @@ def split_by_episodes(episodes: np.ndarray, train_fraction: float,
     raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
   episodes = np.asarray(episodes)
   everything = np.arange(len(episodes))
-  train, test = _cut(everything, episodes, int(round(train_fraction * len(episodes))))
-  if not len(test):
-    raise ValueError(f"train_fraction={train_fraction} leaves no later episode for testing "
-                     f"({len(np.unique(episodes))} episodes in all).")
+  train, rest = _cut(everything, episodes, int(round(train_fraction * len(episodes))))
   validation = np.array([], np.int64)
-  if validation_fraction > 0:
-    kept, validation = _cut(train, episodes, int(round((1 - validation_fraction) * len(train))))
-    if len(validation):
-      train = kept
-  return Splits(train=train, validation=validation, test=test)
+  if validation_fraction > 0 and len(rest):
+    k = min(max(int(np.ceil(validation_fraction * len(episodes))), 1), len(rest))
+    boundary = episodes[rest[k - 1]]
+    validation, rest = rest[episodes[rest] <= boundary], rest[episodes[rest] > boundary]
+  if not len(rest):
+    raise ValueError(f"train_fraction={train_fraction} and validation_fraction="
+                     f"{validation_fraction} leave no later episode for testing "
+                     f"({len(np.unique(episodes))} episodes in all).")
+  return Splits(train=train, validation=validation, test=rest)

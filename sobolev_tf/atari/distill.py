@@ -10,6 +10,7 @@ teacher's input gradients are computed on the fly with no gradient into it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable, Dict, Optional
@@ -101,8 +102,10 @@ def train_and_evaluate(config, workdir: str,
                        log: Callable[[str], None] = print) -> Dict:
   """Distils ``config.data_path`` into a student; resumes from ``workdir``.
 
-  Writes ``workdir/curves.csv`` (step, split, action_error, kl) and returns the
-  final test metrics.
+  Writes ``workdir/curves.csv`` (step, split, action_error, kl) during training
+  and ``workdir/result.json`` (final test metrics, wall time) at the end, and
+  returns the final test metrics. Wall time is the training time summed over
+  resumed segments (up to each segment's last checkpoint).
   """
   data = dataset.load(config.data_path)
   splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
@@ -110,8 +113,10 @@ def train_and_evaluate(config, workdir: str,
   num_actions = data.log_probs.shape[1]
   distiller = Distiller(num_actions, config.method, config.learning_rate, config.alpha,
                         teacher_logits, seed=config.seed)
+  # Training wall time, summed over resumed segments up to their last checkpoint.
+  seconds = tf.Variable(0.0, dtype=tf.float64, name="wall_seconds")
   ckpt = tf.train.Checkpoint(student=distiller.student, optimizer=distiller.optimizer,
-                             step=distiller.step)
+                             step=distiller.step, wall_seconds=seconds)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
   eval_index = {"test": splits.test[:config.max_eval_states],
                 "validation": splits.validation[:config.max_eval_states]}
@@ -125,7 +130,7 @@ def train_and_evaluate(config, workdir: str,
       with open(curves_path) as f:
         curves = f.read().strip().split("\n")
     log(f"resumed at step {int(distiller.step.numpy())}")
-  last_ckpt = time.time()
+  last_ckpt = start_time = time.time()
   metrics = {}
   while int(distiller.step.numpy()) < config.num_steps:
     step = int(distiller.step.numpy())
@@ -144,10 +149,16 @@ def train_and_evaluate(config, workdir: str,
           f"{float(metrics['total']):.4f} {curves[-1]}")
       write_text_atomic(curves_path, "\n".join(curves) + "\n")
     if time.time() - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
+      seconds.assign_add(time.time() - start_time)
+      start_time = time.time()
       manager.save(checkpoint_number=step)
       last_ckpt = time.time()
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,
+               learning_rate=config.learning_rate, seed=config.seed,
                train_states=len(splits.train), test_states=len(splits.test),
-               steps=int(distiller.step.numpy()))
+               steps=int(distiller.step.numpy()),
+               wall_seconds=float(seconds.numpy()))
+  write_text_atomic(os.path.join(workdir, "result.json"), json.dumps(final, indent=1))
   return final
+

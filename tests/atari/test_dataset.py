@@ -58,24 +58,31 @@ class DatasetTest(tf.test.TestCase):
     episodes = np.repeat(np.arange(20), 50)
     for fraction in (0.01, 0.1, 0.5):
       s = dataset.split_by_episodes(episodes, fraction, validation_fraction=0.2)
-      self.assertLessEqual(len(s.train) + len(s.validation), int(round(fraction * 1000)))
+      self.assertLen(s.train, int(round(fraction * 1000)))
+      self.assertGreaterEqual(len(s.validation), 200)
       train_eps, val_eps, test_eps = (set(episodes[i]) for i in (s.train, s.validation, s.test))
       self.assertFalse(train_eps & test_eps)
       self.assertFalse(val_eps & test_eps)
       self.assertFalse(train_eps & val_eps)
-      self.assertLess(max(s.train), min(s.test))
+      self.assertLess(max(s.train), min(s.validation))
+      self.assertLess(max(s.validation), min(s.test))
     s = dataset.split_by_episodes(episodes, 0.5, validation_fraction=0.1)
-    self.assertAllEqual(s.train, np.arange(450))        # Episodes 0-8.
-    self.assertAllEqual(s.validation, np.arange(450, 500))  # Episode 9.
-    self.assertAllEqual(s.test, np.arange(500, 1000))   # Episodes 10-19.
-    s = dataset.split_by_episodes(episodes, 0.01)       # 10 states inside episode 0.
+    self.assertAllEqual(s.train, np.arange(500))             # Episodes 0-9.
+    self.assertAllEqual(s.validation, np.arange(500, 600))   # Episodes 10-11.
+    self.assertAllEqual(s.test, np.arange(600, 1000))        # Episodes 12-19.
+    s = dataset.split_by_episodes(episodes, 0.01)            # 10 states inside episode 0.
     self.assertAllEqual(s.train, np.arange(10))
+    self.assertAllEqual(s.validation, np.arange(50, 150))    # Episodes 1-2.
+    self.assertAllEqual(s.test, np.arange(150, 1000))
+    s = dataset.split_by_episodes(episodes, 0.01, validation_fraction=0.0)
     self.assertEmpty(s.validation)
     self.assertAllEqual(s.test, np.arange(50, 1000))
     with self.assertRaisesRegex(ValueError, "train_fraction"):
       dataset.split_by_episodes(episodes, 1.5)
     with self.assertRaisesRegex(ValueError, "no later episode"):
       dataset.split_by_episodes(np.zeros(10, np.int64), 0.5)
+    with self.assertRaisesRegex(ValueError, "no later episode"):
+      dataset.split_by_episodes(np.repeat(np.arange(3), 10), 0.3, validation_fraction=0.5)
 
   def test_collect_a_few_real_states(self):
     logits = lambda s: tf.zeros([tf.shape(s)[0], 3])

@@ -1,0 +1,149 @@
+r"""The Figure 4 grid: trains (resumably) and reports games x fractions x methods.
+
+    python scripts/distill_grid.py --config=configs/distill.py:grid \
+        --data_dir=/work/runs/distillation_data --teachers_dir=/work/runs/teachers \
+        --workdir=/work/runs/distill_grid
+    python scripts/distill_grid.py ... --report_only   # Report the finished runs so far.
+
+Writes to --output_dir: curves.csv (every evaluation of every run), final.csv
+(per game, fraction and method: selected learning rate, mean and std over seeds
+of the final test action error and KL, wall time), figure4.md and figure4.png
+(rows = games; columns = fractions, action error then KL; regular vs Sobolev).
+"""
+
+import csv
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
+from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py:grid"),
+    "configs/distill.py:grid (CPU scale) or :grid_quick.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Root of the grid's runs.", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with <game>.npz datasets.",
+                                required=True)
+_TEACHERS_DIR = flags.DEFINE_string("teachers_dir", None,
+                                    "Directory with the teachers' workdirs <game>/.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/distillation", "Report directory.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report the finished runs.")
+
+
+def write_csv(path, rows):
+  if not rows:
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  os.replace(tmp, path)
+
+
+def plot(config, curves, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  games, fractions = list(config.games), list(config.fractions)
+  fig, axes = plt.subplots(len(games), 2 * len(fractions), squeeze=False,
+                           figsize=(3 * 2 * len(fractions), 2.6 * len(games)))
+  colors = {"regular": "tab:blue", "sobolev": "tab:red"}
+  for i, game in enumerate(games):
+    for j, fraction in enumerate(fractions):
+      for k, metric in enumerate(("action_error", "kl")):
+        ax = axes[i][k * len(fractions) + j]
+        for method in config.methods:
+          rows = [c for c in curves if c["selected"] and c["split"] == "test" and
+                  (c["game"], c["fraction"], c["method"]) == (game, fraction, method)]
+          for seed in sorted({r["seed"] for r in rows}):
+            pts = [(r["step"], r[metric]) for r in rows if r["seed"] == seed]
+            ax.plot(*zip(*pts), color=colors[method], alpha=0.8,
+                    label=method if seed == min(r["seed"] for r in rows) else None)
+        ax.set_title(f"{game} {100 * fraction:g}%: test "
+                     f"{'action error' if metric == 'action_error' else 'KL'}", fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if i == 0 and j == 0:
+          ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path + ".tmp.png", dpi=90)
+  os.replace(path + ".tmp.png", path)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  config = _CONFIG.value
+  teachers = {}
+
+  def teacher_for(game):
+    if game not in teachers:
+      if not _TEACHERS_DIR.value:
+        raise ValueError("Sobolev distillation needs --teachers_dir (teacher workdirs).")
+      teachers[game], _ = train_teacher.load_teacher(os.path.join(_TEACHERS_DIR.value, game),
+                                                     game)
+    return teachers[game]
+
+  results = distill_grid.run_grid(config, _WORKDIR.value, _DATA_DIR.value, teacher_for,
+                                  log=lambda s: print(s, flush=True),
+                                  train=not _REPORT_ONLY.value)
+  out = _OUTPUT_DIR.value
+  os.makedirs(out, exist_ok=True)
+  curves = distill_grid.collect_curves(_WORKDIR.value, results)
+  summary = distill_grid.summarise(results)
+  write_csv(os.path.join(out, "curves.csv"), curves)
+  write_csv(os.path.join(out, "final.csv"), summary)
+  plot(config, curves, os.path.join(out, "figure4.png"))
+  name = os.path.basename(sys.argv[0])
+  lines = ["# Policy distillation (section 4.2, Figure 4)", "",
+           f"Command: `python scripts/{name} {' '.join(sys.argv[1:])}`", "",
+           f"Settings: {config.num_steps:,} steps of batch {config.batch_size}, learning rate selected "
+           f"from {list(config.learning_rates)} by final validation KL, seeds "
+           f"{list(config.seeds)}. A CPU-scale setting, not the paper's (unstated) budget.", "",
+           "| game | train fraction | method | lr | seeds | train states | test action error "
+           "| test KL | wall min/run |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+  for r in sorted(summary, key=lambda r: (r["game"], r["fraction"], r["method"])):
+    lines.append(f"| {r['game']} | {100 * r['fraction']:g}% | {r['method']} | "
+                 f"{r['learning_rate']:g} | {r['seeds']} | {r['train_states']:,} | "
+                 f"{r['action_error']:.4f} +- {r['action_error_std']:.4f} | "
+                 f"{r['kl']:.4f} +- {r['kl_std']:.4f} | {r['wall_minutes']:.1f} |")
+  cells = {(r["game"], r["fraction"]): {} for r in summary}
+  for r in summary:
+    cells[(r["game"], r["fraction"])][r["method"]] = r
+  lines += ["", "Sobolev vs regular (final test metrics, mean over seeds):", ""]
+  for (game, fraction), by_method in sorted(cells.items()):
+    if {"regular", "sobolev"} <= set(by_method):
+      reg, sob = by_method["regular"], by_method["sobolev"]
+      lines.append(f"- {game} {100 * fraction:g}%: action error {reg['action_error']:.4f} -> "
+                   f"{sob['action_error']:.4f}, KL {reg['kl']:.4f} -> {sob['kl']:.4f} "
+                   f"({'closer' if sob['kl'] < reg['kl'] else 'NOT closer'} to the teacher "
+                   "in KL)")
+  lines += ["", "Overfitting (final test KL over its minimum during training, selected runs, "
+            "mean over seeds; 1.00 = none):", ""]
+  for (game, fraction), by_method in sorted(cells.items()):
+    ratios = []
+    for method in config.methods:
+      runs = {}
+      for c in curves:
+        if (c["selected"] and c["split"] == "test" and
+            (c["game"], c["fraction"], c["method"]) == (game, fraction, method)):
+          runs.setdefault(c["seed"], []).append(c["kl"])
+      if runs:
+        ratio = sum(kls[-1] / min(kls) for kls in runs.values()) / len(runs)
+        ratios.append(f"{method} {ratio:.2f}")
+    lines.append(f"- {game} {100 * fraction:g}%: " + ", ".join(ratios))
+  lines += ["", "![Figure 4](figure4.png)", ""]
+  write_text_atomic(os.path.join(out, "figure4.md"), "\n".join(lines))
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,81 @@
+"""The Figure 4 grid on synthetic frames: selection on validation, resume, report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+import sobolev_tf as st
+from configs import distill as distill_configs
+from sobolev_tf.atari import distill_grid
+from tests.atari.test_distill import _synthetic_dataset
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+class GridTest(tf.test.TestCase):
+
+  def test_grid_selects_on_validation_resumes_and_reports(self):
+    tf.random.set_seed(0)
+    teacher = st.AtariTeacher(3)
+    root = self.create_tempdir().full_path
+    data_dir = os.path.join(root, "data")
+    os.makedirs(data_dir)
+    _synthetic_dataset(os.path.join(data_dir, "pong.npz"), teacher, episode_length=4)
+    config = distill_configs.get_config("grid_quick")
+    workdir = os.path.join(root, "grid")
+    logs = []
+    results = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
+                                    log=logs.append)
+    # 2 methods x (2 learning rates with seed 0 + seed 1 at the selected rate).
+    self.assertLen(results, 6)
+    with open(os.path.join(workdir, "selection.json")) as f:
+      selection = json.load(f)
+    for method in ("regular", "sobolev"):
+      chosen = selection[f"pong/0.5/{method}"]
+      kls = {float(k): v for k, v in chosen["validation_kl"].items()}
+      self.assertEqual(chosen["selected"], min(kls, key=kls.get))
+      selected = [r for r in results if r["method"] == method and r["selected"]]
+      self.assertEqual(sorted(r["seed"] for r in selected), [0, 1])
+      self.assertTrue(all(r["learning_rate"] == chosen["selected"] for r in selected))
+    # A second call trains nothing: every run is finished.
+    logs.clear()
+    again = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
+                                  log=logs.append)
+    self.assertLen(again, 6)
+    self.assertFalse(any("seed" in line and "lr" in line for line in logs))
+    summary = distill_grid.summarise(again)
+    self.assertLen(summary, 2)
+    self.assertTrue(all(s["seeds"] == 2 for s in summary))
+    # The report script on the finished runs.
+    out_dir = os.path.join(root, "report")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run(
+        [sys.executable, "scripts/distill_grid.py", "--config=configs/distill.py:grid_quick",
+         f"--workdir={workdir}", f"--data_dir={data_dir}", f"--output_dir={out_dir}",
+         "--report_only"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
+    for name in ("figure4.md", "figure4.png", "final.csv", "curves.csv"):
+      self.assertTrue(os.path.exists(os.path.join(out_dir, name)), msg=name)
+    with open(os.path.join(out_dir, "figure4.md")) as f:
+      report = f.read()
+    self.assertIn("| pong | 50% | sobolev |", report)
+    self.assertIn("Overfitting", report)
+
+  def test_errors(self):
+    root = self.create_tempdir().full_path
+    config = distill_configs.get_config("grid_quick")
+    with self.assertRaisesRegex(ValueError, "No dataset .*pong.npz"):
+      distill_grid.run_grid(config, root, root, None)
+    config.games = ("tetris",)
+    with self.assertRaisesRegex(ValueError, "Unknown game 'tetris'"):
+      distill_grid.run_grid(config, root, root, None)
+    config.methods = ("dagger",)
+    with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
+      distill_grid.run_grid(config, root, root, None)
+
+
+if __name__ == "__main__":
+  tf.test.main()
