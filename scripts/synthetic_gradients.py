@@ -41,6 +41,10 @@ def main(argv):
   config = _CONFIG.value
   for method in _METHODS.value or [config.method]:
     config.method = method
+    done = os.path.join(_WORKDIR.value, method, "result.json")
+    if os.path.exists(done):
+      print(f"[{method}] finished earlier: {done}", flush=True)
+      continue
     result = sg_trainer.train_and_evaluate(
         config, os.path.join(_WORKDIR.value, method), data_dir=_DATA_DIR.value,
         log=lambda s: print(s, flush=True),
