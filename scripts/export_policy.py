@@ -1,7 +1,10 @@
 r"""Exports a trained teacher as a SavedModel (uint8 [B, 84, 84, 4] -> action probabilities).
 
     python scripts/export_policy.py --game=pong --workdir=/work/runs/teachers/pong \
-        --saved_model=teachers/pong/saved_model
+        --saved_model=teachers/pong/saved_model --weights_dir=teachers/pong
+
+``--weights_dir`` also writes the weights alone (no optimiser state; the shipped
+teachers), which ``load_teacher`` and ``--teacher_workdir`` accept like a workdir.
 """
 
 import os
@@ -18,6 +21,7 @@ from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-to
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Output directory.", required=True)
+_WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None, "Also write weights only here.")
 
 
 def main(argv):
@@ -27,6 +31,8 @@ def main(argv):
   net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   export.export_policy(net, spec.name, spec.num_actions, _SAVED_MODEL.value)
   print(f"exported {latest} to {_SAVED_MODEL.value}")
+  if _WEIGHTS_DIR.value:
+    print(f"weights: {train_teacher.save_teacher_weights(net, _WEIGHTS_DIR.value)}")
 
 
 if __name__ == "__main__":

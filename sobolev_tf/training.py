@@ -89,9 +89,14 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   return metrics
 
 
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "") -> None:
-  """Restores ``path`` or raises a ValueError naming it (corrupt, truncated, incompatible)."""
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "",
+                       written: bool = False) -> None:
+  """Restores ``path`` or raises a ValueError naming it (corrupt, truncated, incompatible).
+
+  ``written``: ``path`` was made by ``Checkpoint.write`` (no save counter), not ``save``.
+  """
   try:
-    checkpoint.restore(path).assert_existing_objects_matched()
+    status = checkpoint.read(path) if written else checkpoint.restore(path)
+    status.assert_existing_objects_matched()
   except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
     raise ValueError(f"Corrupt or incompatible checkpoint {path}: {e}. {hint}".strip()) from e

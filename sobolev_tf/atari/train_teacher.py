@@ -10,6 +10,7 @@ the learning curve of ``results/teachers.md``.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from typing import Callable, Optional
 
@@ -20,9 +21,10 @@ from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["train_and_evaluate", "load_teacher", "FRAMES_PER_STEP"]
+__all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "FRAMES_PER_STEP"]
 
 FRAMES_PER_STEP = 4  # Action repeat: one agent step is 4 emulator frames.
+WEIGHTS = "weights"  # Shipped teachers: <dir>/weights.index, weights.data-*.
 
 
 def _hparams(config) -> a2c.A2CHyperparams:
@@ -42,19 +44,48 @@ def make_checkpoint(learner: a2c.A2CLearner):
 
 
 def load_teacher(workdir: str, game: str):
-  """The trained teacher network of ``game`` from ``workdir``'s latest checkpoint.
+  """The trained teacher network of ``game`` from ``workdir``.
 
-  Returns ``(net, checkpoint_path)``; a ValueError names the directory if empty.
+  ``workdir`` is a training workdir (its latest checkpoint) or a shipped teacher
+  directory holding weights only (``weights.index``, written by
+  ``save_teacher_weights``). Returns ``(net, path)``; a ValueError names the
+  directory if it holds neither.
   """
   spec = games.get_game(game)
   learner = a2c.A2CLearner(spec.num_actions)
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  latest = tf.train.latest_checkpoint(ckpt_dir)
-  if latest is None:
-    raise ValueError(f"No teacher checkpoint in {ckpt_dir}; train one with "
-                     f"scripts/train_teacher.py --config=configs/teacher.py:{game}.")
-  tf.train.Checkpoint(net=learner.net).restore(latest).expect_partial()
-  return learner.net, latest
+  path = tf.train.latest_checkpoint(ckpt_dir)
+  if path is None and os.path.exists(os.path.join(workdir, WEIGHTS + ".index")):
+    path = os.path.join(workdir, WEIGHTS)
+  if path is None:
+    raise ValueError(f"No teacher checkpoint in {ckpt_dir} and no {WEIGHTS}.index in "
+                     f"{workdir}; train one with scripts/train_teacher.py "
+                     f"--config=configs/teacher.py:{game}.")
+  learner.net.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
+  restore_checkpoint(tf.train.Checkpoint(net=learner.net), path,
+                     written=path.endswith(os.sep + WEIGHTS))
+  return learner.net, path
+
+
+def save_teacher_weights(net: tf.Module, directory: str) -> str:
+  """Writes the network's weights only (no optimiser state) as ``directory/weights.*``.
+
+  Written to a temporary directory that replaces ``directory`` when complete.
+  """
+  tmp = directory.rstrip("/") + ".tmp"
+  if os.path.exists(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  tf.train.Checkpoint(net=net).write(os.path.join(tmp, WEIGHTS))
+  if os.path.isdir(directory):
+    for name in os.listdir(directory):
+      if name.startswith(WEIGHTS + "."):
+        os.remove(os.path.join(directory, name))
+  os.makedirs(directory, exist_ok=True)
+  for name in os.listdir(tmp):
+    os.replace(os.path.join(tmp, name), os.path.join(directory, name))
+  os.rmdir(tmp)
+  return os.path.join(directory, WEIGHTS)
 
 
 def restore_or_initialize(ckpt, manager, log) -> None:

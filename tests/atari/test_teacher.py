@@ -78,6 +78,18 @@ class ResumeTest(tf.test.TestCase):
     self.assertEqual(net(tf.zeros([1, 84, 84, 4], tf.uint8)).shape, [1, 3])
     with self.assertRaisesRegex(ValueError, "No teacher checkpoint in"):
       train_teacher.load_teacher(self.create_tempdir().full_path, "pong")
+    # Shipped teachers: weights only, loaded by the same function.
+    shipped = os.path.join(self.create_tempdir().full_path, "pong")
+    train_teacher.save_teacher_weights(net, shipped)
+    self.assertCountEqual([n.split(".")[0] for n in os.listdir(shipped)], ["weights"] * 2)
+    train_teacher.save_teacher_weights(net, shipped)  # Overwrites in place.
+    reloaded, path = train_teacher.load_teacher(shipped, "pong")
+    self.assertEqual(path, os.path.join(shipped, "weights"))
+    frames = tf.cast(tf.random.stateless_uniform([2, 84, 84, 4], [1, 2], maxval=255,
+                                                 dtype=tf.int32), tf.uint8)
+    self.assertAllClose(reloaded(frames), net(frames))
+    with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint"):
+      train_teacher.load_teacher(shipped, "breakout")  # 4 actions: shapes differ.
 
   def test_corrupt_checkpoint_is_refused(self):
     workdir = self.create_tempdir().full_path
