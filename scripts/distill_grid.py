@@ -12,6 +12,7 @@ of the final test action error and KL, wall time), figure4.md and figure4.png
 """
 
 import csv
+import json
 import os
 import sys
 
@@ -35,6 +36,9 @@ _TEACHERS_DIR = flags.DEFINE_string("teachers_dir", None,
                                     "Directory with the teachers' workdirs <game>/.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/distillation", "Report directory.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report the finished runs.")
+_PLAY_EPISODES = flags.DEFINE_integer(
+    "play_episodes", 0, "Also score each selected student (first seed) over this many games, "
+    "next to its teacher's <teachers_dir>/<game>/evaluation.json (0: skip).")
 
 
 def write_csv(path, rows):
@@ -99,6 +103,15 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   curves = distill_grid.collect_curves(_WORKDIR.value, results)
   summary = distill_grid.summarise(results)
+  if _PLAY_EPISODES.value:
+    distill_grid.add_student_scores(_WORKDIR.value, summary, config.seeds[0],
+                                    _PLAY_EPISODES.value, log=lambda s: print(s, flush=True))
+  teacher_scores = {}
+  for game in config.games:
+    path = os.path.join(_TEACHERS_DIR.value or "", game, "evaluation.json")
+    if _TEACHERS_DIR.value and os.path.exists(path):
+      with open(path) as f:
+        teacher_scores[game] = json.load(f)["mean"]
   write_csv(os.path.join(out, "curves.csv"), curves)
   write_csv(os.path.join(out, "final.csv"), summary)
   plot(config, curves, os.path.join(out, "figure4.png"))
@@ -109,12 +122,16 @@ def main(argv):
            f"from {list(config.learning_rates)} by final validation KL, seeds "
            f"{list(config.seeds)}. A CPU-scale setting, not the paper's (unstated) budget.", "",
            "| game | train fraction | method | lr | seeds | train states | test action error "
-           "| test KL | wall min/run |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| test KL | wall min/run | student score | teacher score |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in sorted(summary, key=lambda r: (r["game"], r["fraction"], r["method"])):
     lines.append(f"| {r['game']} | {100 * r['fraction']:g}% | {r['method']} | "
                  f"{r['learning_rate']:g} | {r['seeds']} | {r['train_states']:,} | "
                  f"{r['action_error']:.4f} +- {r['action_error_std']:.4f} | "
-                 f"{r['kl']:.4f} +- {r['kl_std']:.4f} | {r['wall_minutes']:.1f} |")
+                 f"{r['kl']:.4f} +- {r['kl_std']:.4f} | {r['wall_minutes']:.1f} | "
+                 + (f"{r['student_score']:.1f} +- {r['student_score_std']:.1f}"
+                    if "student_score" in r else "-")
+                 + f" | {teacher_scores.get(r['game'], '-')} |")
   cells = {(r["game"], r["fraction"]): {} for r in summary}
   for r in summary:
     cells[(r["game"], r["fraction"])][r["method"]] = r

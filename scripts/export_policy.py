@@ -1,9 +1,13 @@
-r"""Exports a trained teacher as a SavedModel (uint8 [B, 84, 84, 4] -> action probabilities).
+r"""Exports a teacher or a distilled student as a SavedModel (uint8 [B, 84, 84, 4] -> probabilities).
 
     python scripts/export_policy.py --game=pong --workdir=/work/runs/teachers/pong \
         --saved_model=teachers/pong/saved_model --weights_dir=teachers/pong
 
-``--weights_dir`` also writes the weights alone (no optimiser state; the shipped
+    python scripts/export_policy.py --game=pong --student \
+        --workdir=/work/runs/distill_grid/pong/frac0.1/sobolev/lr0.0001/seed0 \
+        --saved_model=exports/pong_sobolev_10
+
+``--weights_dir`` (teachers) also writes the weights alone (no optimiser state; the shipped
 teachers), which ``load_teacher`` and ``--teacher_workdir`` accept like a workdir.
 """
 
@@ -14,12 +18,15 @@ from absl import flags
 from absl import logging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf.atari import distill  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Teacher or distillation workdir.",
+                                required=True)
+_STUDENT = flags.DEFINE_bool("student", False, "--workdir is a distillation run (a student).")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Output directory.", required=True)
 _WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None, "Also write weights only here.")
 
@@ -28,10 +35,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   spec = games.get_game(_GAME.value)
-  net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
+  if _STUDENT.value:
+    net, latest = distill.load_student(_WORKDIR.value, spec.num_actions)
+  else:
+    net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   export.export_policy(net, spec.name, spec.num_actions, _SAVED_MODEL.value)
   print(f"exported {latest} to {_SAVED_MODEL.value}")
-  if _WEIGHTS_DIR.value:
+  if _WEIGHTS_DIR.value and not _STUDENT.value:
     print(f"weights: {train_teacher.save_teacher_weights(net, _WEIGHTS_DIR.value)}")
 
 

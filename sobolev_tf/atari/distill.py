@@ -25,7 +25,7 @@ from sobolev_tf.atari import dataset
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["METHODS", "Distiller", "train_and_evaluate"]
+__all__ = ["METHODS", "Distiller", "train_and_evaluate", "load_student"]
 
 METHODS = ("regular", "sobolev")
 
@@ -162,3 +162,14 @@ def train_and_evaluate(config, workdir: str,
   write_text_atomic(os.path.join(workdir, "result.json"), json.dumps(final, indent=1))
   return final
 
+
+def load_student(workdir: str, num_actions: int):
+  """The distilled student of ``workdir``'s latest checkpoint: ``(student, path)``."""
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  path = tf.train.latest_checkpoint(ckpt_dir)
+  if path is None:
+    raise ValueError(f"No student checkpoint in {ckpt_dir}; train one with scripts/distill.py.")
+  student = nets.AtariStudent(num_actions)
+  student(tf.zeros([1, 84, 84, 4], tf.uint8))
+  restore_checkpoint(tf.train.Checkpoint(student=student), path)
+  return student, path

@@ -22,7 +22,8 @@ from sobolev_tf.atari import distill
 from sobolev_tf.atari import games
 from sobolev_tf.io import write_text_atomic
 
-__all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise"]
+__all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise",
+           "add_student_scores"]
 
 TeacherFn = Callable[[str], Callable]  # game -> teacher logits callable
 
@@ -156,3 +157,30 @@ def summarise(results: List[Dict]) -> List[Dict]:
                     wall_minutes=float(np.mean([r["wall_seconds"] for r in rs]) / 60)))
   return out
 
+
+def add_student_scores(workdir: str, summary: List[Dict], seed: int, episodes: int,
+                       log: Callable[[str], None] = print) -> None:
+  """Plays ``episodes`` games with each cell's selected student (run ``seed``).
+
+  Adds ``student_score`` and ``student_score_std`` to the rows of ``summary``; the
+  scores are cached as ``play.json`` in the run directory (protocol:
+  ``sobolev_tf.atari.evaluation``, sampled actions).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+  for row in summary:
+    directory = run_dir(workdir, row["game"], row["fraction"], row["method"],
+                        row["learning_rate"], seed)
+    path = os.path.join(directory, "play.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        result = json.load(f)
+    else:
+      if not os.path.exists(os.path.join(directory, "result.json")):
+        continue
+      student, _ = distill.load_student(directory, games.get_game(row["game"]).num_actions)
+      log(f"[grid] playing {episodes} games of {row['game']} with {directory}")
+      result = evaluation.evaluate_policy(tf.function(student), row["game"], episodes)
+      write_text_atomic(path, json.dumps(result, indent=1))
+    if result["episodes"] >= episodes:
+      row["student_score"], row["student_score_std"] = result["mean"], result["std"]

@@ -26,13 +26,17 @@ def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
   Args:
     logits_fn: ``uint8 [B, 84, 84, 4] -> [B, num_actions]`` logits (or log-probs).
     game: game name.
-    num_episodes: games to score (the first ones to finish, per environment in turn).
+    num_episodes: games to score, split evenly over ``num_envs`` environments, each
+      scoring its first games (consecutive, from its seeded start).
   """
   spec = games.get_game(game)
   if num_episodes < 1:
     raise ValueError(f"num_episodes must be positive, got {num_episodes}.")
-  env = games.VectorEnv(spec, min(num_envs, num_episodes), seed=seed,
-                        max_frames_per_episode=max_frames_per_episode)
+  n = min(num_envs, num_episodes)
+  env = games.VectorEnv(spec, n, seed=seed, max_frames_per_episode=max_frames_per_episode)
+  # Each environment scores a fixed quota of consecutive games: taking the first
+  # games to finish overall would favour short games.
+  quota = [num_episodes // n + (i < num_episodes % n) for i in range(n)]
   obs = env.reset()
   scores, lengths = [], []
   rng_step = 0
@@ -45,12 +49,14 @@ def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
           logits, 1, seed=[seed, rng_step])[:, 0].numpy()
     rng_step += 1
     obs, _, _, _, finished = env.step(actions)
-    for _, score, length in finished:
-      scores.append(score)
-      lengths.append(length)
+    for i, score, length in finished:
+      if quota[i] > 0:
+        quota[i] -= 1
+        scores.append(score)
+        lengths.append(length)
   env.close()
-  scores = np.asarray(scores[:num_episodes])
+  scores = np.asarray(scores)
   return dict(game=game, episodes=len(scores), mean=float(scores.mean()),
               std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
-              scores=scores.tolist(), mean_length=float(np.mean(lengths[:num_episodes])),
+              scores=scores.tolist(), mean_length=float(np.mean(lengths)),
               greedy=greedy)

@@ -55,7 +55,7 @@ class GridTest(tf.test.TestCase):
     out = subprocess.run(
         [sys.executable, "scripts/distill_grid.py", "--config=configs/distill.py:grid_quick",
          f"--workdir={workdir}", f"--data_dir={data_dir}", f"--output_dir={out_dir}",
-         "--report_only"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+         "--report_only", "--play_episodes=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
     for name in ("figure4.md", "figure4.png", "final.csv", "curves.csv"):
       self.assertTrue(os.path.exists(os.path.join(out_dir, name)), msg=name)
@@ -63,6 +63,12 @@ class GridTest(tf.test.TestCase):
       report = f.read()
     self.assertIn("| pong | 50% | sobolev |", report)
     self.assertIn("Overfitting", report)
+    # Each selected student (seed 0) played one real game of Pong: a full-game score.
+    for method in ("regular", "sobolev"):
+      with open(os.path.join(distill_grid.run_dir(
+          workdir, "pong", 0.5, method, selection[f"pong/0.5/{method}"]["selected"], 0),
+          "play.json")) as f:
+        self.assertBetween(json.load(f)["mean"], -21, 21)
 
   def test_errors(self):
     root = self.create_tempdir().full_path
