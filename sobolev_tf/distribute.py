@@ -70,9 +70,13 @@ def make_strategy(kind: str = "mirrored",
 
 
 def is_chief() -> bool:
-  """True on the chief (worker 0, or without TF_CONFIG): it writes checkpoints and results."""
+  """True on the chief: without TF_CONFIG, its ``chief`` task, or worker 0 of a cluster
+  without one. The chief writes checkpoints, curves and results."""
   tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-  task = tf_config.get("task", {})
-  return task.get("type", "worker") in ("chief",) or (
-      task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
-      and "chief" not in tf_config.get("cluster", {}))
+  task = tf_config.get("task")
+  if not task:
+    return True
+  if task.get("type") == "chief":
+    return True
+  return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
+          and "chief" not in tf_config.get("cluster", {}))

@@ -126,6 +126,31 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
                      (100_000, 150_000, 175_000))
 
 
+class ChiefTest(tf.test.TestCase):
+
+  def test_is_chief(self):
+    from sobolev_tf import distribute  # pylint: disable=g-import-not-at-top
+    cases = [(None, True),
+             ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 0}}, True),
+             ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 1}}, False),
+             ({"cluster": {"chief": ["c"], "worker": ["a"]},
+               "task": {"type": "worker", "index": 0}}, False),
+             ({"cluster": {"chief": ["c"], "worker": ["a"]},
+               "task": {"type": "chief", "index": 0}}, True)]
+    old = os.environ.pop("TF_CONFIG", None)
+    try:
+      for tf_config, expected in cases:
+        if tf_config is None:
+          os.environ.pop("TF_CONFIG", None)
+        else:
+          os.environ["TF_CONFIG"] = json.dumps(tf_config)
+        self.assertEqual(distribute.is_chief(), expected, msg=tf_config)
+    finally:
+      os.environ.pop("TF_CONFIG", None)
+      if old is not None:
+        os.environ["TF_CONFIG"] = old
+
+
 class ImageNetTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_resnet50_three_modules_on_mock_data(self):
