@@ -31,6 +31,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+from sobolev_tf import optimizers  # pylint: disable=g-import-not-at-top
 from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
@@ -43,6 +44,8 @@ flags.DEFINE_list("cases", ["regression", "distillation", "distillation_online_t
                   "Cases to run.")
 flags.DEFINE_bool("jvp_study", False, "Also time a forward-mode (JVP) step with and without XLA.")
 flags.DEFINE_bool("jax", False, "Also time case (a) in JAX (needs jax and optax installed).")
+flags.DEFINE_enum("optimizer", "fused", ["fused", "sonnet"],
+                  "Adam of case (a): sobolev_tf.optimizers.Adam (fused kernels) or Sonnet's.")
 
 
 def _time_per_step(run: Callable[[int], object], steps_per_call: int) -> float:
@@ -94,7 +97,12 @@ def regression_step(sobolev: bool, num_batches: int = 10, seed: int = 0):
   tf.random.set_seed(seed)
   mlp = st.regression_mlp()
   model = lambda z: mlp(z)[:, 0]  # scalar per example: gradient [B, 2]
-  opt = snt.optimizers.Adam(3e-5)
+  mlp(x[0])
+  if FLAGS.optimizer == "fused":  # One kernel per variable (sobolev_tf.optimizers).
+    opt = optimizers.Adam(3e-5)
+    opt.build(mlp.trainable_variables)
+  else:
+    opt = snt.optimizers.Adam(3e-5)
 
   def step(i):
     # tf.gather, not x[b]: a sliced argument is a compile-time constant for XLA,
@@ -308,8 +316,9 @@ def main(argv):
       f"Machine: {header}.  ",
       f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; median of "
       f"{FLAGS.repeats} repetitions of at least {FLAGS.min_seconds}s each.", "",
-      "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam, first-order "
-      "Sobolev with full gradients. (b) distillation: SM section 3 student "
+      "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam "
+      f"({'sobolev_tf.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
+      "first-order Sobolev with full gradients. (b) distillation: SM section 3 student "
       "(84x84x4, 6 actions, batch 200), KL + stochastic output-space term "
       "(one projection, l2 norm), teacher of SM architecture differentiated on the fly; "
       "The `distillation` regular step reads teacher log-probabilities recorded in the "
