@@ -65,6 +65,35 @@ class DistillTest(tf.test.TestCase):
     self.assertTrue(any(np.abs(a.numpy() - b).max() > 0
                         for a, b in zip(d.student.trainable_variables, student_before)))
 
+  def test_cached_teacher_jacobian_gives_the_same_loss(self):
+    tf.random.set_seed(2)
+    teacher = st.AtariTeacher(3)
+    root = self.create_tempdir().full_path
+    data_path = os.path.join(root, "pong.npz")
+    _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
+    data = dataset.load(data_path)
+    d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=teacher)
+    index = np.arange(4, 10)
+    jac = distill.teacher_jacobians(d, data, index, batch_size=4)
+    self.assertEqual(jac.shape, (6, 3, 84, 84, 4))
+    self.assertEqual(jac.dtype, np.float16)
+    frames = tf.constant(data.states(index))
+    log_probs = tf.constant(data.log_probs[index])
+    on_the_fly = d.loss(frames, log_probs)
+    cached = d.loss(frames, log_probs, tf.constant(jac))
+    self.assertGreater(float(on_the_fly["derivative_1"]), 0.0)
+    self.assertAllClose(cached["derivative_1"], on_the_fly["derivative_1"], rtol=2e-3)
+    self.assertAllClose(cached["value"], on_the_fly["value"], rtol=1e-4, atol=1e-6)
+    # End to end with the cache (training states fit in the budget).
+    config = distill_configs.get_config("quick")
+    config.data_path = data_path
+    config.jacobian_cache_gb = 1.0
+    messages = []
+    result = distill.train_and_evaluate(config, os.path.join(root, "cached"),
+                                        teacher_logits=teacher, log=messages.append)
+    self.assertEqual(result["steps"], 4)
+    self.assertTrue(any("cached the teacher's input Jacobians" in m for m in messages))
+
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
       distill.Distiller(3, "dagger", 1e-3)
