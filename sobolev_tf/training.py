@@ -29,7 +29,11 @@ def multi_step(step_fn: StepFn, steps_per_call: int,
       XLA a slice start is a compile-time constant, so slicing would recompile
       the function for every new ``step``.
     steps_per_call: number of steps each call runs (>= 1).
-    jit_compile: passed to ``tf.function``.
+    jit_compile: passed to ``tf.function``. On CPU (TF 2.21) XLA runs a loop
+      over a conv net's steps ~20x slower per step than one compiled step (the
+      SM student: 2.4 s vs 0.1 s per step, not a recompilation: every call is
+      slow, see ``results/benchmarks.md``); for conv nets use ``jit_compile=False``
+      here or a single ``tf.function(step, jit_compile=True)``.
 
   Returns:
     ``run(first_step) -> metrics of the last step``, a ``tf.function``.
