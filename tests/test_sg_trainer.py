@@ -1,5 +1,6 @@
 """The synthetic-gradient trainer: every method end to end, resume, errors, ImageNet path,
-and two MultiWorkerMirroredStrategy workers on localhost agreeing with one worker.
+and two MultiWorkerMirroredStrategy workers on localhost, or MirroredStrategy on two
+logical CPUs, agreeing with one device.
 
 Data come from ``tfds.testing.mock_data`` (random but deterministic, offline), so
 the tests need neither the real CIFAR-10 nor ImageNet.
@@ -185,6 +186,10 @@ class ImageNetTest(tf.test.TestCase, parameterized.TestCase):
 _WORKER_SCRIPT = r"""
 import json, os, sys
 import numpy as np, tensorflow as tf, tensorflow_datasets as tfds
+if len(sys.argv) > 3:  # Logical CPU devices for a one-machine MirroredStrategy.
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[3]))
 sys.path.insert(0, os.getcwd())
 from configs import synthetic_gradients as sg_configs
 from sobolev_tf import sg_trainer
@@ -215,7 +220,7 @@ def _free_ports(n):
 
 class MultiWorkerTest(tf.test.TestCase):
 
-  def test_two_workers_on_localhost_agree_with_one_worker(self):
+  def test_two_workers_and_two_devices_agree_with_one_device(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     single = self.create_tempdir().full_path
@@ -232,6 +237,11 @@ class MultiWorkerTest(tf.test.TestCase):
     out = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, single, "mirrored"], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=600)
     self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
+    two_devices = self.create_tempdir().full_path
+    out2 = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, two_devices, "mirrored", "2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    self.assertEqual(out2.returncode, 0, msg=out2.stderr[-3000:])
+    self.assertIn("DONE 2", out2.stdout)  # Two replicas on one machine.
     outputs = []
     for p in procs:
       stdout, stderr = p.communicate(timeout=600)
@@ -240,11 +250,12 @@ class MultiWorkerTest(tf.test.TestCase):
     self.assertIn("DONE 1", out.stdout)
     self.assertIn("DONE 2", outputs[0])  # The chief saw 2 replicas in sync.
     a = np.load(os.path.join(single, "weights.npz"))
-    b = np.load(os.path.join(multi, "weights.npz"))
-    self.assertEqual(sorted(a.files), sorted(b.files))
     self.assertNotEmpty(a.files)
-    for k in a.files:
-      self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    for other in (multi, two_devices):
+      b = np.load(os.path.join(other, "weights.npz"))
+      self.assertEqual(sorted(a.files), sorted(b.files))
+      for k in a.files:
+        self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-5, msg=f"{other}: {k}")
     self.assertFalse(any(d.startswith("worker_scratch") for d in os.listdir(multi)))
 
 
