@@ -29,7 +29,7 @@ from sobolev_tf import optimizers
 from sobolev_tf import synthetic_gradients as sg
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["DATASETS", "build_model", "make_datasets", "evaluate", "train_and_evaluate"]
+__all__ = ["DATASETS", "build_model", "make_datasets", "make_evaluator", "train_and_evaluate"]
 
 DATASETS = ("cifar10", "imagenet2012")
 CURVE_COLUMNS = ("step", "images", "wall_seconds", "train_loss", "test_top1", "test_top5")
@@ -86,19 +86,24 @@ def _top_k_correct(parts, images, labels) -> tf.Tensor:
   return tf.stack([top1, top5, tf.cast(tf.shape(labels)[0], tf.float32)])
 
 
-def evaluate(strategy, parts, test_dataset) -> Dict[str, float]:
-  """Test top-1 and top-5 accuracy (BatchNorm in inference mode) over the whole test set."""
-  dist = strategy.experimental_distribute_dataset(test_dataset)
+def make_evaluator(strategy, parts) -> Callable[[tf.data.Dataset], Dict[str, float]]:
+  """``evaluate(test_dataset)``: test top-1 and top-5 (BatchNorm in inference mode).
+
+  The compiled counting step is built once and reused by every evaluation.
+  """
 
   @tf.function
   def count(batch):
     per_replica = strategy.run(lambda x, y: _top_k_correct(parts, x, y), args=batch)
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-  totals = np.zeros(3)
-  for batch in dist:
-    totals += count(batch).numpy()
-  return {"test_top1": totals[0] / totals[2], "test_top5": totals[1] / totals[2]}
+  def evaluate(test_dataset: tf.data.Dataset) -> Dict[str, float]:
+    totals = np.zeros(3)
+    for batch in strategy.experimental_distribute_dataset(test_dataset):
+      totals += count(batch).numpy()
+    return {"test_top1": totals[0] / totals[2], "test_top5": totals[1] / totals[2]}
+
+  return evaluate
 
 
 def _last_wall_seconds(curve_path: str) -> float:
@@ -192,8 +197,10 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   metrics: Dict[str, float] = {}
   result: Dict = {}
 
+  evaluate = make_evaluator(strategy, parts)
+
   def record_evaluation():
-    scores = evaluate(strategy, parts, test_ds)
+    scores = evaluate(test_ds)
     row = dict(step=step, images=step * config.batch_size,
                wall_seconds=round(previous_seconds + time.time() - start_time, 1),
                train_loss=metrics.get("loss", float("nan")), **scores)
