@@ -40,7 +40,8 @@ def main(argv):
            "Training scores are full games played by the sampling policy during training; "
            "the evaluation protocol is in `sobolev_tf/atari/evaluation.py`.", "",
            "| game | frames trained | last-100 training mean | evaluation mean +- std (episodes) "
-           "| random play | evaluation command |", "|---|---:|---:|---:|---:|---|"]
+           "| evaluated checkpoint | random play | evaluation command |",
+           "|---|---:|---:|---:|---|---:|---|"]
   for ax, (game, workdir) in zip(axes[0], pairs):
     spec = games.get_game(game)
     frames, scores = _episodes(os.path.join(workdir, "episodes.csv"))
@@ -55,19 +56,23 @@ def main(argv):
     ax.set_title(game)
     ax.legend(fontsize=7)
     eval_path = os.path.join(workdir, "evaluation.json")
-    evaluation, command = "not evaluated yet", ""
+    evaluation, command, checkpoint = "not evaluated yet", "", ""
     if os.path.exists(eval_path):
       with open(eval_path) as f:
         e = json.load(f)
       evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
       command = f"`{e.get('command', '')}`"
+      checkpoint = os.path.basename(e.get("checkpoint", ""))
     last = float(np.mean(scores[-100:])) if len(scores) else float("nan")
     lines.append(f"| {game} | {int(frames[-1]) if len(frames) else 0:,} | {last:.1f} | "
-                 f"{evaluation} | {spec.random_score} | {command} |")
+                 f"{evaluation} | {checkpoint} | {spec.random_score} | {command} |")
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   png = os.path.join(_OUTPUT_DIR.value, "teachers.png")
   fig.savefig(png + ".tmp.png", dpi=100, bbox_inches="tight")
   os.replace(png + ".tmp.png", png)
+  missing = sorted(set(games.GAMES) - {game for game, _ in pairs})
+  if missing:
+    lines += ["", f"Not trained yet: {', '.join(missing)}."]
   lines += ["", "![learning curves](teachers.png)"]
   write_text_atomic(os.path.join(_OUTPUT_DIR.value, "teachers.md"), "\n".join(lines) + "\n")
   print("\n".join(lines))
