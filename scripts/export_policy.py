@@ -35,13 +35,15 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   spec = games.get_game(_GAME.value)
+  if _STUDENT.value and _WEIGHTS_DIR.value:
+    raise ValueError("--weights_dir ships teachers only; drop it with --student.")
   if _STUDENT.value:
     net, latest = distill.load_student(_WORKDIR.value, spec.num_actions)
   else:
     net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   export.export_policy(net, spec.name, spec.num_actions, _SAVED_MODEL.value)
   print(f"exported {latest} to {_SAVED_MODEL.value}")
-  if _WEIGHTS_DIR.value and not _STUDENT.value:
+  if _WEIGHTS_DIR.value:
     print(f"weights: {train_teacher.save_teacher_weights(net, _WEIGHTS_DIR.value)}")
 
 
