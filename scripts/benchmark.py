@@ -44,6 +44,10 @@ flags.DEFINE_list("cases", ["regression", "distillation", "distillation_online_t
                   "Cases to run.")
 flags.DEFINE_bool("jvp_study", False, "Also time a forward-mode (JVP) step with and without XLA.")
 flags.DEFINE_bool("jax", False, "Also time case (a) in JAX (needs jax and optax installed).")
+flags.DEFINE_integer("inter_op_threads", 0,
+                     "TensorFlow inter-op threads (0: TF's default). For case (a)'s small "
+                     "ops, 2 inter-op x 1 intra-op thread is about 10% faster on 2 cores.")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
 flags.DEFINE_enum("optimizer", "fused", ["fused", "sonnet"],
                   "Adam of case (a): sobolev_tf.optimizers.Adam (fused kernels) or Sonnet's.")
 
@@ -291,8 +295,14 @@ def jax_reference() -> List[str]:
 
 def main(argv):
   del argv
+  # Must precede the first TensorFlow op.
+  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  threads = ", ".join(f"{n} {k}-op threads" for k, n in
+                      (("inter", FLAGS.inter_op_threads), ("intra", FLAGS.intra_op_threads)) if n)
   header = (f"TensorFlow {tf.__version__}, Sonnet {snt.__version__}, "
-            f"Python {platform.python_version()}, {os.cpu_count()} CPU cores")
+            f"Python {platform.python_version()}, {os.cpu_count()} CPU cores"
+            + (f" ({threads})" if threads else ""))
   print(header, flush=True)
   rows = []
   cases = {"regression": regression_step, "distillation": distillation_step,

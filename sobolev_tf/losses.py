@@ -175,14 +175,16 @@ def _project_target(target: tf.Tensor, direction: tf.Tensor, out_rank: int,
     lead = shape[1:1 + out_rank]
     slot = shape[1 + out_rank:1 + out_rank + in_rank]
     rest = shape[1 + out_rank + in_rank:]
+    # Batched matmuls contract without materialising target * direction, which
+    # for a distillation teacher's Jacobian is [200, 6, 84, 84, 4] floats.
     t = tf.reshape(target, [batch, tf.reduce_prod(lead), tf.reduce_prod(slot), -1])
-    v = tf.reshape(direction, [batch, 1, -1, 1])
-    projected = tf.reduce_sum(t * v, axis=2)
+    v = tf.reshape(direction, [batch, 1, 1, -1])
+    projected = tf.squeeze(tf.linalg.matmul(v, t), axis=2)
     return tf.reshape(projected, tf.concat([[batch], lead, rest], axis=0))
   rest = shape[1 + out_rank:]
   t = tf.reshape(target, [batch, -1, tf.reduce_prod(rest)])
-  u = tf.reshape(direction, [batch, -1, 1])
-  return tf.reshape(tf.reduce_sum(t * u, axis=1), tf.concat([[batch], rest], axis=0))
+  u = tf.reshape(direction, [batch, 1, -1])
+  return tf.reshape(tf.linalg.matmul(u, t), tf.concat([[batch], rest], axis=0))
 
 
 def _unpack_targets(targets) -> Tuple[Optional[tf.Tensor], Sequence[tf.Tensor]]:

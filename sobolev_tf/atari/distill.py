@@ -81,6 +81,26 @@ class Distiller(tf.Module):
   @tf.function
   def train_step(self, frames: tf.Tensor, teacher_log_probs: tf.Tensor,
                  teacher_jacobian: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """One Adam step on a batch of uint8 ``frames [B, 84, 84, 4]``."""
+    return self._train(frames, teacher_log_probs, teacher_jacobian)
+
+  @tf.function
+  def train_step_on_rows(self, rows: tf.Tensor, frames: tf.Tensor, stacks: tf.Tensor,
+                         teacher_log_probs: tf.Tensor,
+                         teacher_jacobians: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """``train_step`` on the training rows ``rows``, gathered in the graph.
+
+    ``frames [F, 84, 84]``, ``stacks [N, 4]`` (frame indices of each state),
+    ``teacher_log_probs [N, A]`` and ``teacher_jacobians [N, A, 84, 84, 4]``
+    hold the whole training set. Assembling a batch here rather than in numpy
+    keeps it off the critical path: the cached Jacobians of a batch of 200 are
+    68 MB (``scripts/benchmark.py`` notes, case b).
+    """
+    states = tf.transpose(tf.gather(frames, tf.gather(stacks, rows)), [0, 2, 3, 1])
+    jacobian = None if teacher_jacobians is None else tf.gather(teacher_jacobians, rows)
+    return self._train(states, tf.gather(teacher_log_probs, rows), jacobian)
+
+  def _train(self, frames, teacher_log_probs, teacher_jacobian):
     with tf.GradientTape() as tape:
       terms = self.loss(frames, teacher_log_probs, teacher_jacobian)
     variables = self.student.trainable_variables
@@ -172,26 +192,32 @@ def train_and_evaluate(config, workdir: str,
       cache = teacher_jacobians(distiller, data, splits.train)
       log(f"[sobolev] cached the teacher's input Jacobians of {len(splits.train):,} training "
           f"states ({needed_gb:.2f} GB float16) in {time.time() - t0:.0f} s")
-  last_ckpt = start_time = time.time()
+  # The training set as tensors; a step gathers its batch from them by row.
+  train_set = dict(frames=tf.constant(data.frames),
+                   stacks=tf.constant(data.stacks[splits.train].astype(np.int32)),
+                   teacher_log_probs=tf.constant(data.log_probs[splits.train]))
+  if cache is not None:  # Rows of the cache are positions in splits.train.
+    train_set["teacher_jacobians"] = tf.constant(cache)
+    del cache
+  last_ckpt = start_time = last_log = time.time()
+  last_log_step = int(distiller.step.numpy())
   metrics = {}
   while int(distiller.step.numpy()) < config.num_steps:
     step = int(distiller.step.numpy())
     rng = np.random.default_rng([config.seed, step])  # Resumable batch sequence.
-    idx = np.sort(rng.choice(splits.train, size=config.batch_size,
-                             replace=len(splits.train) < config.batch_size))
-    jacobian = None
-    if cache is not None:  # splits.train is sorted: rows of the cache by position.
-      jacobian = tf.constant(cache[np.searchsorted(splits.train, idx)])
-    metrics = distiller.train_step(tf.constant(data.states(idx)),
-                                   tf.constant(data.log_probs[idx]), jacobian)
+    rows = np.sort(rng.choice(len(splits.train), size=config.batch_size,
+                              replace=len(splits.train) < config.batch_size))
+    metrics = distiller.train_step_on_rows(tf.constant(rows, tf.int32), **train_set)
     step += 1
     if step % config.eval_every == 0 or step == config.num_steps:
       for split, index in eval_index.items():
         if len(index):
           ev = evaluate(distiller, data, index)
           curves.append(f"{step},{split},{ev['action_error']},{ev['kl']}")
+      rate = (step - last_log_step) / max(time.time() - last_log, 1e-9)
       log(f"[{config.method}] step {step}/{config.num_steps} loss "
-          f"{float(metrics['total']):.4f} {curves[-1]}")
+          f"{float(metrics['total']):.4f} {rate:.1f} steps/s (with evaluation) {curves[-1]}")
+      last_log, last_log_step = time.time(), step
       write_text_atomic(curves_path, "\n".join(curves) + "\n")
     if time.time() - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
       seconds.assign_add(time.time() - start_time)

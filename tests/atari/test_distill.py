@@ -94,6 +94,36 @@ class DistillTest(tf.test.TestCase):
     self.assertEqual(result["steps"], 4)
     self.assertTrue(any("cached the teacher's input Jacobians" in m for m in messages))
 
+  def test_step_on_rows_equals_step_on_the_numpy_batch(self):
+    tf.random.set_seed(3)
+    teacher = st.AtariTeacher(3)
+    root = self.create_tempdir().full_path
+    data_path = os.path.join(root, "pong.npz")
+    _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
+    data = dataset.load(data_path)
+    train = np.arange(3, 15)
+    rows = np.array([0, 2, 2, 7, 11])
+    for cached in (False, True):
+      pair = [distill.Distiller(3, "sobolev", 1e-3, teacher_logits=teacher, seed=5)
+              for _ in range(2)]
+      for d in pair:
+        d.student(tf.constant(data.states(train[:1])))
+      for a, b in zip(*[d.student.variables for d in pair]):
+        b.assign(a)
+      jac = distill.teacher_jacobians(pair[0], data, train) if cached else None
+      expected = pair[0].train_step(
+          tf.constant(data.states(train[rows])), tf.constant(data.log_probs[train[rows]]),
+          None if jac is None else tf.constant(jac[rows]))
+      extra = {} if jac is None else {"teacher_jacobians": tf.constant(jac)}
+      actual = pair[1].train_step_on_rows(
+          tf.constant(rows, tf.int32), tf.constant(data.frames),
+          tf.constant(data.stacks[train].astype(np.int32)),
+          tf.constant(data.log_probs[train]), **extra)
+      self.assertAllClose(actual["total"], expected["total"], rtol=1e-5)
+      self.assertGreater(float(actual["derivative_1"]), 0.0)
+      for a, b in zip(*[d.student.variables for d in pair]):
+        self.assertAllClose(a, b, rtol=1e-5, atol=1e-7)
+
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
       distill.Distiller(3, "dagger", 1e-3)
