@@ -44,8 +44,10 @@ def get_config(variant: str = "sobolev") -> ml_collections.ConfigDict:
   config.seeds = (0, 1)
   if variant == "grid":
     # CPU-scale: 5K steps of batch 200 (1M states drawn, 10-1000 passes over the
-    # training states depending on the fraction); about 9 min per Sobolev run and
-    # 2.5 min per regular run on 2 cores. Not the paper's (unstated) budget.
+    # training states depending on the fraction). Training alone on 2 cores, Pong
+    # (results/benchmarks.md): regular 32 ms/step (3 min per run), Sobolev 74 ms with
+    # cached teacher Jacobians (1% and 10%; 6 min) and 108 ms without (50%; 9 min).
+    # Not the paper's (unstated) budget.
     config.num_steps = 5_000
     config.eval_every = 250
   if variant in ("quick", "grid_quick"):
