@@ -102,5 +102,9 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "
   try:
     status = checkpoint.read(path) if written else checkpoint.restore(path)
     status.assert_existing_objects_matched()
+    # Values for objects not built yet (optimizer slots before the first step,
+    # or the optimizer of a loader that wants only the network) stay deferred;
+    # without this TF warns about each of them when the checkpoint is deleted.
+    status.expect_partial()
   except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
     raise ValueError(f"Corrupt or incompatible checkpoint {path}: {e}. {hint}".strip()) from e
