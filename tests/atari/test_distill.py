@@ -23,6 +23,15 @@ def _synthetic_dataset(path, teacher, num_states=48, episode_length=8):
 
 class DistillTest(tf.test.TestCase):
 
+  def _teacher_and_small_dataset(self, seed: int):
+    """A random teacher and 24 states of its log-probabilities in 8 episodes."""
+    tf.random.set_seed(seed)
+    teacher = st.AtariTeacher(3)
+    root = self.create_tempdir().full_path
+    data_path = os.path.join(root, "pong.npz")
+    _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
+    return teacher, root, data_path, dataset.load(data_path)
+
   def test_tiny_end_to_end_both_methods_and_resume(self):
     tf.random.set_seed(0)
     teacher = st.AtariTeacher(3)
@@ -66,12 +75,7 @@ class DistillTest(tf.test.TestCase):
                         for a, b in zip(d.student.trainable_variables, student_before)))
 
   def test_cached_teacher_jacobian_gives_the_same_loss(self):
-    tf.random.set_seed(2)
-    teacher = st.AtariTeacher(3)
-    root = self.create_tempdir().full_path
-    data_path = os.path.join(root, "pong.npz")
-    _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
-    data = dataset.load(data_path)
+    teacher, root, data_path, data = self._teacher_and_small_dataset(seed=2)
     d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=teacher)
     index = np.arange(4, 10)
     jac = distill.teacher_jacobians(d, data, index, batch_size=4)
@@ -95,12 +99,7 @@ class DistillTest(tf.test.TestCase):
     self.assertTrue(any("cached the teacher's input Jacobians" in m for m in messages))
 
   def test_step_on_rows_equals_step_on_the_numpy_batch(self):
-    tf.random.set_seed(3)
-    teacher = st.AtariTeacher(3)
-    root = self.create_tempdir().full_path
-    data_path = os.path.join(root, "pong.npz")
-    _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
-    data = dataset.load(data_path)
+    teacher, root, data_path, data = self._teacher_and_small_dataset(seed=3)
     train = np.arange(3, 15)
     rows = np.array([0, 2, 2, 7, 11])
     for cached in (False, True):
