@@ -12,10 +12,11 @@ Variants (``--config=configs/regression.py:<variant>``):
   errors are always computed in the functions' original units.
 * ``paper``: the paper-faithful setting: raw scale, Adam 3e-5, full batch up
   to 100 points, 200k steps (the paper gives neither steps nor batch size).
-  Evidence (``results/regression/paper/curves.png``, 20 and 100 points): regular
+  Evidence (``results/regression/paper/curves.png``): at 20 and 100 points regular
   training is flat from 50k steps except Beale; Sobolev training is still
   improving on Beale and Booth at 200k and past its best test error on Ackley and
-  Styblinski-Tang (overfitting), so no fixed budget is converged for all seven.
+  Styblinski-Tang (overfitting); at 10,000 points both are still improving on
+  several functions. No fixed budget is converged for all seven.
 * ``quick``: the qualitative picture in a few minutes: 2 seeds, fewer steps.
 
 Budget choice (default): full-batch training for 20 and 100 points, minibatches
