@@ -94,7 +94,7 @@ class Distiller(tf.Module):
     ``teacher_log_probs [N, A]`` and ``teacher_jacobians [N, A, 84, 84, 4]``
     hold the whole training set. Assembling a batch here rather than in numpy
     keeps it off the critical path: the cached Jacobians of a batch of 200 are
-    68 MB (``scripts/benchmark.py`` notes, case b).
+    68 MB (``scripts/benchmark_distill_trainer.py``, ``results/benchmarks.md``).
     """
     states = tf.transpose(tf.gather(frames, tf.gather(stacks, rows)), [0, 2, 3, 1])
     jacobian = None if teacher_jacobians is None else tf.gather(teacher_jacobians, rows)
