@@ -11,8 +11,8 @@ Every method is one setting of the same step:
   true gradient;
 * loss predictors ``m(h, y) = L(p(h|theta), y)``, synthetic gradient ``dm/dh``:
   ``vfbn`` supervised on the gradient only, ``critic`` on the loss value only,
-  ``sobolev`` on both (the paper's ``L_SG^sob``), all L1 (SM 4.2) via
-  ``sobolev_loss`` with value or derivative weight set to zero.
+  ``sobolev`` on both (the paper's ``L_SG^sob``), all L1 (SM 4.2): eq. 1 at
+  order 1 with the value or the derivative weight set to zero.
 
 Targets are the main network's per-example loss and its true gradient
 ``dL_i/dh_i``, computed by backpropagation as the paper did. Per-example
@@ -134,32 +134,55 @@ def module_loss(method: str, module, h: tf.Tensor, labels: tf.Tensor,
                 label_gradient_weight: float = 0.0) -> Tuple[tf.Tensor, Dict]:
   """The module's training loss against the per-example loss and gradient targets (L1).
 
-  With ``label_gradient_weight > 0`` (loss predictors only; SM 4.1, off in the
+  For loss predictors this is eq. 1 at order 1 with L1 distances (the value or
+  the derivative weight is zero for ``vfbn`` and ``critic``), equal to
+  ``losses.sobolev_loss(..., derivative_loss="l1")``. With
+  ``label_gradient_weight > 0`` (loss predictors only; SM 4.1, off in the
   paper's experiments) ``dm/dy`` is also matched to ``-label_log_probs``, the
   target's log-probabilities, in L1.
+  """
+  total, terms, _ = _fit_module(method, module, h, labels, loss_values, loss_grads,
+                                label_log_probs, label_gradient_weight)
+  return total, terms
+
+
+def _fit_module(method, module, h, labels, loss_values, loss_grads, label_log_probs,
+                label_gradient_weight):
+  """``module_loss`` and the module's synthetic gradient from one forward and backward.
+
+  The loss predictor's input gradient ``dm/dh`` is both the derivative term of
+  its loss and the synthetic gradient the step hands to the part below, so it
+  is computed once here rather than by ``sobolev_loss`` and again by
+  ``synthetic_gradient``. Returns ``(total, terms, synthetic_gradient)``.
   """
   _check_method(method)
   h = tf.stop_gradient(h)
   loss_values, loss_grads = tf.stop_gradient(loss_values), tf.stop_gradient(loss_grads)
   if method == "direct":
-    l1 = tf.reduce_mean(losses.l1(loss_grads, module(h, labels)))
-    return l1, {"derivative_1": l1, "total": l1}
-  if method in LOSS_PREDICTOR_METHODS:
-    value_weight, derivative_weight = _WEIGHTS[method]
-    total, terms = losses.sobolev_loss(
-        lambda z: module(z, labels), h, (loss_values, loss_grads),
-        value_weight=value_weight, derivative_weights=(derivative_weight,),
-        value_loss=lambda t, p: tf.abs(t - p), derivative_loss="l1", check_targets=False)
-    if label_gradient_weight:
-      if label_log_probs is None:
-        raise ValueError("label_gradient_weight > 0 needs label_log_probs.")
-      label_term = tf.reduce_mean(losses.l1(-tf.stop_gradient(label_log_probs),
-                                            label_gradient(module, h)))
-      terms = dict(terms, label_gradient=label_term)
-      total = total + label_gradient_weight * label_term
-      terms["total"] = total
-    return total, terms
-  raise ValueError(f"method {method!r} trains no module.")
+    prediction = module(h, labels)
+    l1 = tf.reduce_mean(losses.l1(loss_grads, prediction))
+    return l1, {"derivative_1": l1, "total": l1}, tf.stop_gradient(prediction)
+  if method not in LOSS_PREDICTOR_METHODS:
+    raise ValueError(f"method {method!r} trains no module.")
+  value_weight, derivative_weight = _WEIGHTS[method]
+  value, grad = derivatives.value_and_gradient(lambda z: module(z, labels), h)
+  # pylint: disable=protected-access
+  losses._check_same_shape(grad, loss_grads, "loss_grads", "input gradient dm/dh")
+  losses._check_same_shape(value, loss_values, "loss_values", "output")
+  # pylint: enable=protected-access
+  terms = {"derivative_1": tf.reduce_mean(losses.l1(loss_grads, grad))}
+  total = derivative_weight * terms["derivative_1"]
+  if value_weight:
+    terms["value"] = tf.reduce_mean(tf.abs(loss_values - value))
+    total += value_weight * terms["value"]
+  if label_gradient_weight:
+    if label_log_probs is None:
+      raise ValueError("label_gradient_weight > 0 needs label_log_probs.")
+    terms["label_gradient"] = tf.reduce_mean(losses.l1(-tf.stop_gradient(label_log_probs),
+                                                       label_gradient(module, h)))
+    total += label_gradient_weight * terms["label_gradient"]
+  terms["total"] = total
+  return total, terms, tf.stop_gradient(grad)
 
 
 def _cosine(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
@@ -240,54 +263,52 @@ class SyntheticGradientStep:
       # True per-example gradients dL_i/dh_i: the modules' targets (unless
       # bootstrapped) and the reference of the logged cosines.
       true_grads = tape.gradient(per_example, hs)
-      sgs = [synthetic_gradient(method, m, h_k, labels) for m, h_k in zip(self.modules, hs)]
-      targets = self._module_targets(tape, hs, labels, per_example, logits, true_grads, sgs)
-      module_vars, module_grads = [], []
-      for k, (part, module, h_k) in enumerate(zip(self.parts[:-1], self.modules, hs)):
+      num_splits = len(hs)
+      sgs: List[Optional[tf.Tensor]] = [None] * num_splits
+      module_losses: List[Optional[tf.Tensor]] = [None] * num_splits
+      module_grads: List[List[tf.Tensor]] = [[]] * num_splits
+      # Top split first: a bootstrapped target of split k needs SG_{k+1}.
+      for k in reversed(range(num_splits)):
+        module = self.modules[k]
+        target = self._module_target(k, tape, hs, labels, per_example, logits, true_grads, sgs)
+        with tf.GradientTape() as module_tape:
+          module_losses[k], _, sgs[k] = _fit_module(
+              method, module, hs[k], labels, *target,
+              label_gradient_weight=self.label_gradient_weight)
+        module_grads[k] = module_tape.gradient(module_losses[k], module.trainable_variables)
+      for k, (part, h_k) in enumerate(zip(self.parts[:-1], hs)):
         v = part.trainable_variables
         grads_and_vars += list(zip(tape.gradient(h_k, v, output_gradients=sgs[k] / batch), v))
         metrics[f"cosine_{k}"] = _cosine(sgs[k], true_grads[k])
-        with tf.GradientTape() as module_tape:
-          m_loss, _ = module_loss(method, module, h_k, labels, *targets[k],
-                                  label_gradient_weight=self.label_gradient_weight)
-        mv = module.trainable_variables
-        module_grads += module_tape.gradient(m_loss, mv)
-        module_vars += mv
-        metrics[f"module_loss_{k}"] = m_loss
-      self.module_optimizer.apply(_all_reduce_mean(module_grads), module_vars)
+        metrics[f"module_loss_{k}"] = module_losses[k]
+      self.module_optimizer.apply(_all_reduce_mean([g for gs in module_grads for g in gs]),
+                                  self.module_variables())
     del tape
     grads, variables = zip(*grads_and_vars)
     self.main_optimizer.apply(_all_reduce_mean(list(grads)), list(variables))
     return metrics
 
-  def _module_targets(self, tape, hs, labels, per_example, logits, true_grads, sgs):
-      """Per split: (loss values, dL/dh, log-probabilities) that its module is fitted to.
+  def _module_target(self, k, tape, hs, labels, per_example, logits, true_grads, sgs):
+    """(loss values, dL/dh, log-probabilities) that the module of split k is fitted to.
 
-      By default the main network's own loss and true gradient, as the paper did.
-      With ``bootstrap`` (DNI style, no backpropagation beyond one part): the top
-      split's module gets the true targets from the top part; module k < K-1 gets
-      module k+1's prediction carried through part k+1: the gradient
-      ``(dh_{k+1}/dh_k)^T SG_{k+1}`` and, for loss predictors, the value
-      ``m_{k+1}(h_{k+1}, y)`` and its log-probabilities.
-      """
-      main_log_probs = tf.nn.log_softmax(logits)
-      if not self.bootstrap:
-        return [(per_example, g, main_log_probs) for g in true_grads]
-      targets = []
-      for k in range(len(hs)):
-        if k == len(hs) - 1:
-          targets.append((per_example, true_grads[k], main_log_probs))
-          continue
-        grad = tape.gradient(hs[k + 1], hs[k], output_gradients=sgs[k + 1])
-        upper = self.modules[k + 1]
-        if self.method in LOSS_PREDICTOR_METHODS:
-          value = upper(hs[k + 1], labels)
-          log_probs = tf.nn.log_softmax(upper.logits(hs[k + 1]))
-        else:
-          value, log_probs = per_example, main_log_probs  # Unused by direct SG.
-        targets.append((tf.stop_gradient(value), tf.stop_gradient(grad),
-                        tf.stop_gradient(log_probs)))
-      return targets
+    By default the main network's own loss and true gradient, as the paper did.
+    With ``bootstrap`` (DNI style, no backpropagation beyond one part): the top
+    split's module gets the true targets from the top part; module k < K-1 gets
+    module k+1's prediction carried through part k+1: the gradient
+    ``(dh_{k+1}/dh_k)^T SG_{k+1}`` (``sgs[k + 1]`` must be set) and, for loss
+    predictors, the value ``m_{k+1}(h_{k+1}, y)`` and its log-probabilities.
+    """
+    main_log_probs = tf.nn.log_softmax(logits)
+    if not self.bootstrap or k == len(hs) - 1:
+      return per_example, true_grads[k], main_log_probs
+    grad = tape.gradient(hs[k + 1], hs[k], output_gradients=sgs[k + 1])
+    upper = self.modules[k + 1]
+    if self.method in LOSS_PREDICTOR_METHODS:
+      value = upper(hs[k + 1], labels)
+      log_probs = tf.nn.log_softmax(upper.logits(hs[k + 1]))
+    else:
+      value, log_probs = per_example, main_log_probs  # Unused by direct SG.
+    return tf.stop_gradient(value), tf.stop_gradient(grad), tf.stop_gradient(log_probs)
 
 
 def _all_reduce_mean(grads: List[tf.Tensor]) -> List[tf.Tensor]:

@@ -6,6 +6,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from sobolev_tf import derivatives
+from sobolev_tf import losses
 from sobolev_tf import synthetic_gradients as sg
 
 
@@ -63,6 +64,27 @@ class MethodsTest(tf.test.TestCase, parameterized.TestCase):
     for b, v, e, t in zip(before, parts[1].trainable_variables, expected, true):
       self.assertAllClose(b - v.numpy(), e, atol=1e-5)
       self.assertNotAllClose(e, t)  # The true gradient never reaches the lower part.
+
+  @parameterized.parameters("vfbn", "critic", "sobolev")
+  def test_module_loss_is_eq1_with_l1(self, method):
+    module = sg.LossPredictor(3, channels=4)
+    h = tf.random.stateless_normal([4, 5, 5, 2], seed=[3, 5])
+    y = tf.constant([0, 1, 2, 0])
+    values = tf.random.stateless_uniform([4], seed=[3, 6])
+    grads = tf.random.stateless_normal([4, 5, 5, 2], seed=[3, 7])
+    value_weight, derivative_weight = {"vfbn": (0.0, 1.0), "critic": (1.0, 0.0),
+                                       "sobolev": (1.0, 1.0)}[method]
+    expected, expected_terms = losses.sobolev_loss(
+        lambda z: module(z, y), h, (values, grads), value_weight=value_weight,
+        derivative_weights=(derivative_weight,), value_loss=lambda t, p: tf.abs(t - p),
+        derivative_loss="l1")
+    total, terms = sg.module_loss(method, module, h, y, values, grads)
+    self.assertAllClose(total, expected)
+    self.assertEqual(sorted(terms), sorted(expected_terms))
+    for name, term in terms.items():
+      self.assertAllClose(term, expected_terms[name], msg=name)
+    with self.assertRaisesRegex(ValueError, "loss_grads has shape"):
+      sg.module_loss(method, module, h, y, values, grads[..., :1])
 
   def test_backprop_uses_true_gradients(self):
     parts, x, y = _tiny()
@@ -132,7 +154,8 @@ class OptionsTest(tf.test.TestCase, parameterized.TestCase):
       per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
     true_grads = tape.gradient(per_example, [h0, h1])
     sgs = [sg.synthetic_gradient(method, m, h, y) for m, h in zip(modules, [h0, h1])]
-    targets = step._module_targets(tape, [h0, h1], y, per_example, logits, true_grads, sgs)
+    targets = [step._module_target(k, tape, [h0, h1], y, per_example, logits, true_grads, sgs)
+               for k in range(2)]
     # Top split: the true loss and gradient.
     self.assertAllClose(targets[1][0], per_example)
     self.assertAllClose(targets[1][1], true_grads[1])
