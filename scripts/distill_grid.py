@@ -104,8 +104,8 @@ def main(argv):
   curves = distill_grid.collect_curves(_WORKDIR.value, results)
   summary = distill_grid.summarise(results)
   if _PLAY_EPISODES.value:
-    distill_grid.add_student_scores(_WORKDIR.value, summary, config.seeds[0],
-                                    _PLAY_EPISODES.value, log=lambda s: print(s, flush=True))
+    distill_grid.add_student_scores(summary, _PLAY_EPISODES.value,
+                                    log=lambda s: print(s, flush=True))
   teacher_scores = {}
   for game in config.games:
     path = os.path.join(_TEACHERS_DIR.value or "", game, "evaluation.json")
@@ -119,14 +119,20 @@ def main(argv):
   lines = ["# Policy distillation (section 4.2, Figure 4)", "",
            f"Command: `python scripts/{name} {' '.join(sys.argv[1:])}`", "",
            f"Settings: {config.num_steps:,} steps of batch {config.batch_size}, learning rate selected "
-           f"from {list(config.learning_rates)} by final validation KL, seeds "
-           f"{list(config.seeds)}. A CPU-scale setting, not the paper's (unstated) budget.", "",
-           "| game | train fraction | method | lr | seeds | train states | test action error "
-           "| test KL | wall min/run | student score | teacher score |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"from {list(config.learning_rates)} by final validation KL"
+           + (f" (Sobolev: alpha {config.alpha:g}, then alpha from "
+              f"{sorted({config.alpha, *config.alpha_search})} at the selected rate)"
+              if config.get("alpha_search") else f" (Sobolev: alpha {config.alpha:g})")
+           + f", seeds {list(config.seeds)}. A CPU-scale setting, not the paper's (unstated) "
+           "budget.", "",
+           "| game | train fraction | method | lr | alpha | seeds | train states "
+           "| test action error | test KL | wall min/run | student score | teacher score |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in sorted(summary, key=lambda r: (r["game"], r["fraction"], r["method"])):
+    alpha = f"{r['alpha']:g}" if r["method"] == "sobolev" else "-"
     lines.append(f"| {r['game']} | {100 * r['fraction']:g}% | {r['method']} | "
-                 f"{r['learning_rate']:g} | {r['seeds']} | {r['train_states']:,} | "
+                 f"{r['learning_rate']:g} | {alpha} | "
+                 f"{r['seeds']} | {r['train_states']:,} | "
                  f"{r['action_error']:.4f} +- {r['action_error_std']:.4f} | "
                  f"{r['kl']:.4f} +- {r['kl_std']:.4f} | {r['wall_minutes']:.1f} | "
                  + (f"{r['student_score']:.1f} +- {r['student_score_std']:.1f}"

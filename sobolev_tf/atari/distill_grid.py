@@ -3,10 +3,14 @@
 For every (game, fraction, method) each learning rate of ``config.learning_rates``
 is trained with the first seed; the one with the lowest final *validation* KL
 (the objective both methods share; the paper says only that the rate was
-"fitted independently per game and per approach") is selected, and the other
-seeds run with it. Every run is a resumable ``distill.train_and_evaluate`` in
-``<workdir>/<game>/frac<fraction>/<method>/lr<lr>/seed<seed>``; finished runs
-(with ``result.json``) are skipped, so the grid resumes where it stopped.
+"fitted independently per game and per approach") is selected. Sobolev cells
+then try each weight of ``config.alpha_search`` at that rate (the paper does not
+give alpha) and keep the alpha with the lowest validation KL, ``config.alpha``
+included. The other seeds run with the selected setting. Every run is a
+resumable ``distill.train_and_evaluate`` in
+``<workdir>/<game>/frac<fraction>/<method>/lr<lr>[_alpha<alpha>]/seed<seed>``
+(the suffix only for the alpha search); finished runs (with ``result.json``) are
+skipped, so the grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ __all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summ
 TeacherFn = Callable[[str], Callable]  # game -> teacher logits callable
 
 
-def run_dir(workdir: str, game: str, fraction: float, method: str, lr: float, seed: int) -> str:
-  return os.path.join(workdir, game, f"frac{fraction:g}", method, f"lr{lr:g}", f"seed{seed}")
+def run_dir(workdir: str, game: str, fraction: float, method: str, lr: float, seed: int,
+            alpha: Optional[float] = None) -> str:
+  """A run's directory; ``alpha`` is given for the alpha search's runs only."""
+  name = f"lr{lr:g}" if alpha is None else f"lr{lr:g}_alpha{alpha:g}"
+  return os.path.join(workdir, game, f"frac{fraction:g}", method, name, f"seed{seed}")
 
 
 def _read_curves(path: str) -> List[Dict]:
@@ -54,22 +61,32 @@ def final_validation_kl(directory: str) -> float:
   return rows[-1]["kl"]
 
 
-def _run(base, workdir, game, fraction, method, lr, seed, data_dir, teacher_for, log, train):
-  """The run's result: read if finished, else trained (or None if ``train`` is False)."""
-  directory = run_dir(workdir, game, fraction, method, lr, seed)
+def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teacher_for, log,
+         train):
+  """The run's result: read if finished, else trained (or None if ``train`` is False).
+
+  ``alpha`` None means ``base.alpha``. The result gets ``alpha`` (0 for regular
+  runs, which have no Sobolev term), ``game`` and its ``run_dir``.
+  """
+  directory = run_dir(workdir, game, fraction, method, lr, seed, alpha)
+  tags = dict(game=game, run_dir=directory,
+              alpha=0.0 if method == "regular" else (base.alpha if alpha is None else alpha))
   result_path = os.path.join(directory, "result.json")
   if os.path.exists(result_path):
     with open(result_path) as f:
-      return json.load(f)
+      return dict(json.load(f), **tags)
   if not train:
     return None
   config = copy.deepcopy(base)
   config.method, config.train_fraction, config.learning_rate, config.seed = (
       method, fraction, lr, seed)
+  config.alpha = tags["alpha"] or base.alpha
   config.data_path = os.path.join(data_dir, f"{game}.npz")
   teacher = teacher_for(game) if method == "sobolev" else None
-  log(f"[grid] {game} fraction {fraction:g} {method} lr {lr:g} seed {seed}")
-  return distill.train_and_evaluate(config, directory, teacher_logits=teacher, log=log)
+  log(f"[grid] {game} fraction {fraction:g} {method} lr {lr:g}"
+      + (f" alpha {alpha:g}" if alpha is not None else "") + f" seed {seed}")
+  return dict(distill.train_and_evaluate(config, directory, teacher_logits=teacher, log=log),
+              **tags)
 
 
 def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherFn],
@@ -92,55 +109,74 @@ def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherF
   results = []
   selection_path = os.path.join(workdir, "selection.json")
   first_seed, other_seeds = config.seeds[0], list(config.seeds[1:])
-  run = lambda game, fraction, method, lr, seed: _run(
-      config, workdir, game, fraction, method, lr, seed, data_dir, teacher_for, log, train)
+  alpha_search = [a for a in config.get("alpha_search", ()) if a != config.alpha]
+  run = lambda game, fraction, method, lr, seed, alpha=None: _run(
+      config, workdir, game, fraction, method, lr, seed, alpha, data_dir, teacher_for, log,
+      train)
   for game in config.games:
     for fraction in config.fractions:
       for method in config.methods:
         key = f"{game}/{fraction:g}/{method}"
         candidates = [run(game, fraction, method, lr, first_seed) for lr in config.learning_rates]
-        finished = [r for r in candidates if r is not None]
-        results += [dict(r, game=game, selected=False) for r in finished]
+        finished = [dict(r, selected=False) for r in candidates if r is not None]
+        results += finished
         if len(finished) < len(candidates):
-          continue  # Selection needs every learning rate (report mode only).
-        kls = {lr: final_validation_kl(run_dir(workdir, game, fraction, method, lr, first_seed))
-               for lr in config.learning_rates}
-        best = min(kls, key=kls.get)
+          continue  # Selection needs every candidate (report mode only).
+        kls = {r["learning_rate"]: final_validation_kl(r["run_dir"]) for r in finished}
+        best_lr = min(kls, key=kls.get)
+        log(f"[grid] {key}: validation KL by learning rate "
+            + ", ".join(f"{lr:g}: {kl:.4f}" for lr, kl in kls.items()) + f" -> {best_lr:g}")
+        best = [r for r in finished if r["learning_rate"] == best_lr][0]
+        choice = dict(selected=best_lr, validation_kl={f"{k:g}": v for k, v in kls.items()})
+        if method == "sobolev" and alpha_search:
+          # Second stage: the Sobolev weight at the selected learning rate.
+          searched = [run(game, fraction, method, best_lr, first_seed, a) for a in alpha_search]
+          results += [dict(r, selected=False) for r in searched if r is not None]
+          if any(r is None for r in searched):
+            continue
+          by_alpha = {r["alpha"]: r for r in [best] + searched}
+          alpha_kls = {a: final_validation_kl(r["run_dir"]) for a, r in by_alpha.items()}
+          best = by_alpha[min(alpha_kls, key=alpha_kls.get)]
+          choice.update(alpha=best["alpha"],
+                        validation_kl_by_alpha={f"{k:g}": v for k, v in alpha_kls.items()})
+          log(f"[grid] {key}: validation KL by alpha at lr {best_lr:g} "
+              + ", ".join(f"{a:g}: {kl:.4f}" for a, kl in alpha_kls.items())
+              + f" -> {best['alpha']:g}")
         if train:
           selection = {}
           if os.path.exists(selection_path):
             with open(selection_path) as f:
               selection = json.load(f)
-          selection[key] = dict(selected=best, validation_kl={f"{k:g}": v for k, v in kls.items()})
+          selection[key] = choice
           write_text_atomic(selection_path, json.dumps(selection, indent=1, sort_keys=True))
-        log(f"[grid] {key}: validation KL by learning rate "
-            + ", ".join(f"{lr:g}: {kl:.4f}" for lr, kl in kls.items()) + f" -> {best:g}")
         for r in results:
-          if (r["game"], r["train_fraction"], r["method"], r["learning_rate"]) == (
-              game, fraction, method, best):
+          if r["run_dir"] == best["run_dir"]:
             r["selected"] = True
+        searched_alpha = None if best["alpha"] in (0.0, config.alpha) else best["alpha"]
         for seed in other_seeds:
-          r = run(game, fraction, method, best, seed)
+          r = run(game, fraction, method, best_lr, seed, searched_alpha)
           if r is not None:
-            results.append(dict(r, game=game, selected=True))
+            results.append(dict(r, selected=True))
   return results
 
 
 def collect_curves(workdir: str, results: List[Dict]) -> List[Dict]:
   """Every evaluation row of every run, tagged with its run (for the curves CSV)."""
+  del workdir  # Each result carries its run_dir.
   rows = []
   for r in results:
-    directory = run_dir(workdir, r["game"], r["train_fraction"], r["method"],
-                        r["learning_rate"], r["seed"])
-    for c in _read_curves(os.path.join(directory, "curves.csv")):
+    for c in _read_curves(os.path.join(r["run_dir"], "curves.csv")):
       rows.append(dict(game=r["game"], fraction=r["train_fraction"], method=r["method"],
-                       learning_rate=r["learning_rate"], seed=r["seed"],
+                       learning_rate=r["learning_rate"], alpha=r["alpha"], seed=r["seed"],
                        selected=r["selected"], **c))
   return rows
 
 
 def summarise(results: List[Dict]) -> List[Dict]:
-  """Mean and std over seeds of the selected runs' final test metrics, per cell."""
+  """Mean and std over seeds of the selected runs' final test metrics, per cell.
+
+  ``run_dir`` is the first seed's run (the one the selection trained).
+  """
   cells: Dict[tuple, List[Dict]] = {}
   for r in results:
     if r["selected"]:
@@ -150,17 +186,18 @@ def summarise(results: List[Dict]) -> List[Dict]:
     errors = np.array([r["action_error"] for r in rs])
     kls = np.array([r["kl"] for r in rs])
     out.append(dict(game=game, fraction=fraction, method=method,
-                    learning_rate=rs[0]["learning_rate"], seeds=len(rs),
+                    learning_rate=rs[0]["learning_rate"], alpha=rs[0]["alpha"], seeds=len(rs),
                     train_states=rs[0]["train_states"], test_states=rs[0]["test_states"],
                     action_error=float(errors.mean()), action_error_std=float(errors.std()),
                     kl=float(kls.mean()), kl_std=float(kls.std()),
-                    wall_minutes=float(np.mean([r["wall_seconds"] for r in rs]) / 60)))
+                    wall_minutes=float(np.mean([r["wall_seconds"] for r in rs]) / 60),
+                    run_dir=rs[0]["run_dir"]))
   return out
 
 
-def add_student_scores(workdir: str, summary: List[Dict], seed: int, episodes: int,
+def add_student_scores(summary: List[Dict], episodes: int,
                        log: Callable[[str], None] = print) -> None:
-  """Plays ``episodes`` games with each cell's selected student (run ``seed``).
+  """Plays ``episodes`` games with each cell's selected student (its ``run_dir``).
 
   Adds ``student_score`` and ``student_score_std`` to the rows of ``summary``; the
   scores are cached as ``play.json`` in the run directory (protocol:
@@ -169,8 +206,7 @@ def add_student_scores(workdir: str, summary: List[Dict], seed: int, episodes: i
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
   for row in summary:
-    directory = run_dir(workdir, row["game"], row["fraction"], row["method"],
-                        row["learning_rate"], seed)
+    directory = row["run_dir"]
     path = os.path.join(directory, "play.json")
     if os.path.exists(path):
       with open(path) as f:

@@ -29,8 +29,9 @@ class GridTest(tf.test.TestCase):
     logs = []
     results = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
                                     log=logs.append)
-    # 2 methods x (2 learning rates with seed 0 + seed 1 at the selected rate).
-    self.assertLen(results, 6)
+    # Regular: 2 learning rates with seed 0 + seed 1 at the selected rate; Sobolev:
+    # the same plus alpha 0.1 at the selected rate.
+    self.assertLen(results, 7)
     with open(os.path.join(workdir, "selection.json")) as f:
       selection = json.load(f)
     for method in ("regular", "sobolev"):
@@ -40,11 +41,22 @@ class GridTest(tf.test.TestCase):
       selected = [r for r in results if r["method"] == method and r["selected"]]
       self.assertEqual(sorted(r["seed"] for r in selected), [0, 1])
       self.assertTrue(all(r["learning_rate"] == chosen["selected"] for r in selected))
+      if method == "sobolev":
+        alpha_kls = {float(k): v for k, v in chosen["validation_kl_by_alpha"].items()}
+        self.assertEqual(sorted(alpha_kls), [0.1, 1.0])
+        self.assertEqual(chosen["alpha"], min(alpha_kls, key=alpha_kls.get))
+        self.assertTrue(all(r["alpha"] == chosen["alpha"] for r in selected))
+        searched = [r for r in results if r["alpha"] == 0.1]
+        self.assertLen(searched, 1 + (chosen["alpha"] == 0.1))
+        self.assertTrue(all(r["run_dir"].endswith(f"lr{chosen['selected']:g}_alpha0.1/seed"
+                                                  f"{r['seed']}") for r in searched))
+      else:
+        self.assertTrue(all(r["alpha"] == 0.0 for r in selected))
     # A second call trains nothing: every run is finished.
     logs.clear()
     again = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
                                   log=logs.append)
-    self.assertLen(again, 6)
+    self.assertLen(again, 7)
     self.assertFalse(any("seed" in line and "lr" in line for line in logs))
     summary = distill_grid.summarise(again)
     self.assertLen(summary, 2)
@@ -62,12 +74,11 @@ class GridTest(tf.test.TestCase):
     with open(os.path.join(out_dir, "figure4.md")) as f:
       report = f.read()
     self.assertIn("| pong | 50% | sobolev |", report)
+    self.assertIn("then alpha from [0.1, 1.0]", report)
     self.assertIn("Overfitting", report)
     # Each selected student (seed 0) played one real game of Pong: a full-game score.
-    for method in ("regular", "sobolev"):
-      with open(os.path.join(distill_grid.run_dir(
-          workdir, "pong", 0.5, method, selection[f"pong/0.5/{method}"]["selected"], 0),
-          "play.json")) as f:
+    for row in summary:
+      with open(os.path.join(row["run_dir"], "play.json")) as f:
         self.assertBetween(json.load(f)["mean"], -21, 21)
 
   def test_errors(self):
