@@ -4,7 +4,8 @@ Training state (network, optimiser, update count, frames, RNG counter) lives in 
 ``tf.train.Checkpoint`` under ``workdir/checkpoints``; a killed run resumes at its
 last checkpoint (environments restart their episodes; nothing learned is lost).
 Episode scores are appended to ``workdir/episodes.csv`` (frames, score, length),
-the learning curve of ``results/teachers.md``.
+the learning curve of ``results/teachers.md``; a resumed run first drops the rows
+its killed predecessor logged after the checkpoint (``prune_episode_log``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
+from sobolev_tf.io import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "FRAMES_PER_STEP"]
@@ -96,6 +98,39 @@ def restore_or_initialize(ckpt, manager, log) -> None:
   log(f"resumed from {manager.latest_checkpoint} at {int(ckpt.frames.numpy())} frames")
 
 
+def prune_episode_log(path: str, frames: int) -> int:
+  """Keeps the rows of ``episodes.csv`` that the run at ``frames`` has really played.
+
+  A killed run logged episodes after its last checkpoint; the resumed run plays
+  those frames again. Rows are in file order with nondecreasing frames within a
+  segment, so a row whose frames fall below an earlier row's starts a resumed
+  segment and the earlier, lost rows are dropped; so are rows after ``frames``
+  and torn lines. Rewritten atomically (only if something changes); returns the
+  number of rows dropped. A missing file is created with its header.
+  """
+  header = "frames,score,length"
+  if not os.path.exists(path):
+    write_text_atomic(path, header + "\n")
+    return 0
+  with open(path) as f:
+    lines = f.read().splitlines()
+  kept = []
+  for line in lines[1:]:
+    fields = line.split(",")
+    try:
+      row_frames, _, _ = int(fields[0]), float(fields[1]), int(fields[2])
+    except (ValueError, IndexError):
+      continue  # Torn by a kill mid-write.
+    while kept and kept[-1][0] > row_frames:
+      kept.pop()
+    kept.append((row_frames, line))
+  kept = [line for row_frames, line in kept if row_frames <= frames]
+  dropped = len(lines) - 1 - len(kept)
+  if dropped:
+    write_text_atomic(path, "\n".join([header] + kept) + "\n")
+  return dropped
+
+
 def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
                        max_seconds: Optional[float] = None) -> dict:
   """Trains a teacher for ``config.game`` until ``config.total_frames`` (or ``max_seconds``)."""
@@ -114,9 +149,9 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
     learner.optimizer.apply([tf.zeros_like(v) for v in variables], variables)
   restore_or_initialize(ckpt, manager, log)
   episodes_path = os.path.join(workdir, "episodes.csv")
-  if not os.path.exists(episodes_path):
-    with open(episodes_path, "w") as f:
-      f.write("frames,score,length\n")
+  dropped = prune_episode_log(episodes_path, int(frames.numpy()))
+  if dropped:
+    log(f"dropped {dropped} episodes logged after the checkpoint from {episodes_path}")
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
   env = games.VectorEnv(spec, config.num_envs, seed=config.seed + int(rng_counter.numpy()),
                         num_threads=config.num_threads)

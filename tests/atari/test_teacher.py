@@ -91,6 +91,24 @@ class ResumeTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint"):
       train_teacher.load_teacher(shipped, "breakout")  # 4 actions: shapes differ.
 
+  def test_episode_log_keeps_only_the_frames_played_by_the_resumed_run(self):
+    path = os.path.join(self.create_tempdir().full_path, "episodes.csv")
+    self.assertEqual(train_teacher.prune_episode_log(path, 0), 0)
+    with open(path) as f:
+      self.assertEqual(f.read(), "frames,score,length\n")
+    # Killed at 700 after a checkpoint at 400, resumed (segment from 420), killed
+    # again mid-write at 900 after a checkpoint at 800.
+    rows = ["100,1.0,10", "300,2.0,11", "500,3.0,12", "700,4.0,13",
+            "420,5.0,14", "650,6.0,15", "850,7.0,16", "90"]
+    with open(path, "w") as f:
+      f.write("\n".join(["frames,score,length"] + rows))
+    self.assertEqual(train_teacher.prune_episode_log(path, 800), 4)
+    with open(path) as f:
+      self.assertEqual(f.read().splitlines(),
+                       ["frames,score,length", "100,1.0,10", "300,2.0,11", "420,5.0,14",
+                        "650,6.0,15"])
+    self.assertEqual(train_teacher.prune_episode_log(path, 800), 0)  # Nothing to drop.
+
   def test_corrupt_checkpoint_is_refused(self):
     workdir = self.create_tempdir().full_path
     config = teacher_configs.get_config("quick")
