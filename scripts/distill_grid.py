@@ -101,7 +101,7 @@ def main(argv):
                                   train=not _REPORT_ONLY.value)
   out = _OUTPUT_DIR.value
   os.makedirs(out, exist_ok=True)
-  curves = distill_grid.collect_curves(_WORKDIR.value, results)
+  curves = distill_grid.collect_curves(results)
   summary = distill_grid.summarise(results)
   if _PLAY_EPISODES.value:
     distill_grid.add_student_scores(summary, _PLAY_EPISODES.value,

@@ -264,13 +264,15 @@ class SyntheticGradientStep:
       # bootstrapped) and the reference of the logged cosines.
       true_grads = tape.gradient(per_example, hs)
       num_splits = len(hs)
+      main_log_probs = tf.nn.log_softmax(logits)
       sgs: List[Optional[tf.Tensor]] = [None] * num_splits
       module_losses: List[Optional[tf.Tensor]] = [None] * num_splits
       module_grads: List[List[tf.Tensor]] = [[]] * num_splits
       # Top split first: a bootstrapped target of split k needs SG_{k+1}.
       for k in reversed(range(num_splits)):
         module = self.modules[k]
-        target = self._module_target(k, tape, hs, labels, per_example, logits, true_grads, sgs)
+        target = self._module_target(k, tape, hs, labels, per_example, main_log_probs,
+                                     true_grads, sgs)
         with tf.GradientTape() as module_tape:
           module_losses[k], _, sgs[k] = _fit_module(
               method, module, hs[k], labels, *target,
@@ -288,7 +290,7 @@ class SyntheticGradientStep:
     self.main_optimizer.apply(_all_reduce_mean(list(grads)), list(variables))
     return metrics
 
-  def _module_target(self, k, tape, hs, labels, per_example, logits, true_grads, sgs):
+  def _module_target(self, k, tape, hs, labels, per_example, main_log_probs, true_grads, sgs):
     """(loss values, dL/dh, log-probabilities) that the module of split k is fitted to.
 
     By default the main network's own loss and true gradient, as the paper did.
@@ -298,7 +300,6 @@ class SyntheticGradientStep:
     ``(dh_{k+1}/dh_k)^T SG_{k+1}`` (``sgs[k + 1]`` must be set) and, for loss
     predictors, the value ``m_{k+1}(h_{k+1}, y)`` and its log-probabilities.
     """
-    main_log_probs = tf.nn.log_softmax(logits)
     if not self.bootstrap or k == len(hs) - 1:
       return per_example, true_grads[k], main_log_probs
     grad = tape.gradient(hs[k + 1], hs[k], output_gradients=sgs[k + 1])

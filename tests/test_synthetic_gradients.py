@@ -154,7 +154,8 @@ class OptionsTest(tf.test.TestCase, parameterized.TestCase):
       per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
     true_grads = tape.gradient(per_example, [h0, h1])
     sgs = [sg.synthetic_gradient(method, m, h, y) for m, h in zip(modules, [h0, h1])]
-    targets = [step._module_target(k, tape, [h0, h1], y, per_example, logits, true_grads, sgs)
+    targets = [step._module_target(k, tape, [h0, h1], y, per_example,
+                                   tf.nn.log_softmax(logits), true_grads, sgs)
                for k in range(2)]
     # Top split: the true loss and gradient.
     self.assertAllClose(targets[1][0], per_example)

@@ -160,9 +160,8 @@ def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherF
   return results
 
 
-def collect_curves(workdir: str, results: List[Dict]) -> List[Dict]:
-  """Every evaluation row of every run, tagged with its run (for the curves CSV)."""
-  del workdir  # Each result carries its run_dir.
+def collect_curves(results: List[Dict]) -> List[Dict]:
+  """Every evaluation row of every run (from its ``run_dir``), tagged with its run."""
   rows = []
   for r in results:
     for c in _read_curves(os.path.join(r["run_dir"], "curves.csv")):
