@@ -37,8 +37,11 @@ def main(argv):
   fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
   lines = ["# Atari teachers (SM section 3, A2C)", "",
            f"Command: `python scripts/teachers_report.py {' '.join(sys.argv[1:])}`", "",
-           "Training scores are full games played by the sampling policy during training; "
-           "the evaluation protocol is in `sobolev_tf/atari/evaluation.py`.", "",
+           "Training scores are full games played by the sampling policy during training, "
+           "by an agent whose weights change every 5 agent steps, within each game. The "
+           "evaluation is of the frozen checkpoint, the teacher the students learn from; its "
+           "protocol is in `sobolev_tf/atari/evaluation.py`. The two can differ a lot "
+           "(Breakout: `teachers_frozen_vs_learning.md`).", "",
            "| game | frames trained | last-100 training mean | evaluation mean +- std (episodes) "
            "| evaluated checkpoint | random play | evaluation command |",
            "|---|---:|---:|---:|---|---:|---|"]

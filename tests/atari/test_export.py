@@ -3,12 +3,37 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 import sobolev_tf as st
 from sobolev_tf.atari import export
+from sobolev_tf.atari import games
+from sobolev_tf.atari import train_teacher
+
+_TEACHERS = os.path.join(os.path.dirname(__file__), "..", "..", "teachers")
+
+
+def _plain_tensorflow_probabilities(saved_model: str, frames: np.ndarray) -> np.ndarray:
+  """The SavedModel's serving probabilities, computed by a fresh interpreter that
+  never imports sobolev_tf or sonnet."""
+  with tempfile.NamedTemporaryFile(suffix=".npy", delete=False) as f:
+    np.save(f, frames)
+  frames_path = f.name
+  code = (
+      "import sys, numpy as np, tensorflow as tf\n"
+      f"m = tf.saved_model.load({saved_model!r})\n"
+      f"x = np.load({frames_path!r})\n"
+      "p = m.signatures['serving_default'](frames=tf.constant(x))['probabilities']\n"
+      "assert 'sobolev_tf' not in sys.modules and 'sonnet' not in sys.modules\n"
+      "print(repr(p.numpy().tolist()))\n")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env, check=True, cwd="/")
+  os.remove(frames_path)
+  return np.array(eval(out.stdout.strip().splitlines()[-1]))  # pylint: disable=eval-used
 
 
 class ExportTest(tf.test.TestCase):
@@ -21,19 +46,7 @@ class ExportTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(path + ".tmp"))
     frames = np.random.default_rng(0).integers(0, 255, (5, 84, 84, 4), dtype=np.uint8)
     expected = tf.nn.softmax(student(tf.constant(frames))).numpy()
-    np.save(os.path.join(path, "..", "frames.npy"), frames)
-    # A fresh interpreter that never imports sobolev_tf or sonnet.
-    code = (
-        "import sys, numpy as np, tensorflow as tf\n"
-        f"m = tf.saved_model.load({path!r})\n"
-        f"x = np.load({os.path.join(path, '..', 'frames.npy')!r})\n"
-        "p = m.signatures['serving_default'](frames=tf.constant(x))['probabilities']\n"
-        "assert 'sobolev_tf' not in sys.modules and 'sonnet' not in sys.modules\n"
-        "print(repr(p.numpy().tolist()))\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True, cwd="/")
-    probs = np.array(eval(out.stdout.strip().splitlines()[-1]))  # pylint: disable=eval-used
+    probs = _plain_tensorflow_probabilities(path, frames)
     self.assertAllClose(probs, expected, atol=1e-6)
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
@@ -45,6 +58,20 @@ class ExportTest(tf.test.TestCase):
     self.assertGreater(os.path.getsize(gif), 1000)
     with self.assertRaisesRegex(ValueError, "No SavedModel directory"):
       play_policy.load_policy(path + "-missing")
+
+  def test_shipped_teachers_saved_models_match_their_weights(self):
+    shipped = [g for g in sorted(games.GAMES)
+               if os.path.exists(os.path.join(_TEACHERS, g, train_teacher.WEIGHTS + ".index"))]
+    self.assertIn("pong", shipped)
+    frames = np.random.default_rng(1).integers(0, 255, (4, 84, 84, 4), dtype=np.uint8)
+    for game in shipped:
+      with self.subTest(game=game):
+        net, _ = train_teacher.load_teacher(os.path.join(_TEACHERS, game), game)
+        expected = tf.nn.softmax(net(tf.constant(frames))).numpy()
+        self.assertEqual(expected.shape, (4, games.get_game(game).num_actions))
+        probs = _plain_tensorflow_probabilities(
+            os.path.abspath(os.path.join(_TEACHERS, game, "saved_model")), frames)
+        self.assertAllClose(probs, expected, atol=1e-5)
 
 
 if __name__ == "__main__":
