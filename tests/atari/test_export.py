@@ -30,9 +30,11 @@ def _plain_tensorflow_probabilities(saved_model: str, frames: np.ndarray) -> np.
       "assert 'sobolev_tf' not in sys.modules and 'sonnet' not in sys.modules\n"
       "print(repr(p.numpy().tolist()))\n")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=env, check=True, cwd="/")
-  os.remove(frames_path)
+  try:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, cwd="/")
+  finally:
+    os.remove(frames_path)
   return np.array(eval(out.stdout.strip().splitlines()[-1]))  # pylint: disable=eval-used
 
 
