@@ -12,7 +12,7 @@ gradient over asynchronous workers; A2C takes it synchronously over N envs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Optional
 
 import sonnet as snt
 import tensorflow as tf
@@ -64,8 +64,13 @@ class A2CLearner(tf.Module):
     return tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int64)[:, 0]
 
   @tf.function
-  def update(self, frames, actions, rewards, dones, bootstrap_frames) -> Dict[str, tf.Tensor]:
-    """One A2C update on a rollout: frames ``[T, N, 84, 84, 4]``, others ``[T, N]``."""
+  def update(self, frames, actions, rewards, dones, bootstrap_frames,
+             learning_rate: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """One A2C update on a rollout: frames ``[T, N, 84, 84, 4]``, others ``[T, N]``.
+
+    ``learning_rate``: a scalar overriding ``hparams.learning_rate`` for this
+    update (a schedule, see ``train_teacher.learning_rate_at``).
+    """
     hp = self.hparams
     t, n = tf.shape(actions)[0], tf.shape(actions)[1]
     _, bootstrap = self.net.logits_and_value(bootstrap_frames)
@@ -84,7 +89,14 @@ class A2CLearner(tf.Module):
     variables = self.net.trainable_variables
     grads = tape.gradient(loss, variables)
     grads, grad_norm = tf.clip_by_global_norm(grads, hp.max_grad_norm)
-    self.optimizer.apply(grads, variables)
+    # The rate is an argument rather than a tf.Variable of the optimiser, so a
+    # schedule adds nothing to the checkpoint and older checkpoints still load.
+    if learning_rate is not None:
+      self.optimizer.learning_rate = learning_rate
+    try:
+      self.optimizer.apply(grads, variables)
+    finally:
+      self.optimizer.learning_rate = hp.learning_rate
     self.num_updates.assign_add(1)
     return dict(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
                 grad_norm=grad_norm, mean_value=tf.reduce_mean(values))

@@ -23,7 +23,8 @@ from sobolev_tf.atari import games
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "FRAMES_PER_STEP"]
+__all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "learning_rate_at",
+           "FRAMES_PER_STEP", "LEARNING_RATE_SCHEDULES"]
 
 FRAMES_PER_STEP = 4  # Action repeat: one agent step is 4 emulator frames.
 WEIGHTS = "weights"  # Shipped teachers: <dir>/weights.index, weights.data-*.
@@ -34,6 +35,28 @@ def _hparams(config) -> a2c.A2CHyperparams:
       learning_rate=config.learning_rate, discount=config.discount,
       value_coef=config.value_coef, entropy_coef=config.entropy_coef,
       max_grad_norm=config.max_grad_norm)
+
+
+LEARNING_RATE_SCHEDULES = ("constant", "linear")
+
+
+def learning_rate_at(config, frames: int) -> float:
+  """The learning rate after ``frames`` emulator frames.
+
+  ``config.learning_rate_schedule``: ``"constant"`` keeps ``config.learning_rate``;
+  ``"linear"`` decays it to 0 at ``config.total_frames``, as OpenAI baselines' A2C
+  does. A constant rate leaves the agent adapting within each game, so a frozen
+  snapshot can score far below its training curve
+  (results/teachers_frozen_vs_learning.md); the decay ends training on a policy
+  that is the frozen one.
+  """
+  schedule = config.get("learning_rate_schedule", "constant")
+  if schedule == "constant":
+    return float(config.learning_rate)
+  if schedule == "linear":
+    return float(config.learning_rate) * max(0.0, 1.0 - frames / config.total_frames)
+  raise ValueError(f"Unknown learning_rate_schedule {schedule!r}: use one of "
+                   f"{', '.join(LEARNING_RATE_SCHEDULES)}.")
 
 
 def make_checkpoint(learner: a2c.A2CLearner):
@@ -135,6 +158,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
                        max_seconds: Optional[float] = None) -> dict:
   """Trains a teacher for ``config.game`` until ``config.total_frames`` (or ``max_seconds``)."""
   spec = games.get_game(config.game)
+  learning_rate_at(config, 0)  # Rejects an unknown schedule before any work.
   os.makedirs(workdir, exist_ok=True)
   learner = a2c.A2CLearner(spec.num_actions, _hparams(config))
   ckpt, frames, rng_counter = make_checkpoint(learner)
@@ -182,9 +206,11 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
         for _, score, length in finished:
           recent.append(score)
           episodes_file.write(f"{int(frames.numpy())},{score},{length}\n")
+      learning_rate = learning_rate_at(config, int(frames.numpy()))
       metrics = learner.update(tf.constant(rollout_obs), tf.constant(rollout_actions),
                                tf.constant(rollout_rewards), tf.constant(rollout_dones),
-                               tf.constant(obs))
+                               tf.constant(obs), tf.constant(learning_rate, tf.float32))
+      metrics["learning_rate"] = learning_rate
       now = time.time()
       if now - last_log > config.log_seconds:
         episodes_file.flush()
@@ -193,7 +219,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
         mean_return = float(np.mean(recent[-config.return_window:])) if recent else float("nan")
         log(f"[{spec.name}] frames {f:,} ({100 * f / config.total_frames:.1f}%) {fps:,.0f} frames/s "
             f"recent return {mean_return:.1f} ({len(recent[-config.return_window:])} episodes) "
-            f"entropy {float(metrics['entropy']):.3f}")
+            f"entropy {float(metrics['entropy']):.3f} lr {learning_rate:.2e}")
         with writer.as_default(step=f):
           tf.summary.scalar("frames_per_second", fps)
           if recent:

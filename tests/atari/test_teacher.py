@@ -58,6 +58,34 @@ class A2CTest(tf.test.TestCase):
     self.assertTrue(np.isfinite(float(metrics["loss"])))
     after = learner.net.trainable_variables
     self.assertTrue(any(np.abs(a.numpy() - b).max() > 0 for a, b in zip(after, before)))
+    # A zero learning rate (the end of the linear schedule) freezes the network,
+    # and the next update without an override uses hparams' rate again.
+    before = [v.numpy() for v in learner.net.trainable_variables]
+    learner.update(frames, tf.constant([[0, 1, 2], [2, 1, 0]], tf.int64),
+                   tf.constant([[1.0, 0.0, -1.0], [0.0, 0.0, 5.0]]),
+                   tf.zeros([2, 3], tf.bool), frames[1], tf.constant(0.0))
+    for a, b in zip(learner.net.trainable_variables, before):
+      self.assertAllEqual(a, b)
+    self.assertEqual(learner.optimizer.learning_rate, a2c.A2CHyperparams().learning_rate)
+    learner.update(frames, tf.constant([[0, 1, 2], [2, 1, 0]], tf.int64),
+                   tf.constant([[1.0, 0.0, -1.0], [0.0, 0.0, 5.0]]),
+                   tf.zeros([2, 3], tf.bool), frames[1])
+    after = learner.net.trainable_variables
+    self.assertTrue(any(np.abs(a.numpy() - b).max() > 0 for a, b in zip(after, before)))
+
+  def test_learning_rate_schedules(self):
+    config = teacher_configs.get_config("pong")
+    self.assertEqual(config.learning_rate_schedule, "constant")
+    self.assertEqual(train_teacher.learning_rate_at(config, 10**9), config.learning_rate)
+    config = teacher_configs.get_config("space_invaders")
+    self.assertEqual(config.learning_rate_schedule, "linear")
+    self.assertAlmostEqual(train_teacher.learning_rate_at(config, 0), 7e-4)
+    self.assertAlmostEqual(train_teacher.learning_rate_at(config, config.total_frames // 4),
+                           7e-4 * 0.75)
+    self.assertEqual(train_teacher.learning_rate_at(config, config.total_frames), 0.0)
+    config.learning_rate_schedule = "cosine"
+    with self.assertRaisesRegex(ValueError, "Unknown learning_rate_schedule 'cosine'"):
+      train_teacher.learning_rate_at(config, 0)
 
 
 class ResumeTest(tf.test.TestCase):
@@ -68,6 +96,9 @@ class ResumeTest(tf.test.TestCase):
     first = train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
     self.assertEqual(first["frames"], config.total_frames)
     config.total_frames *= 2
+    # Resuming under another schedule (as Space Invaders did) restores the same
+    # checkpoint: the rate is not part of it.
+    config.learning_rate_schedule = "linear"
     messages = []
     second = train_teacher.train_and_evaluate(config, workdir, log=messages.append)
     self.assertTrue(any("resumed from" in m for m in messages))
