@@ -2,10 +2,12 @@ r"""results/teachers.md and teachers.png from the teachers' workdirs (learning c
 
     python scripts/teachers_report.py --workdirs=pong:/work/runs/teachers/pong
 
-Reads each workdir's episodes.csv (training episodes: frames, score) and, if present,
-evaluation.json (written by scripts/evaluate_policy.py --output=<workdir>/evaluation.json).
+Reads each workdir's episodes.csv (training episodes: frames, score) and every
+evaluation*.json in it (written by scripts/evaluate_policy.py --output=<workdir>/evaluation.json;
+one table row each).
 """
 
+import glob
 import json
 import os
 import sys
@@ -58,17 +60,20 @@ def main(argv):
     ax.set_ylabel("episode score")
     ax.set_title(game)
     ax.legend(fontsize=7)
-    eval_path = os.path.join(workdir, "evaluation.json")
-    evaluation, command, checkpoint = "not evaluated yet", "", ""
-    if os.path.exists(eval_path):
-      with open(eval_path) as f:
-        e = json.load(f)
-      evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
-      command = f"`{e.get('command', '')}`"
-      checkpoint = os.path.basename(e.get("checkpoint", ""))
+    # One row per evaluation file (evaluation.json, evaluation_30.json, ...): the
+    # same checkpoint measured over more games is kept next to the first measure.
+    evaluations = sorted(glob.glob(os.path.join(workdir, "evaluation*.json")))
     last = float(np.mean(scores[-100:])) if len(scores) else float("nan")
-    lines.append(f"| {game} | {int(frames[-1]) if len(frames) else 0:,} | {last:.1f} | "
-                 f"{evaluation} | {checkpoint} | {spec.random_score} | {command} |")
+    for eval_path in evaluations or [None]:
+      evaluation, command, checkpoint = "not evaluated yet", "", ""
+      if eval_path:
+        with open(eval_path) as f:
+          e = json.load(f)
+        evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
+        command = f"`{e.get('command', '')}`"
+        checkpoint = os.path.basename(e.get("checkpoint", ""))
+      lines.append(f"| {game} | {int(frames[-1]) if len(frames) else 0:,} | {last:.1f} | "
+                   f"{evaluation} | {checkpoint} | {spec.random_score} | {command} |")
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   png = os.path.join(_OUTPUT_DIR.value, "teachers.png")
   fig.savefig(png + ".tmp.png", dpi=100, bbox_inches="tight")
