@@ -26,9 +26,13 @@ from sobolev_tf.atari import dataset
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["METHODS", "Distiller", "train_and_evaluate", "load_student"]
+__all__ = ["METHODS", "DERIVATIVE_LOSSES", "Distiller", "train_and_evaluate", "load_student"]
 
 METHODS = ("regular", "sobolev")
+# The gradient term's loss: the paper's (and the issue's) plain L2 norm, or its
+# square, whose gradient shrinks with the mismatch (an ablation; see
+# results/distillation/discussion.md).
+DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
 
 
 class Distiller(tf.Module):
@@ -36,15 +40,19 @@ class Distiller(tf.Module):
 
   def __init__(self, num_actions: int, method: str, learning_rate: float, alpha: float = 1.0,
                teacher_logits: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
-               seed: int = 0):
+               seed: int = 0, derivative_loss: str = "l2_norm"):
     super().__init__(name="distiller")
     if method not in METHODS:
       raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}.")
+    if derivative_loss not in DERIVATIVE_LOSSES:
+      raise ValueError(f"Unknown derivative_loss {derivative_loss!r}; known: "
+                       f"{', '.join(DERIVATIVE_LOSSES)}.")
     if method == "sobolev" and teacher_logits is None:
       raise ValueError("method='sobolev' needs teacher_logits to differentiate the teacher.")
     self.method = method
     self.alpha = alpha
     self.seed = seed
+    self.derivative_loss = derivative_loss
     self.student = nets.AtariStudent(num_actions)
     self.optimizer = snt.optimizers.Adam(learning_rate)
     self.step = tf.Variable(0, dtype=tf.int64, name="step")
@@ -73,7 +81,7 @@ class Distiller(tf.Module):
       target = dict(teacher=self.teacher_log_probs)
     _, terms = losses.sobolev_loss(
         self.student_log_probs, states, **target,
-        value_loss=losses.categorical_kl_from_log_probs, derivative_loss="l2_norm",
+        value_loss=losses.categorical_kl_from_log_probs, derivative_loss=self.derivative_loss,
         derivative_weights=(self.alpha,), stochastic=True, projection_space="output",
         seed=tf.stack([tf.constant(self.seed, tf.int64), self.step]))
     return terms
@@ -165,8 +173,9 @@ def train_and_evaluate(config, workdir: str,
   splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
                                      config.validation_fraction)
   num_actions = data.log_probs.shape[1]
+  derivative_loss = config.get("derivative_loss", "l2_norm")
   distiller = Distiller(num_actions, config.method, config.learning_rate, config.alpha,
-                        teacher_logits, seed=config.seed)
+                        teacher_logits, seed=config.seed, derivative_loss=derivative_loss)
   # Training wall time, summed over resumed segments up to their last checkpoint.
   seconds = tf.Variable(0.0, dtype=tf.float64, name="wall_seconds")
   ckpt = tf.train.Checkpoint(student=distiller.student, optimizer=distiller.optimizer,
@@ -227,6 +236,7 @@ def train_and_evaluate(config, workdir: str,
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,
                learning_rate=config.learning_rate, seed=config.seed,
+               derivative_loss=derivative_loss if config.method == "sobolev" else None,
                train_states=len(splits.train), test_states=len(splits.test),
                steps=int(distiller.step.numpy()),
                wall_seconds=float(seconds.numpy()))

@@ -123,7 +123,27 @@ class DistillTest(tf.test.TestCase):
       for a, b in zip(*[d.student.variables for d in pair]):
         self.assertAllClose(a, b, rtol=1e-5, atol=1e-7)
 
+  def test_squared_derivative_loss_squares_the_norm(self):
+    tf.random.set_seed(3)
+    teacher = st.AtariTeacher(3)
+    frames = tf.cast(tf.random.stateless_uniform([1, 84, 84, 4], [0, 1], maxval=255,
+                                                 dtype=tf.int32), tf.uint8)
+    target = tf.nn.log_softmax(teacher(frames))
+    norm, squared = (distill.Distiller(3, "sobolev", 1e-3, teacher_logits=teacher,
+                                       derivative_loss=loss)
+                     for loss in distill.DERIVATIVE_LOSSES)
+    norm.student(frames)
+    squared.student(frames)
+    for a, b in zip(squared.student.variables, norm.student.variables):
+      a.assign(b)
+    # One example and the same direction (seed and step): the term is squared.
+    by_norm = float(norm.loss(frames, target)["derivative_1"])
+    self.assertGreater(by_norm, 0.0)
+    self.assertAllClose(squared.loss(frames, target)["derivative_1"], by_norm ** 2, rtol=1e-4)
+
   def test_errors(self):
+    with self.assertRaisesRegex(ValueError, "Unknown derivative_loss 'l1'"):
+      distill.Distiller(3, "sobolev", 1e-3, derivative_loss="l1")
     with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
       distill.Distiller(3, "dagger", 1e-3)
     with self.assertRaisesRegex(ValueError, "needs teacher_logits"):
