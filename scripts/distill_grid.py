@@ -124,7 +124,10 @@ def main(argv):
               f"{sorted({config.alpha, *config.alpha_search})} at the selected rate)"
               if config.get("alpha_search") else f" (Sobolev: alpha {config.alpha:g})")
            + f", seeds {list(config.seeds)}. A CPU-scale setting, not the paper's (unstated) "
-           "budget.", "",
+           "budget."
+           + (f" Student score: the first seed's student of each cell, mean +- std over "
+              f"{_PLAY_EPISODES.value} games (sampled actions); teacher score: its "
+              "evaluation.json." if _PLAY_EPISODES.value else ""), "",
            "| game | train fraction | method | lr | alpha | seeds | train states "
            "| test action error | test KL | wall min/run | student score | teacher score |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
