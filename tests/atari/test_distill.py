@@ -32,6 +32,14 @@ class DistillTest(tf.test.TestCase):
     _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
     return teacher, root, data_path, dataset.load(data_path)
 
+  def _teacher_and_random_frames(self, seed: int, batch_size: int):
+    """A random teacher, uint8 frames ``[batch_size, 84, 84, 4]`` and its log-probs."""
+    tf.random.set_seed(seed)
+    teacher = st.AtariTeacher(3)
+    frames = tf.cast(tf.random.stateless_uniform([batch_size, 84, 84, 4], [0, seed],
+                                                 maxval=255, dtype=tf.int32), tf.uint8)
+    return teacher, frames, tf.nn.log_softmax(teacher(frames))
+
   def test_tiny_end_to_end_both_methods_and_resume(self):
     tf.random.set_seed(0)
     teacher = st.AtariTeacher(3)
@@ -58,11 +66,7 @@ class DistillTest(tf.test.TestCase):
       self.assertEqual(resumed["steps"], 6)
 
   def test_sobolev_step_changes_student_not_teacher(self):
-    tf.random.set_seed(1)
-    teacher = st.AtariTeacher(3)
-    frames = tf.cast(tf.random.stateless_uniform([4, 84, 84, 4], [0, 0], maxval=255,
-                                                 dtype=tf.int32), tf.uint8)
-    target = tf.nn.log_softmax(teacher(frames))
+    teacher, frames, target = self._teacher_and_random_frames(seed=1, batch_size=4)
     d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=teacher)
     d.student(frames)
     teacher_before = [v.numpy() for v in teacher.trainable_variables]
@@ -124,11 +128,7 @@ class DistillTest(tf.test.TestCase):
         self.assertAllClose(a, b, rtol=1e-5, atol=1e-7)
 
   def test_squared_derivative_loss_squares_the_norm(self):
-    tf.random.set_seed(3)
-    teacher = st.AtariTeacher(3)
-    frames = tf.cast(tf.random.stateless_uniform([1, 84, 84, 4], [0, 1], maxval=255,
-                                                 dtype=tf.int32), tf.uint8)
-    target = tf.nn.log_softmax(teacher(frames))
+    teacher, frames, target = self._teacher_and_random_frames(seed=3, batch_size=1)
     norm, squared = (distill.Distiller(3, "sobolev", 1e-3, teacher_logits=teacher,
                                        derivative_loss=loss)
                      for loss in distill.DERIVATIVE_LOSSES)
