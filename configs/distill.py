@@ -30,8 +30,9 @@ def get_config(variant: str = "sobolev") -> ml_collections.ConfigDict:
   config.learning_rate = 1e-4        # Paper: chosen per game and method in [1e-5, 1e-3].
   config.alpha = 1.0
   # The gradient term: "l2_norm" as in section 4.2 (|| . ||, not squared), or
-  # "squared_l2" (an ablation). The grid does not key runs by it: give such runs
-  # their own --workdir.
+  # "squared_l2" (results/distillation/ablation_squared_norm.md). The grid does not
+  # key run directories by it (and refuses to reuse runs of the other loss): give
+  # such runs their own --workdir.
   config.derivative_loss = "l2_norm"
   config.batch_size = 200            # Paper: 200 frames.
   config.num_steps = 20_000

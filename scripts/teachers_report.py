@@ -60,7 +60,7 @@ def main(argv):
     ax.set_ylabel("episode score")
     ax.set_title(game)
     ax.legend(fontsize=7)
-    # One row per evaluation file (evaluation.json, evaluation_30.json, ...): the
+    # One row per evaluation file (evaluation.json, evaluation30.json, ...): the
     # same checkpoint measured over more games is kept next to the first measure.
     evaluations = sorted(glob.glob(os.path.join(workdir, "evaluation*.json")))
     last = float(np.mean(scores[-100:])) if len(scores) else float("nan")

@@ -30,8 +30,8 @@ __all__ = ["METHODS", "DERIVATIVE_LOSSES", "Distiller", "train_and_evaluate", "l
 
 METHODS = ("regular", "sobolev")
 # The gradient term's loss: the paper's (and the issue's) plain L2 norm, or its
-# square, whose gradient shrinks with the mismatch (an ablation; see
-# results/distillation/discussion.md).
+# square, whose gradient shrinks with the mismatch (an ablation:
+# results/distillation/ablation_squared_norm.md).
 DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
 
 

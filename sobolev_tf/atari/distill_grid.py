@@ -74,7 +74,13 @@ def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teach
   result_path = os.path.join(directory, "result.json")
   if os.path.exists(result_path):
     with open(result_path) as f:
-      return dict(json.load(f), **tags)
+      result = json.load(f)
+    # Directories are not keyed by the gradient term's loss: refuse to mix losses.
+    trained, asked = (r.get("derivative_loss") or "l2_norm" for r in (result, base))
+    if method == "sobolev" and trained != asked:
+      raise ValueError(f"{directory} was trained with derivative_loss={trained!r} but the "
+                       f"config asks for {asked!r}; give this config its own --workdir.")
+    return dict(result, **tags)
   if not train:
     return None
   config = copy.deepcopy(base)

@@ -1,5 +1,6 @@
 """The Figure 4 grid on synthetic frames: selection on validation, resume, report."""
 
+import copy
 import json
 import os
 import subprocess
@@ -58,6 +59,12 @@ class GridTest(tf.test.TestCase):
                                   log=logs.append)
     self.assertLen(again, 7)
     self.assertFalse(any("seed" in line and "lr" in line for line in logs))
+    # Finished Sobolev runs are not reused for another gradient-term loss.
+    squared = copy.deepcopy(config)
+    squared.derivative_loss = "squared_l2"
+    with self.assertRaisesRegex(ValueError, "derivative_loss='l2_norm' but the config asks "
+                                "for 'squared_l2'"):
+      distill_grid.run_grid(squared, workdir, data_dir, lambda game: teacher, log=logs.append)
     summary = distill_grid.summarise(again)
     self.assertLen(summary, 2)
     self.assertTrue(all(s["seeds"] == 2 for s in summary))
