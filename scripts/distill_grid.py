@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import sys
+from typing import List
 
 from absl import app
 from absl import flags
@@ -52,7 +53,8 @@ def write_csv(path, rows):
   os.replace(tmp, path)
 
 
-def plot(config, curves, path):
+def plot(config, curves, path) -> List[str]:
+  """Writes the Figure 4 grid of test curves to `path`; returns the titles of empty panels."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -60,10 +62,14 @@ def plot(config, curves, path):
   fig, axes = plt.subplots(len(games), 2 * len(fractions), squeeze=False,
                            figsize=(3 * 2 * len(fractions), 2.6 * len(games)))
   colors = {"regular": "tab:blue", "sobolev": "tab:red"}
+  empty = []
   for i, game in enumerate(games):
     for j, fraction in enumerate(fractions):
       for k, metric in enumerate(("action_error", "kl")):
         ax = axes[i][k * len(fractions) + j]
+        title = (f"{game} {100 * fraction:g}%: test "
+                 f"{'action error' if metric == 'action_error' else 'KL'}")
+        plotted = False
         for method in config.methods:
           rows = [c for c in curves if c["selected"] and c["split"] == "test" and
                   (c["game"], c["fraction"], c["method"]) == (game, fraction, method)]
@@ -71,8 +77,12 @@ def plot(config, curves, path):
             pts = [(r["step"], r[metric]) for r in rows if r["seed"] == seed]
             ax.plot(*zip(*pts), color=colors[method], alpha=0.8,
                     label=method if seed == min(r["seed"] for r in rows) else None)
-        ax.set_title(f"{game} {100 * fraction:g}%: test "
-                     f"{'action error' if metric == 'action_error' else 'KL'}", fontsize=8)
+            plotted = True
+        if not plotted:  # a partial report (--report_only while the grid runs)
+          ax.text(0.5, 0.5, "not finished yet", ha="center", va="center",
+                  transform=ax.transAxes, fontsize=8, color="gray")
+          empty.append(title)
+        ax.set_title(title, fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=6)
         if i == 0 and j == 0:
@@ -80,6 +90,7 @@ def plot(config, curves, path):
   fig.tight_layout()
   fig.savefig(path + ".tmp.png", dpi=90)
   os.replace(path + ".tmp.png", path)
+  return empty
 
 
 def main(argv):

@@ -100,6 +100,20 @@ class GridTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "Unknown method 'dagger'"):
       distill_grid.run_grid(config, root, root, None)
 
+  def test_partial_report_marks_unfinished_panels(self):
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import distill_grid as distill_grid_script  # pylint: disable=g-import-not-at-top
+    config = distill_configs.get_config("grid_quick")
+    config.games = ("pong", "breakout")
+    curves = [dict(game="pong", fraction=f, method=m, seed=0, step=s, split="test",
+                   selected=True, action_error=0.5 / s, kl=1.0 / s)
+              for f in config.fractions for m in config.methods for s in (1, 2)]
+    path = os.path.join(self.create_tempdir().full_path, "figure4.png")
+    empty = distill_grid_script.plot(config, curves, path)
+    self.assertGreater(os.path.getsize(path), 1000)
+    self.assertEqual(empty, [f"breakout {100 * f:g}%: test {metric}"
+                             for f in config.fractions for metric in ("action error", "KL")])
+
 
 if __name__ == "__main__":
   tf.test.main()
