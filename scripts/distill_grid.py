@@ -4,6 +4,8 @@ r"""The Figure 4 grid: trains (resumably) and reports games x fractions x method
         --data_dir=/work/runs/distillation_data --teachers_dir=/work/runs/teachers \
         --workdir=/work/runs/distill_grid
     python scripts/distill_grid.py ... --report_only   # Report the finished runs so far.
+    python scripts/distill_grid.py ... --report_only --merge_report=results/distillation
+        # ... plus the cells of an earlier report that this workdir has not finished.
 
 Writes to --output_dir: curves.csv (every evaluation of every run), final.csv
 (per game, fraction and method: selected learning rate, mean and std over seeds
@@ -40,14 +42,19 @@ _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report the finished
 _PLAY_EPISODES = flags.DEFINE_integer(
     "play_episodes", 0, "Also score each selected student (first seed) over this many games, "
     "next to its teacher's <teachers_dir>/<game>/evaluation.json (0: skip).")
+_MERGE_REPORT = flags.DEFINE_string(
+    "merge_report", None, "An earlier report directory (final.csv, curves.csv): its cells "
+    "(game, fraction, method) that this workdir has not finished are kept in the report, "
+    "e.g. cells run on another machine. Finished cells here replace its cells.")
 
 
 def write_csv(path, rows):
   if not rows:
     return
+  fieldnames = list(dict.fromkeys(k for row in rows for k in row))  # Rows may lack a score.
   tmp = path + ".tmp"
   with open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(f, fieldnames=fieldnames, restval="")
     writer.writeheader()
     writer.writerows(rows)
   os.replace(tmp, path)
@@ -117,6 +124,9 @@ def main(argv):
   if _PLAY_EPISODES.value:
     distill_grid.add_student_scores(summary, _PLAY_EPISODES.value,
                                     log=lambda s: print(s, flush=True))
+  if _MERGE_REPORT.value:
+    summary, curves = distill_grid.merge_report(
+        summary, curves, *distill_grid.read_report(_MERGE_REPORT.value))
   teacher_scores = {}
   for game in config.games:
     path = os.path.join(_TEACHERS_DIR.value or "", game, "evaluation.json")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from sobolev_tf.atari import games
 from sobolev_tf.io import write_text_atomic
 
 __all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise",
-           "add_student_scores"]
+           "add_student_scores", "read_report", "merge_report"]
 
 TeacherFn = Callable[[str], Callable]  # game -> teacher logits callable
 
@@ -225,3 +225,54 @@ def add_student_scores(summary: List[Dict], episodes: int,
       write_text_atomic(path, json.dumps(result, indent=1))
     if result["episodes"] >= episodes:
       row["student_score"], row["student_score_std"] = result["mean"], result["std"]
+
+
+# Column types of a report's final.csv and curves.csv (the rest are strings).
+_REPORT_COLUMN_TYPES = dict(
+    fraction=float, learning_rate=float, alpha=float, seed=int, seeds=int, step=int,
+    train_states=int, test_states=int, action_error=float, action_error_std=float, kl=float,
+    kl_std=float, wall_minutes=float, student_score=float, student_score_std=float,
+    selected=lambda s: {"True": True, "False": False}[s])
+
+
+def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:
+  """The ``(summary, curves)`` rows of an earlier report's final.csv and curves.csv.
+
+  Empty fields (a cell whose student never played) are left out of the row.
+  """
+  import csv  # pylint: disable=g-import-not-at-top
+  tables = []
+  for name in ("final.csv", "curves.csv"):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+      raise ValueError(f"No {name} in the report directory {directory!r}.")
+    with open(path, newline="") as f:
+      rows = list(csv.DictReader(f))
+    try:
+      tables.append([{k: _REPORT_COLUMN_TYPES.get(k, str)(v) for k, v in row.items() if v != ""}
+                     for row in rows])
+    except (KeyError, ValueError) as e:
+      raise ValueError(f"Malformed report file {path}: {e!r}.") from e
+  return tables[0], tables[1]
+
+
+def merge_report(summary: List[Dict], curves: List[Dict], previous_summary: List[Dict],
+                 previous_curves: List[Dict]) -> Tuple[List[Dict], List[Dict]]:
+  """Adds an earlier report's cells to this grid's: finished cells here win.
+
+  A cell is a (game, fraction, method). This lets one report cover grids run
+  in pieces (other machines, or workdirs that are gone): the cells this grid
+  has finished (in ``summary``) replace the earlier report's, the earlier
+  report's other cells (and their curves) are kept, and curves of cells this
+  grid has not finished are kept only where the earlier report has no such cell.
+  Returns ``(summary, curves)`` in the earlier report's order, new cells last.
+  """
+  cell = lambda r: (r["game"], float(r["fraction"]), r["method"])
+  finished = {cell(r): r for r in summary}
+  previous_cells = {cell(r) for r in previous_summary}
+  merged = ([finished.get(cell(r), r) for r in previous_summary]
+            + [r for r in summary if cell(r) not in previous_cells])
+  kept_cells = previous_cells - set(finished)
+  merged_curves = ([c for c in previous_curves if cell(c) in kept_cells]
+                   + [c for c in curves if cell(c) not in kept_cells])
+  return merged, merged_curves

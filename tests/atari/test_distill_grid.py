@@ -114,6 +114,51 @@ class GridTest(tf.test.TestCase):
     self.assertEqual(empty, [f"breakout {100 * f:g}%: test {metric}"
                              for f in config.fractions for metric in ("action error", "KL")])
 
+  def test_merge_report_keeps_earlier_cells_this_grid_has_not_finished(self):
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import distill_grid as distill_grid_script  # pylint: disable=g-import-not-at-top
+
+    def summary_row(game, method, kl, **score):
+      return dict(game=game, fraction=0.5, method=method, learning_rate=1e-3, alpha=0.0,
+                  seeds=2, train_states=50, test_states=20, action_error=kl / 2,
+                  action_error_std=0.0, kl=kl, kl_std=0.0, wall_minutes=1.0,
+                  run_dir=f"/gone/{game}/{method}", **score)
+
+    def curve_rows(game, method, kl):
+      return [dict(game=game, fraction=0.5, method=method, learning_rate=1e-3, alpha=0.0,
+                   seed=0, selected=True, step=step, split="test", action_error=kl / 2,
+                   kl=kl / step) for step in (1, 2)]
+
+    report = self.create_tempdir().full_path
+    # Earlier report: pong regular (no student score) and pong sobolev.
+    distill_grid_script.write_csv(os.path.join(report, "final.csv"), [
+        summary_row("pong", "regular", 0.3),
+        summary_row("pong", "sobolev", 0.2, student_score=5.0, student_score_std=1.0)])
+    distill_grid_script.write_csv(os.path.join(report, "curves.csv"),
+                                  curve_rows("pong", "regular", 0.3)
+                                  + curve_rows("pong", "sobolev", 0.2))
+    previous_summary, previous_curves = distill_grid.read_report(report)
+    self.assertEqual(previous_summary[0], summary_row("pong", "regular", 0.3))
+    self.assertEqual(previous_summary[1]["student_score"], 5.0)
+    self.assertEqual(previous_curves[:2], curve_rows("pong", "regular", 0.3))
+    # This grid finished pong sobolev again and has a partial breakout cell.
+    summary = [summary_row("pong", "sobolev", 0.1)]
+    curves = curve_rows("pong", "sobolev", 0.1) + curve_rows("breakout", "regular", 0.9)
+    merged_summary, merged_curves = distill_grid.merge_report(
+        summary, curves, previous_summary, previous_curves)
+    self.assertEqual([(r["method"], r["kl"]) for r in merged_summary],
+                     [("regular", 0.3), ("sobolev", 0.1)])
+    self.assertNotIn("student_score", merged_summary[1])
+    self.assertEqual(merged_curves, curve_rows("pong", "regular", 0.3)
+                     + curve_rows("pong", "sobolev", 0.1) + curve_rows("breakout", "regular", 0.9))
+    # Errors name the directory or the file.
+    with self.assertRaisesRegex(ValueError, "No final.csv in the report directory"):
+      distill_grid.read_report(self.create_tempdir().full_path)
+    with open(os.path.join(report, "curves.csv"), "a") as f:
+      f.write("pong,0.5,regular,0.001,0.0,zero,True,3,test,0.1,0.1\n")
+    with self.assertRaisesRegex(ValueError, "Malformed report file .*curves.csv"):
+      distill_grid.read_report(report)
+
 
 if __name__ == "__main__":
   tf.test.main()
