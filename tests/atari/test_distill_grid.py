@@ -68,19 +68,29 @@ class GridTest(tf.test.TestCase):
     summary = distill_grid.summarise(again)
     self.assertLen(summary, 2)
     self.assertTrue(all(s["seeds"] == 2 for s in summary))
-    # The report script on the finished runs.
-    out_dir = os.path.join(root, "report")
+    # The report script on the finished runs, with a cell of an earlier report merged in.
+    out_dir, earlier = os.path.join(root, "report"), os.path.join(root, "earlier")
+    os.makedirs(earlier)
+    with open(os.path.join(earlier, "final.csv"), "w") as f:
+      f.write("game,fraction,method,learning_rate,alpha,seeds,train_states,test_states,"
+              "action_error,action_error_std,kl,kl_std,wall_minutes,run_dir\n"
+              "breakout,0.5,regular,0.001,0.0,2,50,20,0.25,0.0,0.125,0.0,1.0,/gone\n")
+    with open(os.path.join(earlier, "curves.csv"), "w") as f:
+      f.write("game,fraction,method,learning_rate,alpha,seed,selected,step,split,"
+              "action_error,kl\nbreakout,0.5,regular,0.001,0.0,0,True,2,test,0.25,0.125\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     out = subprocess.run(
         [sys.executable, "scripts/distill_grid.py", "--config=configs/distill.py:grid_quick",
          f"--workdir={workdir}", f"--data_dir={data_dir}", f"--output_dir={out_dir}",
-         "--report_only", "--play_episodes=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+         "--report_only", "--play_episodes=1", f"--merge_report={earlier}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
     for name in ("figure4.md", "figure4.png", "final.csv", "curves.csv"):
       self.assertTrue(os.path.exists(os.path.join(out_dir, name)), msg=name)
     with open(os.path.join(out_dir, "figure4.md")) as f:
       report = f.read()
     self.assertIn("| pong | 50% | sobolev |", report)
+    self.assertIn("| breakout | 50% | regular | 0.001 | - | 2 | 50 | 0.2500 +- 0.0000 | "
+                  "0.1250 +- 0.0000 | 1.0 | - |", report)
     self.assertIn("then alpha from [0.1, 1.0]", report)
     self.assertIn("Overfitting", report)
     # Each selected student (seed 0) played one real game of Pong: a full-game score.
