@@ -16,6 +16,7 @@ skipped, so the grid resumes where it stopped.
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 from typing import Callable, Dict, List, Optional, Tuple
@@ -240,7 +241,6 @@ def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:
 
   Empty fields (a cell whose student never played) are left out of the row.
   """
-  import csv  # pylint: disable=g-import-not-at-top
   tables = []
   for name in ("final.csv", "curves.csv"):
     path = os.path.join(directory, name)
