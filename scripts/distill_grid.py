@@ -13,7 +13,6 @@ of the final test action error and KL, wall time), figure4.md and figure4.png
 (rows = games; columns = fractions, action error then KL; regular vs Sobolev).
 """
 
-import csv
 import json
 import os
 import sys
@@ -46,18 +45,6 @@ _MERGE_REPORT = flags.DEFINE_string(
     "merge_report", None, "An earlier report directory (final.csv, curves.csv): its cells "
     "(game, fraction, method) that this workdir has not finished are kept in the report, "
     "e.g. cells run on another machine. Finished cells here replace its cells.")
-
-
-def write_csv(path, rows):
-  if not rows:
-    return
-  fieldnames = list(dict.fromkeys(k for row in rows for k in row))  # Rows may lack a score.
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=fieldnames, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-  os.replace(tmp, path)
 
 
 def plot(config, curves, path) -> List[str]:
@@ -133,8 +120,8 @@ def main(argv):
     if _TEACHERS_DIR.value and os.path.exists(path):
       with open(path) as f:
         teacher_scores[game] = json.load(f)["mean"]
-  write_csv(os.path.join(out, "curves.csv"), curves)
-  write_csv(os.path.join(out, "final.csv"), summary)
+  distill_grid.write_report_csv(os.path.join(out, "curves.csv"), curves)
+  distill_grid.write_report_csv(os.path.join(out, "final.csv"), summary)
   plot(config, curves, os.path.join(out, "figure4.png"))
   name = os.path.basename(sys.argv[0])
   lines = ["# Policy distillation (section 4.2, Figure 4)", "",

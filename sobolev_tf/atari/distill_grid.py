@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import os
 from typing import Callable, Dict, List, Optional, Tuple
@@ -28,7 +29,7 @@ from sobolev_tf.atari import games
 from sobolev_tf.io import write_text_atomic
 
 __all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise",
-           "add_student_scores", "read_report", "merge_report"]
+           "add_student_scores", "write_report_csv", "read_report", "merge_report"]
 
 TeacherFn = Callable[[str], Callable]  # game -> teacher logits callable
 
@@ -234,6 +235,22 @@ _REPORT_COLUMN_TYPES = dict(
     train_states=int, test_states=int, action_error=float, action_error_std=float, kl=float,
     kl_std=float, wall_minutes=float, student_score=float, student_score_std=float,
     selected=lambda s: {"True": True, "False": False}[s])
+
+
+def write_report_csv(path: str, rows: List[Dict]) -> None:
+  """Writes a report's rows (final.csv or curves.csv) atomically; nothing if empty.
+
+  The columns are every key of any row, in order of appearance: rows may lack a
+  key (a cell whose student never played), which is then written empty.
+  """
+  if not rows:
+    return
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for row in rows for k in row)),
+                          restval="")
+  writer.writeheader()
+  writer.writerows(rows)
+  write_text_atomic(path, text.getvalue())
 
 
 def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:

@@ -125,9 +125,6 @@ class GridTest(tf.test.TestCase):
                              for f in config.fractions for metric in ("action error", "KL")])
 
   def test_merge_report_keeps_earlier_cells_this_grid_has_not_finished(self):
-    sys.path.insert(0, os.path.join(REPO, "scripts"))
-    import distill_grid as distill_grid_script  # pylint: disable=g-import-not-at-top
-
     def summary_row(game, method, kl, **score):
       return dict(game=game, fraction=0.5, method=method, learning_rate=1e-3, alpha=0.0,
                   seeds=2, train_states=50, test_states=20, action_error=kl / 2,
@@ -141,10 +138,10 @@ class GridTest(tf.test.TestCase):
 
     report = self.create_tempdir().full_path
     # Earlier report: pong regular (no student score) and pong sobolev.
-    distill_grid_script.write_csv(os.path.join(report, "final.csv"), [
+    distill_grid.write_report_csv(os.path.join(report, "final.csv"), [
         summary_row("pong", "regular", 0.3),
         summary_row("pong", "sobolev", 0.2, student_score=5.0, student_score_std=1.0)])
-    distill_grid_script.write_csv(os.path.join(report, "curves.csv"),
+    distill_grid.write_report_csv(os.path.join(report, "curves.csv"),
                                   curve_rows("pong", "regular", 0.3)
                                   + curve_rows("pong", "sobolev", 0.2))
     previous_summary, previous_curves = distill_grid.read_report(report)
