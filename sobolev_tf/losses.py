@@ -25,6 +25,7 @@ the batch, so a term is comparable across batch sizes.
 from __future__ import annotations
 
 import collections
+import inspect
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -48,12 +49,19 @@ __all__ = [
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-class SobolevTargets(collections.namedtuple("SobolevTargets", ["values", "derivatives"])):
+class SobolevTargets(collections.namedtuple(
+    "SobolevTargets", ["values", "derivatives", "partial_weights"], defaults=(None,))):
   """Targets for eq. 1: values ``f(x)`` ``[B, *out]`` and ``D^j f(x)`` for j = 1..K.
 
-  ``derivatives[j-1]`` has shape ``[B, *out, *in x j]`` (full tensors) or, for
-  the stochastic objective, may be given already projected together with the
-  directions used (``directions=`` of ``sobolev_loss``).
+  ``derivatives[j-1]`` has shape ``[B, *out, *in x j]`` (full tensors) or, with
+  ``projected_targets=True`` of ``sobolev_loss``, ``[P, B, ...]``: already
+  projected on the ``directions`` given there.
+
+  ``partial_weights`` (optional, one entry per order, None for unweighted)
+  weights each partial derivative of each example, with the shape of the full
+  derivative target. A weight of 0 masks a partial that is missing from the
+  data: its target may hold anything (NaN included) and contributes nothing,
+  so data with derivatives at some points or for some inputs only trains.
   """
 
 
@@ -61,26 +69,40 @@ def _flatten_per_example(t: tf.Tensor) -> tf.Tensor:
   return tf.reshape(t, [tf.shape(t)[0], -1])
 
 
-def squared_l2(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
-  """Per-example ``||target - prediction||_2^2`` (regression, section 4.1)."""
-  return tf.reduce_sum(tf.square(_flatten_per_example(target - prediction)), axis=1)
+def _per_entry(target: tf.Tensor, prediction: tf.Tensor, weights, fn) -> tf.Tensor:
+  """``w * fn(target - prediction)`` per entry, ``[B, n]``; entries of weight 0 give 0.
+
+  Masked entries are zeroed with ``where`` before ``fn``, so a NaN standing in
+  for a missing target reaches neither the value nor the gradient.
+  """
+  diff = target - prediction
+  if weights is None:
+    return _flatten_per_example(fn(diff))
+  weights = tf.cast(weights, diff.dtype)
+  diff = tf.where(weights > 0, diff, tf.zeros_like(diff))
+  return _flatten_per_example(weights * fn(diff))
+
+
+def squared_l2(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
+  """Per-example ``sum_k w_k (target_k - prediction_k)^2`` (regression, section 4.1)."""
+  return tf.reduce_sum(_per_entry(target, prediction, weights, tf.square), axis=1)
 
 
 squared_error = squared_l2  # The value loss of the regression experiments.
 
 
-def l1(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
-  """Per-example ``||target - prediction||_1`` (synthetic gradients, SM 4.2)."""
-  return tf.reduce_sum(tf.abs(_flatten_per_example(target - prediction)), axis=1)
+def l1(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
+  """Per-example ``sum_k w_k |target_k - prediction_k|`` (synthetic gradients, SM 4.2)."""
+  return tf.reduce_sum(_per_entry(target, prediction, weights, tf.abs), axis=1)
 
 
-def l2_norm(target: tf.Tensor, prediction: tf.Tensor) -> tf.Tensor:
-  """Per-example ``||target - prediction||_2``, not squared (distillation, 4.2).
+def l2_norm(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
+  """Per-example ``(sum_k w_k (target_k - prediction_k)^2)^(1/2)``, not squared (distillation, 4.2).
 
   The square root has an infinite derivative at 0; the double ``where`` keeps the
   gradient finite (zero) when prediction equals target exactly.
   """
-  sq = tf.reduce_sum(tf.square(_flatten_per_example(target - prediction)), axis=1)
+  sq = tf.reduce_sum(_per_entry(target, prediction, weights, tf.square), axis=1)
   positive = sq > 0
   safe = tf.where(positive, sq, tf.ones_like(sq))
   return tf.where(positive, tf.sqrt(safe), tf.zeros_like(sq))
@@ -108,6 +130,9 @@ def categorical_kl_from_log_probs(target_log_probs: tf.Tensor,
       tf.exp(predicted_log_probs) * (predicted_log_probs - target_log_probs), axis=-1)
 
 
+_SAME_SHAPE_LOSSES = (squared_l2, l1, l2_norm, categorical_kl_from_log_probs)
+
+
 def _resolve_loss(loss, name: str) -> PerExampleLoss:
   if callable(loss):
     return loss
@@ -118,9 +143,34 @@ def _resolve_loss(loss, name: str) -> PerExampleLoss:
       f"(target, prediction) -> per-example loss, got {loss!r}.")
 
 
-def _mean_loss(loss_fn: PerExampleLoss, target, prediction) -> tf.Tensor:
-  per_example = loss_fn(target, prediction)
-  return tf.reduce_mean(per_example)
+def _accepts_weights(loss_fn) -> bool:
+  try:
+    return "weights" in inspect.signature(loss_fn).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+def _batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tensor:
+  """``sum_i w_i l_i / B``: Keras' ``sum_over_batch_size`` reduction (plain mean if w is None).
+
+  Dividing by the batch size, not by ``sum_i w_i``, keeps a weight of 0 from
+  changing the scale of the other examples' terms, as in Keras.
+  """
+  if per_example.shape.rank is not None and per_example.shape.rank > 1:
+    per_example = tf.reduce_mean(_flatten_per_example(per_example), axis=1)
+  if sample_weight is None:
+    return tf.reduce_mean(per_example)
+  weighted = tf.cast(sample_weight, per_example.dtype) * per_example
+  return tf.reduce_sum(weighted) / tf.cast(tf.shape(per_example)[0], per_example.dtype)
+
+
+def _term(loss_fn: PerExampleLoss, target, prediction, sample_weight=None,
+          partial_weight=None) -> tf.Tensor:
+  if partial_weight is None:
+    per_example = loss_fn(target, prediction)
+  else:
+    per_example = loss_fn(target, prediction, weights=partial_weight)
+  return _batch_mean(per_example, sample_weight)
 
 
 def check_finite(t: tf.Tensor, name: str) -> tf.Tensor:
@@ -187,34 +237,77 @@ def _project_target(target: tf.Tensor, direction: tf.Tensor, out_rank: int,
   return tf.reshape(tf.linalg.matmul(u, t), tf.concat([[batch], rest], axis=0))
 
 
-def _unpack_targets(targets) -> Tuple[Optional[tf.Tensor], Sequence[tf.Tensor]]:
+def _derivative_key(j: int) -> str:
+  return "dy" if j == 1 else f"d{j}y"
+
+
+def _unpack_targets(targets):
+  """``(values, derivatives, partial_weights)`` from any accepted form of targets."""
   if targets is None:
-    return None, ()
+    return None, (), ()
   if isinstance(targets, SobolevTargets):
-    return targets.values, tuple(targets.derivatives or ())
+    return targets.values, tuple(targets.derivatives or ()), tuple(targets.partial_weights or ())
   if isinstance(targets, Mapping):
-    unknown = set(targets) - {"y", "dy"} - {f"d{j}y" for j in range(2, 10)}
+    keys = {"y"} | {_derivative_key(j) for j in range(1, 10)}
+    keys |= {_derivative_key(j) + "_weight" for j in range(1, 10)}
+    unknown = set(targets) - keys
     if unknown:
       raise ValueError(
           f"targets has unknown keys {sorted(unknown)}; expected 'y', 'dy', "
-          "'d2y', 'd3y', ...")
-    derivatives = []
+          "'d2y', 'd3y', ... and optionally 'dy_weight', 'd2y_weight', ...")
+    derivatives, partial_weights = [], []
     for j in range(1, 10):
-      key = "dy" if j == 1 else f"d{j}y"
-      if key not in targets:
+      if _derivative_key(j) not in targets:
         break
-      derivatives.append(targets[key])
-    return targets.get("y"), tuple(derivatives)
+      derivatives.append(targets[_derivative_key(j)])
+      partial_weights.append(targets.get(_derivative_key(j) + "_weight"))
+    orphans = [k for k in targets if k.endswith("_weight")
+               and k[:-len("_weight")] not in targets]
+    if orphans:
+      raise ValueError(f"targets has {orphans} without the derivatives they weight.")
+    return targets.get("y"), tuple(derivatives), tuple(partial_weights)
   if isinstance(targets, (tuple, list)):
     if not targets:
       raise ValueError("targets must not be empty.")
     first, *rest = targets
     if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
       rest = list(rest[0])
-    return first, tuple(rest)
+    return first, tuple(rest), ()
   raise ValueError(
       "targets must be SobolevTargets, a tuple (y, dy, d2y, ...), a tuple "
       f"(y, [dy, d2y, ...]) or a dict with 'y', 'dy', ...; got {type(targets).__name__}.")
+
+
+def _check_non_negative(w: tf.Tensor, name: str) -> tf.Tensor:
+  message = f"{name} must be >= 0 (0 masks an entry)."
+  if tf.executing_eagerly():
+    if not bool(tf.reduce_all(w >= 0)):
+      raise ValueError(message)
+    return w
+  with tf.control_dependencies([tf.debugging.assert_non_negative(w, message=message)]):
+    return tf.identity(w)
+
+
+def _sample_weight(sample_weight, x: tf.Tensor) -> Optional[tf.Tensor]:
+  """Per-example weights ``[B]`` (a ``[B, 1]`` column is accepted, as Keras gives it)."""
+  if sample_weight is None:
+    return None
+  w = tf.convert_to_tensor(sample_weight, dtype=x.dtype)
+  if w.shape.rank == 2 and w.shape[1] == 1:
+    w = w[:, 0]
+  if w.shape.rank != 1:
+    raise ValueError(f"sample_weight must have shape [B] (one weight per example), got "
+                     f"shape {w.shape}.")
+  if w.shape[0] is not None and x.shape[0] is not None:
+    if w.shape[0] != x.shape[0]:
+      raise ValueError(f"sample_weight has {w.shape[0]} entries but x has a batch of "
+                       f"{x.shape[0]}.")
+    return w
+  if tf.executing_eagerly():
+    return w
+  with tf.control_dependencies([tf.debugging.assert_equal(
+      tf.shape(w)[0], tf.shape(x)[0], message="sample_weight must have one entry per example")]):
+    return tf.identity(w)
 
 
 def sobolev_loss(
@@ -227,24 +320,32 @@ def sobolev_loss(
     value_weight: float = 1.0,
     value_loss: PerExampleLoss = squared_error,
     derivative_loss: Union[str, PerExampleLoss, Sequence] = "squared_l2",
+    sample_weight=None,
+    balance=None,
     stochastic: bool = False,
     num_projections: int = 1,
     projection_space: str = "input",
     seed=None,
     directions: Optional[tf.Tensor] = None,
+    projected_targets: bool = False,
     rescale_projections: bool = False,
     check_targets: bool = True,
     jvp_mode: str = "auto",
 ) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
   """Sobolev training loss, eq. 1 (full derivatives) or eq. 2 (``stochastic``).
 
+  Every term is a batch mean of a per-example loss, ``sum_i w_i l_i / B`` with
+  the ``sample_weight`` w (1 when not given), as Keras reduces losses.
+
   Args:
     model: callable ``[B, *in] -> [B, *out]``; its derivatives w.r.t. ``x`` are
       taken, and the result is differentiable w.r.t. its parameters.
     x: inputs ``[B, *in]``.
     targets: values and derivative tensors: ``SobolevTargets``, ``(y, dy, ...)``,
-      ``(y, [dy, ...])`` or ``{"y": ..., "dy": ..., "d2y": ...}``. ``y`` may be
-      None to train derivatives only. Exclusive with ``teacher``.
+      ``(y, [dy, ...])`` or ``{"y": ..., "dy": ..., "d2y": ...}`` (a dict may add
+      per-partial weights ``"dy_weight"``, ... of the derivatives' shapes; 0
+      masks a missing partial, see ``SobolevTargets``). ``y`` may be None to
+      train derivatives only. Exclusive with ``teacher``.
     teacher: callable target function whose values and derivatives are computed
       on the fly at ``x`` with no gradient flowing into it (distillation,
       synthetic gradients).
@@ -256,6 +357,11 @@ def sobolev_loss(
       policies given as log-probabilities.
     derivative_loss: ``"squared_l2"`` (regression), ``"l1"`` (synthetic
       gradients), ``"l2_norm"`` (distillation), a callable, or one per order.
+      With per-partial weights a callable must take ``weights=``.
+    sample_weight: per-example weights ``[B]`` applied to every term.
+    balance: a ``DerivativeBalance`` (Huge & Savine, 2020): multiplies the value
+      weight by its alpha, the first-order weight by its beta and each partial
+      by its ``lambda_j^2 / n``. First order, full derivatives only.
     stochastic: match projections on random unit directions (eq. 2) instead of
       full derivative tensors (eq. 1).
     num_projections: Monte-Carlo samples of v per example for eq. 2.
@@ -263,11 +369,13 @@ def sobolev_loss(
     seed: stateless seed ``[2]`` for the directions (required when stochastic
       and ``directions`` is None); fold in the step for fresh directions.
     directions: explicit unit directions ``[num_projections, B, *in or *out]``
-      (overrides ``seed``); tensor derivative targets are projected on them
-      unless their rank shows they are already projected.
+      (overrides ``seed``).
+    projected_targets: the derivative targets are already projected on
+      ``directions``: ``[num_projections, B, *projected]`` each. Otherwise they
+      are full tensors ``[B, *out, *in x j]``, projected here.
     rescale_projections: multiply stochastic terms by the projected dimension d
       so that with squared L2 they estimate eq. 1's terms without bias.
-    check_targets: raise on NaN/Inf targets.
+    check_targets: raise on NaN/Inf targets (masked partials excepted).
     jvp_mode: JVP implementation for input-space projections.
 
   Returns:
@@ -297,8 +405,11 @@ def sobolev_loss(
     raise ValueError("Give exactly one of targets (tensors) or teacher (callable).")
   if not isinstance(num_projections, int) or num_projections < 1:
     raise ValueError(f"num_projections must be a positive integer, got {num_projections!r}.")
+  if projected_targets and (directions is None or not stochastic or teacher is not None):
+    raise ValueError("projected_targets=True needs stochastic=True, the directions the "
+                     "targets were projected on (directions=) and tensor targets.")
 
-  target_values, target_derivs = _unpack_targets(targets)
+  target_values, target_derivs, partial_weights = _unpack_targets(targets)
   if teacher is None and len(target_derivs) < order:
     raise ValueError(
         f"derivative_weights asks for order {order} but targets provide "
@@ -306,11 +417,44 @@ def sobolev_loss(
   target_values = None if target_values is None else tf.convert_to_tensor(
       target_values, dtype=x.dtype)
   target_derivs = [tf.convert_to_tensor(d, dtype=x.dtype) for d in target_derivs[:order]]
+  partial_weights = list(partial_weights[:order]) + [None] * (order - len(partial_weights))
+  partial_weights = [None if w is None else tf.convert_to_tensor(w, dtype=x.dtype)
+                     for w in partial_weights]
+  sample_weight = _sample_weight(sample_weight, x)
+  value_weight = float(value_weight)
+  if balance is not None:
+    if order != 1 or stochastic:
+      raise ValueError("balance weighs first derivatives (Huge & Savine): it needs "
+                       "derivative_weights of length 1 and stochastic=False.")
+    value_weight *= balance.value_weight
+    weights = (weights[0] * balance.derivative_weight,)
+  if any(w is not None for w in partial_weights) or balance is not None:
+    if stochastic:
+      raise ValueError("Per-partial weights (e.g. 'dy_weight') need full derivatives, "
+                       "not projections: use stochastic=False.")
+    for j, fn in enumerate(loss_fns):
+      if partial_weights[j] is not None or (balance is not None and j == 0):
+        if not _accepts_weights(fn):
+          raise ValueError(f"derivative_loss of order {j + 1} must accept weights= "
+                           "to use per-partial weights or balance.")
   if check_targets:
     if target_values is not None:
       target_values = check_finite(target_values, "targets values (y)")
-    target_derivs = [check_finite(d, f"targets derivative of order {j + 1}")
-                     for j, d in enumerate(target_derivs)]
+    for j in range(len(target_derivs)):
+      name = f"targets derivative of order {j + 1}"
+      if partial_weights[j] is None:
+        target_derivs[j] = check_finite(target_derivs[j], name)
+        continue
+      w = partial_weights[j]
+      w = _check_non_negative(check_finite(w, f"{name} weights"), f"{name} weights")
+      partial_weights[j] = w
+      masked = tf.where(w > 0, target_derivs[j], tf.zeros_like(target_derivs[j]))
+      check = check_finite(masked, f"{name} (where its weight is > 0)")
+      if not tf.executing_eagerly():
+        with tf.control_dependencies([check]):
+          target_derivs[j] = tf.identity(target_derivs[j])
+  if sample_weight is not None and check_targets:
+    sample_weight = _check_non_negative(sample_weight, "sample_weight")
 
   terms: Dict[str, tf.Tensor] = {}
   if not stochastic:
@@ -321,22 +465,30 @@ def sobolev_loss(
                          derivs.derivative_tensors(teacher, x, order)]
       target_values, target_derivs = teacher_tensors[0], teacher_tensors[1:]
     for j in range(order):
-      _check_same_shape(model_tensors[j + 1], target_derivs[j],
-                        f"targets derivative of order {j + 1}",
+      name = f"targets derivative of order {j + 1}"
+      _check_same_shape(model_tensors[j + 1], target_derivs[j], name,
                         f"derivative of order {j + 1}")
-      terms[f"derivative_{j + 1}"] = _mean_loss(
-          loss_fns[j], target_derivs[j], model_tensors[j + 1])
+      w = partial_weights[j]
+      if w is not None:
+        _check_same_shape(target_derivs[j], w, f"{name} weights", f"derivative of order {j + 1}")
+      if balance is not None:
+        w = balance.weights_like(model_tensors[1]) if w is None else (
+            w * balance.weights_like(model_tensors[1]))
+      terms[f"derivative_{j + 1}"] = _term(
+          loss_fns[j], target_derivs[j], model_tensors[j + 1], sample_weight, w)
   else:
     values, teacher_values, projected_terms = _stochastic_terms(
         model, x, teacher, target_derivs, order, loss_fns, num_projections,
-        projection_space, seed, directions, rescale_projections, jvp_mode)
+        projection_space, seed, directions, projected_targets, rescale_projections,
+        jvp_mode, sample_weight)
     if teacher is not None:
       target_values = teacher_values
     terms.update(projected_terms)
 
   if target_values is not None and value_weight:
-    _check_same_shape(values, target_values, "targets values (y)", "output")
-    terms["value"] = _mean_loss(value_loss, target_values, values)
+    if value_loss in _SAME_SHAPE_LOSSES:  # Others, e.g. sparse cross-entropy, check their own.
+      _check_same_shape(values, target_values, "targets values (y)", "output")
+    terms["value"] = _term(value_loss, target_values, values, sample_weight)
   total = tf.add_n(
       ([value_weight * terms["value"]] if "value" in terms else [])
       + [w * terms[f"derivative_{j + 1}"] for j, w in enumerate(weights)])
@@ -345,15 +497,23 @@ def sobolev_loss(
 
 
 def _stochastic_terms(model, x, teacher, target_derivs, order, loss_fns,
-                      num_projections, space, seed, directions, rescale, jvp_mode):
+                      num_projections, space, seed, directions, projected_targets,
+                      rescale, jvp_mode, sample_weight):
   """Eq. 2's projected derivative terms, averaged over ``num_projections``."""
   values = teacher_values = None
   sums = [0.0] * order
   if directions is None and seed is None:
     raise ValueError("seed is required when stochastic=True and directions is None.")
+  if directions is not None:
+    directions = tf.convert_to_tensor(directions, dtype=x.dtype)
+    if directions.shape.rank is not None and directions.shape[0] is not None and (
+        directions.shape[0] != num_projections):
+      raise ValueError(
+          f"directions has shape {directions.shape}: its first dimension must be "
+          f"num_projections={num_projections} ([P, B, *in or *out]).")
   for p in range(num_projections):
     if directions is not None:
-      v = tf.convert_to_tensor(directions[p], dtype=x.dtype)
+      v = directions[p]
     else:
       p_seed = tf.random.experimental.stateless_fold_in(
           tf.cast(tf.convert_to_tensor(seed), tf.int64), p)
@@ -381,24 +541,29 @@ def _stochastic_terms(model, x, teacher, target_derivs, order, loss_fns,
         if teacher_values is None:
           teacher_values = tf.stop_gradient(t_values)
         target_proj = tf.stop_gradient(target_proj)
+      elif projected_targets:
+        target = target_derivs[j]
+        if target.shape.rank is not None and target.shape[0] is not None and (
+            target.shape[0] != num_projections):
+          raise ValueError(
+              f"targets derivative of order {k} has shape {target.shape}; projected "
+              f"targets are [num_projections={num_projections}, B, ...].")
+        target_proj = target[p]
       else:
         target = target_derivs[j]
         out_rank = y.shape.rank - 1
         in_rank = x.shape.rank - 1
         full_rank = 1 + out_rank + in_rank * k
-        if target.shape.rank == full_rank:
-          target_proj = _project_target(target, v, out_rank, in_rank, space)
-        elif directions is not None:
-          target_proj = target if num_projections == 1 else target[p]
-        else:
+        if target.shape.rank != full_rank:
           raise ValueError(
-              f"targets derivative of order {k} has rank {target.shape.rank} but a "
-              f"full derivative tensor has rank {full_rank} ([B, *out, *in x {k}]); "
-              "pre-projected targets need the directions they were projected on.")
+              f"targets derivative of order {k} has shape {target.shape} but a full "
+              f"derivative tensor has rank {full_rank} ([B, *out, *in x {k}]); targets "
+              "already projected need projected_targets=True and their directions.")
+        target_proj = _project_target(target, v, out_rank, in_rank, space)
       _check_same_shape(model_proj, target_proj,
                         f"targets derivative of order {k} (projected)",
                         f"projected derivative of order {k}")
-      term = _mean_loss(loss_fns[j], target_proj, model_proj)
+      term = _term(loss_fns[j], target_proj, model_proj, sample_weight)
       if rescale:
         term = term * tf.cast(tf.reduce_prod(tf.shape(v)[1:]), term.dtype)
       sums[j] = sums[j] + term

@@ -26,6 +26,18 @@ def target_fn(x):
   return tf.sin(x[:, 0]) * tf.cos(x[:, 1])
 
 
+def vector_target_fn(x):
+  """Three outputs ``[B, 3]``, for output-space projections."""
+  return tf.stack([tf.sin(x[:, 0]) * tf.cos(x[:, 1]), x[:, 0] * x[:, 1],
+                   tf.cos(x[:, 0] + 2 * x[:, 1])], axis=1)
+
+
+def vector_model(params):
+  """A softplus MLP with three outputs: the functional MLP at three shifted inputs."""
+  return lambda x: tf.stack([functional_mlp(params, x), functional_mlp(params, x + 0.5),
+                             functional_mlp(params, 2.0 * x)], axis=1)
+
+
 class SobolevLossGradientTest(tf.test.TestCase, parameterized.TestCase):
   """The double-backprop path: d(loss)/d(params) against finite differences, float64."""
 
@@ -36,6 +48,9 @@ class SobolevLossGradientTest(tf.test.TestCase, parameterized.TestCase):
       ("eq2_input_double_reverse", dict(stochastic=True, jvp_mode="double_reverse")),
       ("eq2_l2_norm", dict(stochastic=True, derivative_loss="l2_norm")),
       ("eq1_l1", dict(derivative_loss="l1")),
+      ("eq1_sample_weight", dict(sample_weight=[0.0, 0.5, 1.0, 1.5, 2.0, 0.3])),
+      ("eq2_output_vector", dict(stochastic=True, projection_space="output",
+                                 derivative_loss="l2_norm", vector=True)),
   )
   def test_parameter_gradient(self, kwargs):
     rng = np.random.default_rng(0)
@@ -45,8 +60,12 @@ class SobolevLossGradientTest(tf.test.TestCase, parameterized.TestCase):
     if kwargs.get("stochastic"):
       kwargs["seed"] = [3, 4]
 
+    vector = kwargs.pop("vector", False)
+
     def loss(p):
-      total, _ = st.sobolev_loss(lambda z: functional_mlp(p, z), x, teacher=target_fn, **kwargs)
+      model = vector_model(p) if vector else (lambda z: functional_mlp(p, z))
+      total, _ = st.sobolev_loss(model, x, teacher=vector_target_fn if vector else target_fn,
+                                 **kwargs)
       return total
 
     theoretical, numerical = tf.test.compute_gradient(loss, [params], delta=1e-6)
@@ -86,11 +105,26 @@ class SobolevLossValueTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters("input", "output")
   def test_stochastic_tensor_targets_equal_teacher(self, space):
-    y, g = st.value_and_gradient(target_fn, self.x)
+    # Vector outputs: with one output an output-space unit vector is +-1 and eq. 2 is eq. 1.
+    y, g = st.derivative_tensors(vector_target_fn, self.x, 1)
     kw = dict(stochastic=True, seed=[1, 1], projection_space=space, num_projections=3)
-    with_tensors, _ = st.sobolev_loss(self.model, self.x, (y, g), **kw)
-    with_teacher, _ = st.sobolev_loss(self.model, self.x, teacher=target_fn, **kw)
+    with_tensors, terms = st.sobolev_loss(vector_model(self.params), self.x, (y, g), **kw)
+    with_teacher, _ = st.sobolev_loss(vector_model(self.params), self.x,
+                                      teacher=vector_target_fn, **kw)
     self.assertAllClose(with_tensors, with_teacher)
+    _, full = st.sobolev_loss(vector_model(self.params), self.x, (y, g))
+    self.assertNotAllClose(terms["derivative_1"], full["derivative_1"])
+
+  def test_output_space_projection_by_hand(self):
+    # grad_x <m(x) - f(x), u> with u on the unit sphere of R^3, per example.
+    model = vector_model(self.params)
+    u = st.random_unit_vectors([8, 3], [4, 4], dtype=tf.float64)
+    _, terms = st.sobolev_loss(model, self.x, teacher=vector_target_fn, stochastic=True,
+                               projection_space="output", directions=u[None])
+    _, jm = st.batch_jacobian(model, self.x)
+    _, jf = st.batch_jacobian(vector_target_fn, self.x)
+    expected = np.mean(np.sum(np.einsum("bo,boi->bi", u, jm - jf)**2, axis=1))
+    self.assertAllClose(terms["derivative_1"], expected)
 
   def test_stochastic_estimate_is_unbiased_when_rescaled(self):
     # Replicate one point n times: the batch mean averages n independent directions.
@@ -201,6 +235,134 @@ class ErrorsTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "num_projections"):
       st.sobolev_loss(self.model, self.x, (self.y, self.g), stochastic=True, seed=[0, 0],
                       num_projections=0)
+
+
+class WeightsTest(tf.test.TestCase, parameterized.TestCase):
+  """Per-example and per-partial weights: hand computation in every execution mode."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(2)
+    self.x = rng.uniform(-1, 1, (6, 2)).astype(np.float32)
+    self.params = tf.constant(rng.normal(size=NUM_PARAMS), tf.float32)
+    self.model = lambda z: functional_mlp(self.params, z)
+    self.y, self.g = (t.numpy() for t in st.value_and_gradient(target_fn, self.x))
+    self.w = np.array([0.0, 1.0, 2.0, 0.5, 1.0, 3.0], np.float32)
+    self.mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0], [0.5, 2]], np.float32)
+
+  def _expected(self):
+    my, mg = (t.numpy() for t in st.value_and_gradient(self.model, self.x))
+    value = np.sum(self.w * (my - self.y)**2) / 6
+    deriv = np.sum(self.w * np.sum(self.mask * (mg - self.g)**2, axis=1)) / 6
+    return value, deriv
+
+  @parameterized.parameters("eager", "function", "jit")
+  def test_sample_and_partial_weights(self, mode):
+    holes = np.where(self.mask > 0, self.g, np.nan).astype(np.float32)
+
+    def loss(x, y, g, m, w):
+      return st.sobolev_loss(self.model, x, {"y": y, "dy": g, "dy_weight": m},
+                             sample_weight=w)[1]
+
+    if mode != "eager":
+      spec = lambda a: tf.TensorSpec([None] + list(a.shape[1:]), tf.float32)
+      loss = tf.function(loss, jit_compile=mode == "jit", input_signature=[
+          spec(self.x), spec(self.y), spec(holes), spec(self.mask), spec(self.w)])
+    terms = loss(self.x, self.y, holes, self.mask, self.w)
+    value, deriv = self._expected()
+    self.assertAllClose(terms["value"], value, rtol=1e-5)
+    self.assertAllClose(terms["derivative_1"], deriv, rtol=1e-5)
+
+  def test_masked_nan_targets_give_finite_parameter_gradients(self):
+    holes = np.where(self.mask > 0, self.g, np.nan).astype(np.float32)
+    filled = np.where(self.mask > 0, self.g, 1e4).astype(np.float32)
+    grads = []
+    for targets in (holes, filled):
+      params = tf.Variable(self.params)
+      with tf.GradientTape() as tape:
+        total, _ = st.sobolev_loss(lambda z: functional_mlp(params, z), self.x,
+                                   {"y": self.y, "dy": targets, "dy_weight": self.mask})
+      grads.append(tape.gradient(total, params).numpy())
+    self.assertTrue(np.all(np.isfinite(grads[0])))
+    self.assertAllClose(grads[0], grads[1])
+
+  def test_weight_errors(self):
+    bad = np.where(self.mask > 0, self.g, np.nan).astype(np.float32)
+    with self.assertRaisesRegex(ValueError, r"where its weight is > 0\) contains NaN"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": bad, "dy_weight": np.ones((6, 2))})
+    with self.assertRaisesRegex(ValueError, "weights must be >= 0"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": -self.mask})
+    with self.assertRaisesRegex(ValueError, r"weights has shape \(6, 1\)"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": self.mask[:, :1]})
+    with self.assertRaisesRegex(ValueError, "sample_weight has 5 entries"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), sample_weight=self.w[:5])
+    with self.assertRaisesRegex(ValueError, "sample_weight must be >= 0"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g), sample_weight=-self.w)
+    with self.assertRaisesRegex(ValueError, "need full derivatives"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": self.mask},
+                      stochastic=True, seed=[0, 0])
+    with self.assertRaisesRegex(ValueError, "without the derivatives"):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "d2y_weight": self.mask, "dy": self.g})
+    with self.assertRaisesRegex(ValueError, "must accept weights="):
+      st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": self.mask},
+                      derivative_loss=lambda t, p: tf.reduce_sum(tf.abs(t - p), axis=1))
+
+
+class ProjectedTargetsTest(tf.test.TestCase, parameterized.TestCase):
+  """Targets given already projected: their form is declared, never guessed from ranks."""
+
+  @parameterized.parameters(
+      # B = P = d: a full [B, d] gradient and projected [P, B] targets share a rank and shape.
+      dict(space="input", batch=3, projections=3, vector=False),
+      dict(space="input", batch=4, projections=3, vector=False),
+      # Output space, 3 outputs: full [B, 3, d] and projected [P, B, d] share a rank.
+      dict(space="output", batch=3, projections=3, vector=True),
+      dict(space="output", batch=4, projections=2, vector=True),
+  )
+  def test_projected_targets_equal_the_teacher(self, space, batch, projections, vector):
+    rng = np.random.default_rng(5)
+    d = 3
+    x = tf.constant(rng.uniform(-1, 1, (batch, d)), tf.float64)
+    w = tf.constant(rng.normal(size=(d, 3)), tf.float64)
+    model = lambda z: tf.tanh(tf.matmul(z, w)) if vector else tf.reduce_sum(tf.tanh(z @ w), 1)
+    teacher = lambda z: tf.sin(z) if vector else tf.reduce_sum(tf.sin(z), 1)
+    shape = [projections, batch, 3 if (space == "output") else d]
+    v = st.random_unit_vectors(shape, [1, 2], dtype=tf.float64, batch_dims=2)
+    projected = tf.stack([st.projected_derivative(teacher, x, 1, v[p], space=space)[1]
+                          for p in range(projections)])
+    kw = dict(stochastic=True, projection_space=space, num_projections=projections,
+              directions=v)
+    from_teacher, _ = st.sobolev_loss(model, x, teacher=teacher, **kw)
+    given, _ = st.sobolev_loss(model, x, (teacher(x), projected), projected_targets=True, **kw)
+    self.assertAllClose(given, from_teacher)
+    full, _ = st.sobolev_loss(model, x, st.derivative_tensors(teacher, x, 1), **kw)
+    self.assertAllClose(full, from_teacher)
+
+  def test_b_p_d_three_by_hand(self):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (3, 3)), tf.float64)
+    model = lambda z: tf.reduce_sum(z**2, axis=1)
+    v = st.random_unit_vectors([3, 3, 3], [0, 1], dtype=tf.float64, batch_dims=2)
+    projected = tf.constant(rng.normal(size=(3, 3)), tf.float64)  # [P, B]
+    _, terms = st.sobolev_loss(model, x, (model(x), projected), stochastic=True,
+                               num_projections=3, directions=v, projected_targets=True)
+    model_proj = np.einsum("bi,pbi->pb", 2 * x.numpy(), v.numpy())
+    self.assertAllClose(terms["derivative_1"], np.mean((model_proj - projected.numpy())**2))
+
+  def test_errors(self):
+    x = tf.zeros([4, 3])
+    model = lambda z: tf.reduce_sum(z**2, axis=1)
+    v = tf.ones([3, 4, 3]) / np.sqrt(3.0)
+    with self.assertRaisesRegex(ValueError, "projected_targets=True needs"):
+      st.sobolev_loss(model, x, (tf.zeros([4]), tf.zeros([3, 4])), projected_targets=True)
+    with self.assertRaisesRegex(ValueError, r"projected targets are \[num_projections=3"):
+      st.sobolev_loss(model, x, (tf.zeros([4]), tf.zeros([2, 4])), stochastic=True,
+                      num_projections=3, directions=v, projected_targets=True)
+    with self.assertRaisesRegex(ValueError, "need projected_targets=True"):
+      st.sobolev_loss(model, x, (tf.zeros([4]), tf.zeros([3, 4, 3, 1])), stochastic=True,
+                      num_projections=3, directions=v)
+    with self.assertRaisesRegex(ValueError, "first dimension must be num_projections=2"):
+      st.sobolev_loss(model, x, teacher=model, stochastic=True, num_projections=2, directions=v)
 
 
 class FiniteDifferenceTargetsTest(tf.test.TestCase):

@@ -8,7 +8,6 @@ the tests need neither the real CIFAR-10 nor ImageNet.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from configs import synthetic_gradients as sg_configs
 from sobolev_tf import imagenet
 from sobolev_tf import sg_trainer
 from sobolev_tf import synthetic_gradients as sg
+from tests import multiprocess
 
 REPO = os.path.join(os.path.dirname(__file__), "..")
 
@@ -208,16 +208,6 @@ print("DONE", result["replicas"])
 """
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(("localhost", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 class MultiWorkerTest(tf.test.TestCase):
 
   def test_two_workers_and_two_devices_agree_with_one_device(self):
@@ -225,7 +215,7 @@ class MultiWorkerTest(tf.test.TestCase):
     env.pop("TF_CONFIG", None)
     single = self.create_tempdir().full_path
     multi = self.create_tempdir().full_path
-    ports = _free_ports(2)
+    ports = multiprocess.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for index in range(2):
