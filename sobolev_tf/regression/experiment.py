@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
+from sobolev_tf import scaling
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
@@ -132,16 +133,16 @@ def group_runs(runs: Iterable[Run]) -> Dict[tuple, List[Run]]:
   return dict(groups)
 
 
-def _scales(run: Run, data, standardize: bool):
-  """Affine maps to the training space: x_s = (x - c) / r, y_s = (y - mu) / sigma."""
+def _scaler(run: Run, data, standardize: bool) -> scaling.SobolevScaler:
+  """Inputs to [-1, 1] per axis of the domain, values standardised on the training set."""
   if not standardize:
-    return np.zeros(2), np.ones(2), 0.0, 1.0
+    return scaling.SobolevScaler(x_offset=0.0, x_scale=1.0, y_offset=0.0, y_scale=1.0).fit(
+        data["x_train"], data["y_train"])
   fn = functions.get_function(run.function)
   lo = np.array([d[0] for d in fn.domain], dtype=np.float64)
   hi = np.array([d[1] for d in fn.domain], dtype=np.float64)
-  mu = float(np.mean(data["y_train"]))
-  sigma = float(np.std(data["y_train"])) if run.num_train > 1 else 1.0
-  return (hi + lo) / 2, (hi - lo) / 2, mu, max(sigma, 1e-8)
+  return scaling.SobolevScaler(x_offset=(hi + lo) / 2, x_scale=(hi - lo) / 2).fit(
+      data["x_train"], data["y_train"])
 
 
 class _Group:
@@ -153,23 +154,18 @@ class _Group:
     activation, _, _ = METHODS[runs[0].method]
     self.order = max(METHODS[r.method][1] for r in runs)
     datas = [make_data(r, config.num_test, config.fd_step) for r in runs]
-    scales = [_scales(r, d, config.standardize) for r, d in zip(runs, datas)]
-    c = np.stack([s[0] for s in scales])[:, None, :]
-    r = np.stack([s[1] for s in scales])[:, None, :]
-    mu = np.array([s[2] for s in scales])[:, None]
-    sigma = np.array([s[3] for s in scales])[:, None]
-    self.c, self.r, self.mu, self.sigma = c, r, mu, sigma
-    stack = lambda key: np.stack([d[key] for d in datas])
-    x = (stack("x_train") - c) / r
-    y = (stack("y_train") - mu) / sigma
-    dy = stack("dy_train") * r / sigma[..., None]
-    arrays = dict(x=x, y=y, dy=dy)
-    if self.order >= 2:
-      d2y = np.stack([d.get("d2y_train", np.zeros(d["x_train"].shape + (2,))) for d in datas])
-      arrays["d2y"] = d2y * r[..., :, None] * r[..., None, :] / sigma[..., None, None]
+    self.scalers = [_scaler(r, d, config.standardize) for r, d in zip(runs, datas)]
+
+    def scaled(name, key, default=None):
+      return np.stack([sc.transform(**{name: d.get(key, default)})
+                       for sc, d in zip(self.scalers, datas)])
+
+    arrays = dict(x=scaled("x", "x_train"), y=scaled("y", "y_train"), dy=scaled("dy", "dy_train"))
+    if self.order >= 2:  # First-order runs of a second-order group have no Hessian targets.
+      arrays["d2y"] = scaled("d2y", "d2y_train", np.zeros((runs[0].num_train, 2, 2)))
     self.train = {k: tf.constant(v, tf.float32) for k, v in arrays.items()}
-    self.test = {k: stack(k) for k in ("x_test", "y_test", "dy_test")}
-    self.x_train = stack("x_train")
+    self.test = {k: np.stack([d[k] for d in datas]) for k in ("x_test", "y_test", "dy_test")}
+    self.x_train = np.stack([d["x_train"] for d in datas])
     methods = [run.method for run in runs]
     self.w1 = tf.constant([float(METHODS[m][1] >= 1) for m in methods])
     self.w2 = tf.constant([float(METHODS[m][1] >= 2) for m in methods])
@@ -185,6 +181,7 @@ class _Group:
     self.model_keys = [tf.constant(int(_data_seed(run, 2).generate_state(1)[0]) * 2, tf.int64)
                        for run in runs]
     self.batch = min(config.batch_size, runs[0].num_train)
+    r = np.stack([sc.x_scale for sc in self.scalers])[:, None, :]
     inv_r = 1.0 / r if config.derivative_units == "original" else np.ones_like(r)
     if config.derivative_units not in ("original", "standardized"):
       raise ValueError("derivative_units must be 'original' or 'standardized', got "
@@ -247,14 +244,20 @@ class _Group:
     total = x.shape[1]
     preds, grads = [], []
     for start in range(0, total, chunk):
-      xs = ((x[:, start:start + chunk] - self.c) / self.r).astype(np.float32)
-      p, g = self._predict(tf.constant(xs))
-      preds.append(p.numpy())
-      grads.append(g.numpy())
-    pred = np.concatenate(preds, 1) * self.sigma + self.mu
-    grad = np.concatenate(grads, 1) * self.sigma[..., None] / self.r
+      p, g = self._predict_original(x[:, start:start + chunk])
+      preds.append(p)
+      grads.append(g)
+    pred, grad = np.concatenate(preds, 1), np.concatenate(grads, 1)
     return dict(test_mse=np.mean((pred - self.test["y_test"])**2, axis=1),
                 test_grad_mse=np.mean(np.sum((grad - self.test["dy_test"])**2, -1), axis=1))
+
+  def _predict_original(self, xs: np.ndarray):
+    """Values ``[M, N]`` and gradients ``[M, N, 2]`` at original-unit points ``[M, N, 2]``."""
+    scaled = np.stack([sc.transform(x=x) for sc, x in zip(self.scalers, xs)])
+    p, g = self._predict(tf.constant(scaled.astype(np.float32)))
+    back = [sc.inverse_transform(y=y.astype(np.float64), dy=dy.astype(np.float64))
+            for sc, y, dy in zip(self.scalers, p.numpy(), g.numpy())]
+    return np.stack([b[0] for b in back]), np.stack([b[1] for b in back])
 
   @tf.function(reduce_retracing=True)
   def _predict(self, xs):
@@ -268,11 +271,8 @@ class _Group:
     (x0, x1), (y0, y1) = fn.domain
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     pts = np.stack([gx.ravel(), gy.ravel()], 1)
-    xs = (np.broadcast_to(pts, (self.num_models,) + pts.shape) - self.c) / self.r
-    p, g = self._predict(tf.constant(xs.astype(np.float32)))
-    pred = p.numpy()[index] * self.sigma[index] + self.mu[index]
-    grad = g.numpy()[index] * self.sigma[index][..., None] / self.r[index]
-    return gx, gy, pred.reshape(gx.shape), grad.reshape(gx.shape + (2,))
+    pred, grad = self._predict_original(np.broadcast_to(pts, (self.num_models,) + pts.shape))
+    return gx, gy, pred[index].reshape(gx.shape), grad[index].reshape(gx.shape + (2,))
 
 
 def _group_name(key) -> str:
