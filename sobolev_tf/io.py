@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+from typing import Callable
 
-__all__ = ["write_text_atomic"]
+__all__ = ["write_text_atomic", "write_saved_model_atomic", "check_saved_model_destination"]
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -14,3 +16,44 @@ def write_text_atomic(path: str, text: str) -> None:
   with open(tmp, "w") as f:
     f.write(text)
   os.replace(tmp, path)
+
+
+# What tf.saved_model.save (and Keras) put in a SavedModel directory.
+_SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "variables", "assets",
+                                  "fingerprint.pb", "keras_metadata.pb"})
+
+
+def check_saved_model_destination(path: str) -> None:
+  """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
+  if not os.path.lexists(path):
+    return
+  if not os.path.isdir(path):
+    raise ValueError(f"{path} exists and is not a directory; refusing to replace it with a "
+                     "SavedModel: choose another path.")
+  others = sorted(set(os.listdir(path)) - _SAVED_MODEL_ENTRIES)
+  if others:
+    raise ValueError(f"{path} holds files that are not part of a SavedModel ({', '.join(others[:5])}"
+                     f"{', ...' if len(others) > 5 else ''}); refusing to replace it: choose "
+                     "another path.")
+
+
+def write_saved_model_atomic(path: str, save: Callable[[str], None]) -> str:
+  """``save(tmp_dir)`` writes a SavedModel that then replaces ``path`` by renames.
+
+  ``path`` must be absent, empty or an earlier SavedModel (checked first);
+  until the final rename an existing one stays intact.
+  """
+  path = path.rstrip("/")
+  check_saved_model_destination(path)
+  tmp, old = path + ".tmp", path + ".old"
+  for leftover in (tmp, old):
+    if os.path.exists(leftover):
+      shutil.rmtree(leftover)
+  save(tmp)
+  if os.path.exists(path):
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old)
+  else:
+    os.replace(tmp, path)
+  return path

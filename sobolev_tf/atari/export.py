@@ -11,11 +11,11 @@ or ``policy.action_probabilities(frames)``; ``policy.num_actions`` and
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Callable
 
 import tensorflow as tf
+
+from sobolev_tf import io
 
 __all__ = ["export_policy", "PolicyExport"]
 
@@ -40,7 +40,12 @@ class PolicyExport(tf.Module):
 
 def export_policy(net: tf.Module, game: str, num_actions: int, path: str,
                   logits_fn: Callable[[tf.Tensor], tf.Tensor] = None) -> str:
-  """Writes a SavedModel to ``path`` (via a temporary directory and a rename)."""
+  """Writes a SavedModel to ``path`` (via a temporary directory and a rename).
+
+  ``path`` must be absent, empty or an earlier SavedModel: a directory holding
+  anything else (a workdir, say) is refused before any work.
+  """
+  io.check_saved_model_destination(path.rstrip("/"))
   module = PolicyExport(net, logits_fn or net, game, num_actions)
   module.action_probabilities(tf.zeros([1, 84, 84, 4], tf.uint8))  # Builds variables.
 
@@ -48,11 +53,5 @@ def export_policy(net: tf.Module, game: str, num_actions: int, path: str,
   def serving_default(frames):
     return {"probabilities": module.action_probabilities(frames)}
 
-  tmp = path.rstrip("/") + ".tmp"
-  if os.path.exists(tmp):
-    shutil.rmtree(tmp)
-  tf.saved_model.save(module, tmp, signatures={"serving_default": serving_default})
-  if os.path.exists(path):
-    shutil.rmtree(path)
-  os.replace(tmp, path)
-  return path
+  return io.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
+      module, tmp, signatures={"serving_default": serving_default}))
