@@ -14,10 +14,14 @@ Every method is one setting of the same step:
   ``sobolev`` on both (the paper's ``L_SG^sob``), all L1 (SM 4.2): eq. 1 at
   order 1 with the value or the derivative weight set to zero.
 
-Targets are the main network's per-example loss and its true gradient
-``dL_i/dh_i``, computed by backpropagation as the paper did. Per-example
-quantities are used throughout: the batch loss is their mean, so the synthetic
-gradient of the batch loss is the module's per-example gradient divided by B.
+Targets are the main network's per-example losses ``L_i`` and the true
+gradient ``g_i = d(sum_j L_j)/dh_i = B dL/dh_i`` for the batch-mean loss
+``L``, computed by backpropagation as the paper did; the synthetic gradient of
+the batch loss is the module's ``dm/dh_i`` divided by B. When examples do not
+interact above the split, ``g_i = dL_i/dh_i``. BatchNorm in training mode (the
+SM 4.2 network) couples them through the batch statistics, so ``g_i`` also holds
+the effect of ``h_i`` on the other examples' losses: the module is fitted to the
+gradient that backpropagation would deliver, not to ``dL_i/dh_i``.
 """
 
 from __future__ import annotations
@@ -260,8 +264,8 @@ class SyntheticGradientStep:
         v = part.trainable_variables
         grads_and_vars += list(zip(tape.gradient(loss, v), v))
     elif method != "noprop":
-      # True per-example gradients dL_i/dh_i: the modules' targets (unless
-      # bootstrapped) and the reference of the logged cosines.
+      # True gradients d(sum_j L_j)/dh_i (B dL/dh_i; see the module docstring):
+      # the modules' targets (unless bootstrapped) and the reference of the cosines.
       true_grads = tape.gradient(per_example, hs)
       num_splits = len(hs)
       main_log_probs = tf.nn.log_softmax(logits)

@@ -51,19 +51,56 @@ class MethodsTest(tf.test.TestCase, parameterized.TestCase):
     step = sg.SyntheticGradientStep(parts, modules, method, snt.optimizers.SGD(1.0),
                                     snt.optimizers.Adam(1e-3))
     step(x, y)  # Builds every variable.
-    # Expected update of part 1: -(dh_1/dtheta_1)^T SG_1(h_1) / B, from the module as it is now.
+    # Expected update of part k: -(dh_k/dtheta_k)^T SG_k(h_k) / B, from module k as it is now.
     with tf.GradientTape(persistent=True) as tape:
       h0 = parts[0](x)
       h1 = parts[1](h0)
       loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, parts[2](h1)))
-    synthetic = sg.synthetic_gradient(method, modules[1], h1, y)
-    expected = tape.gradient(h1, parts[1].trainable_variables, output_gradients=synthetic / 5.0)
-    true = tape.gradient(loss, parts[1].trainable_variables)
-    before = _snapshot(parts[1])
+    sg0, sg1 = (sg.synthetic_gradient(method, m, h, y) for m, h in zip(modules, (h0, h1)))
+    expected = [tape.gradient(h0, parts[0].trainable_variables, output_gradients=sg0 / 5.0),
+                tape.gradient(h1, parts[1].trainable_variables, output_gradients=sg1 / 5.0)]
+    true = [tape.gradient(loss, p.trainable_variables) for p in parts[:2]]
+    # The lowest part below a higher synthetic gradient: SG_1 carried down through part 1.
+    through_upper = tape.gradient(h1, parts[0].trainable_variables, output_gradients=sg1 / 5.0)
+    before = [_snapshot(p) for p in parts[:2]]
     step(x, y)
-    for b, v, e, t in zip(before, parts[1].trainable_variables, expected, true):
-      self.assertAllClose(b - v.numpy(), e, atol=1e-5)
-      self.assertNotAllClose(e, t)  # The true gradient never reaches the lower part.
+    for k in range(2):
+      for b, v, e, t in zip(before[k], parts[k].trainable_variables, expected[k], true[k]):
+        self.assertAllClose(b - v.numpy(), e, atol=1e-5, msg=f"part {k}")
+        self.assertNotAllClose(e, t)  # The true gradient never reaches a lower part.
+    for e, u in zip(expected[0], through_upper):
+      self.assertNotAllClose(e, u)  # Part 0 follows its own module, not module 1.
+
+  def test_targets_with_batch_norm_are_the_backprop_gradient(self):
+    # BatchNorm in training mode couples examples: the target of example i is
+    # d(sum_j L_j)/dh_i = B dL/dh_i, which differs from the per-example dL_i/dh_i.
+    from sobolev_tf import cifar  # pylint: disable=g-import-not-at-top
+    tf.random.set_seed(0)
+    parts = cifar.split_network(widths=(4, 4, 4), strides=(1, 2, 1), splits=(1,),
+                                num_classes=3, batch_norm=True)
+    x = tf.random.stateless_normal([6, 8, 8, 3], seed=[0, 2])
+    y = tf.constant([0, 1, 2, 1, 0, 2])
+    with tf.GradientTape(persistent=True) as tape:
+      h = parts[0](x)
+      per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(y, parts[1](h))
+      loss = tf.reduce_mean(per_example)
+      singles = [per_example[i] for i in range(6)]
+    targets = tape.gradient(per_example, h)
+    self.assertAllClose(targets, 6.0 * tape.gradient(loss, h), rtol=1e-5, atol=1e-6)
+    own = tf.stack([tape.gradient(singles[i], h)[i] for i in range(6)])
+    self.assertNotAllClose(targets, own)  # The batch statistics carry h_i to other losses.
+    # The step fits its module to exactly these targets.
+    module = sg.LossPredictor(3, channels=4)
+    step = sg.SyntheticGradientStep(parts, [module], "vfbn", snt.optimizers.SGD(0.0),
+                                    snt.optimizers.SGD(0.1))
+    step(x, y)  # Builds the module (SGD 0.0: the main network stays put).
+    before = _snapshot(module)
+    with tf.GradientTape() as module_tape:
+      expected_loss, _ = sg.module_loss("vfbn", module, h, y, per_example, targets)
+    grads = module_tape.gradient(expected_loss, module.trainable_variables)
+    step(x, y)
+    for b, v, g in zip(before, module.trainable_variables, grads):
+      self.assertAllClose(b - v.numpy(), 0.1 * g.numpy(), atol=1e-6)
 
   @parameterized.parameters("vfbn", "critic", "sobolev")
   def test_module_loss_is_eq1_with_l1(self, method):

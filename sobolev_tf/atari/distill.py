@@ -124,6 +124,9 @@ class Distiller(tf.Module):
     return disagree, losses.categorical_kl_from_log_probs(teacher_log_probs, log_pi)
 
 
+_FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
 def teacher_jacobians(distiller: Distiller, data: dataset.DistillationData, index: np.ndarray,
                       batch_size: int = 50) -> np.ndarray:
   """The teacher's input Jacobians of log-probabilities at ``index``, float16 ``[n, A, 84, 84, 4]``.
@@ -131,14 +134,21 @@ def teacher_jacobians(distiller: Distiller, data: dataset.DistillationData, inde
   Precomputed once for small training sets, they replace differentiating the
   teacher at every step (the teacher is fixed, so the term is the same up to
   float16 rounding, which halves the memory: A x 28,224 values per frame, 0.34 MB
-  for 6 actions).
+  for 6 actions). Raises a ValueError if an entry exceeds float16's range.
   """
   jac_fn = tf.function(lambda s: derivatives.batch_jacobian(distiller.teacher_log_probs, s)[1])
   out = None
   for start in range(0, len(index), batch_size):
     idx = index[start:start + batch_size]
     states = tf.cast(tf.constant(data.states(idx)), tf.float32) / 255.0
-    jac = jac_fn(states).numpy().astype(np.float16)
+    jac = jac_fn(states).numpy()
+    largest = float(np.max(np.abs(jac)))
+    if not largest <= _FLOAT16_MAX:  # Also catches NaN.
+      raise ValueError(
+          f"The teacher's input Jacobian reaches {largest:.4g} at states {idx[0]}..{idx[-1]}, "
+          f"beyond float16 ({_FLOAT16_MAX}): the cache would hold inf. Set "
+          "config.jacobian_cache_gb=0 to differentiate the teacher every step instead.")
+    jac = jac.astype(np.float16)
     if out is None:
       out = np.empty((len(index),) + jac.shape[1:], np.float16)
     out[start:start + len(idx)] = jac

@@ -65,18 +65,37 @@ class DistillTest(tf.test.TestCase):
       self.assertIn("resumed at step 4", messages)
       self.assertEqual(resumed["steps"], 6)
 
-  def test_sobolev_step_changes_student_not_teacher(self):
+  def test_derivative_term_reaches_the_student_update(self):
     teacher, frames, target = self._teacher_and_random_frames(seed=1, batch_size=4)
-    d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=teacher)
-    d.student(frames)
-    teacher_before = [v.numpy() for v in teacher.trainable_variables]
-    student_before = [v.numpy() for v in d.student.trainable_variables]
-    terms = d.train_step(frames, target)
-    self.assertGreater(float(terms["derivative_1"]), 0.0)
-    for a, b in zip(teacher.trainable_variables, teacher_before):
-      self.assertAllEqual(a, b)
-    self.assertTrue(any(np.abs(a.numpy() - b).max() > 0
-                        for a, b in zip(d.student.trainable_variables, student_before)))
+    distillers = {alpha: distill.Distiller(3, "sobolev", 1e-3, alpha=alpha, teacher_logits=teacher)
+                  for alpha in (0.0, 1.0)}
+    for d in distillers.values():
+      d.student(frames)
+    start = [v.numpy() for v in distillers[0.0].student.trainable_variables]
+    for v, value in zip(distillers[1.0].student.trainable_variables, start):
+      v.assign(value)  # The same student in both.
+    grads = {}
+    for alpha, d in distillers.items():
+      with tf.GradientTape() as tape:
+        total = d.loss(frames, target)["total"]
+      grads[alpha] = tape.gradient(total, d.student.trainable_variables)
+      terms = d.train_step(frames, target)
+      self.assertGreater(float(terms["derivative_1"]), 0.0)
+    for g0, g1 in zip(grads[0.0], grads[1.0]):
+      self.assertNotAllClose(g0, g1)  # The derivative term changes the gradient ...
+    updates = [[v.numpy() - s for v, s in zip(d.student.trainable_variables, start)]
+               for d in distillers.values()]
+    self.assertTrue(any(np.abs(u0 - u1).max() > 1e-7 for u0, u1 in zip(*updates)))  # ... and the step.
+
+  def test_float16_cache_refuses_out_of_range_jacobians(self):
+    teacher, _, _, data = self._teacher_and_small_dataset(seed=3)
+    del teacher
+    # Logits 1e10 * mean(frame) * (1, 2, 3): d log pi_1 / d pixel = 1e10 * (1 - 3) / 28,224.
+    steep = lambda s: 1e10 * tf.reduce_mean(tf.cast(s, tf.float32), axis=[1, 2, 3])[:, None] * [
+        1.0, 2.0, 3.0]
+    d = distill.Distiller(3, "sobolev", 1e-3, alpha=1.0, teacher_logits=steep)
+    with self.assertRaisesRegex(ValueError, "beyond float16.*jacobian_cache_gb=0"):
+      distill.teacher_jacobians(d, data, np.arange(4), batch_size=4)
 
   def test_cached_teacher_jacobian_gives_the_same_loss(self):
     teacher, root, data_path, data = self._teacher_and_small_dataset(seed=2)
