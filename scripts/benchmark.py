@@ -1,6 +1,6 @@
 r"""Speed of a Sobolev training step relative to a regular one (not a test).
 
-Cases (issue 2, section 7):
+Cases:
   (a) regression: the paper's 2x256 ReLU MLP, 2-D input, batch 100, Adam,
       first-order Sobolev with full gradients (section 4.1);
   (b) distillation: the SM section 3 student (84x84x4 input, 6 actions, batch
@@ -12,6 +12,7 @@ and with many steps per call (``sobolev_tf.multi_step``).
     python scripts/benchmark.py                  # writes results/benchmarks.md
     python scripts/benchmark.py --jvp_study      # ForwardAccumulator under XLA
     python scripts/benchmark.py --jax            # also time the JAX reference
+    python scripts/benchmark.py --keras          # SobolevModel.fit vs hand-written loops
 
 Run it alone: a second heavy process on the 2 cores distorts every number.
 """
@@ -44,6 +45,8 @@ flags.DEFINE_list("cases", ["regression", "distillation", "distillation_online_t
                   "Cases to run.")
 flags.DEFINE_bool("jvp_study", False, "Also time a forward-mode (JVP) step with and without XLA.")
 flags.DEFINE_bool("jax", False, "Also time case (a) in JAX (needs jax and optax installed).")
+flags.DEFINE_bool("keras", False, "Also time case (a) through Keras fit (SobolevModel, plain "
+                  "Keras) against hand-written loops, interleaved.")
 flags.DEFINE_integer("inter_op_threads", 0,
                      "TensorFlow inter-op threads (0: TF's default). For case (a)'s small "
                      "ops, 2 inter-op x 1 intra-op thread is about 10% faster on 2 cores.")
@@ -52,22 +55,43 @@ flags.DEFINE_enum("optimizer", "fused", ["fused", "sonnet"],
                   "Adam of case (a): sobolev_tf.optimizers.Adam (fused kernels) or Sonnet's.")
 
 
-def _time_per_step(run: Callable[[int], object], steps_per_call: int) -> float:
-  """Median seconds per step over FLAGS.repeats repetitions (after warm-up)."""
+def _calls_per_repetition(run: Callable[[int], object]) -> int:
+  """Warms ``run`` up and returns how many calls last FLAGS.min_seconds."""
   run(0)
   run(0)
   t0 = time.perf_counter()
-  run(0)
+  _block(run(0))
   once = time.perf_counter() - t0
-  calls = max(1, int(FLAGS.min_seconds / max(once, 1e-6)))
-  samples = []
-  for r in range(FLAGS.repeats):
-    t0 = time.perf_counter()
-    for c in range(calls):
-      out = run(c)
-    _block(out)
-    samples.append((time.perf_counter() - t0) / (calls * steps_per_call))
-  return float(np.median(samples))
+  return max(1, int(FLAGS.min_seconds / max(once, 1e-6)))
+
+
+def _seconds_per_step(run: Callable[[int], object], calls: int, steps_per_call: int) -> float:
+  t0 = time.perf_counter()
+  for c in range(calls):
+    out = run(c)
+  _block(out)
+  return (time.perf_counter() - t0) / (calls * steps_per_call)
+
+
+def _time_per_step(run: Callable[[int], object], steps_per_call: int) -> float:
+  """Median seconds per step over FLAGS.repeats repetitions (after warm-up)."""
+  calls = _calls_per_repetition(run)
+  return float(np.median([_seconds_per_step(run, calls, steps_per_call)
+                          for _ in range(FLAGS.repeats)]))
+
+
+def _interleaved(a: tuple, b: tuple) -> tuple:
+  """Per-step seconds of runners a and b timed in turn (a, b, a, b, ...), and their ratios.
+
+  A load that comes and goes hits both members of a pair alike, so the
+  median of the per-pair ratios b/a is robust where a ratio of medians is not.
+  """
+  calls = [_calls_per_repetition(run) for run, _ in (a, b)]
+  ta, tb = [], []
+  for _ in range(FLAGS.repeats):
+    ta.append(_seconds_per_step(a[0], calls[0], a[1]))
+    tb.append(_seconds_per_step(b[0], calls[1], b[1]))
+  return np.array(ta), np.array(tb), np.array(tb) / np.array(ta)
 
 
 def _block(out):
@@ -187,14 +211,154 @@ def run_case(name: str, make_step, steps_per_call: int) -> List[dict]:
   reg = _step_runners(make_step(False), steps_per_call)
   sob = _step_runners(make_step(True), steps_per_call)
   for mode in reg:
-    t_reg = _time_per_step(*reg[mode])
-    t_sob = _time_per_step(*sob[mode])
-    row = dict(case=name, mode=mode, regular_us=t_reg * 1e6, sobolev_us=t_sob * 1e6,
-               ratio=t_sob / t_reg)
+    t_reg, t_sob, ratios = _interleaved(reg[mode], sob[mode])
+    row = dict(case=name, mode=mode, regular_us=np.median(t_reg) * 1e6,
+               sobolev_us=np.median(t_sob) * 1e6, ratio=np.median(ratios),
+               ratio_min=ratios.min(), ratio_max=ratios.max())
     print(f"{name:13s} {mode:32s} regular {row['regular_us']:10.1f} us   "
-          f"sobolev {row['sobolev_us']:10.1f} us   ratio {row['ratio']:.2f}", flush=True)
+          f"sobolev {row['sobolev_us']:10.1f} us   ratio {row['ratio']:.2f} "
+          f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f})", flush=True)
     rows.append(row)
   return rows
+
+
+def _keras_regression_data(num_batches: int, seed: int = 0):
+  """Case (a)'s Styblinski-Tang batches as arrays ``[N, 2]``, ``[N, 1]``, ``[N, 1, 2]``."""
+  rng = np.random.default_rng(seed)
+  x = rng.uniform(-5, 5, size=(num_batches * 100, 2)).astype(np.float32)
+  y = 0.5 * np.sum(x**4 - 16 * x**2 + 5 * x, axis=-1, keepdims=True)
+  dy = (0.5 * (4 * x**3 - 32 * x + 5))[:, None, :]
+  return x, y.astype(np.float32), dy.astype(np.float32)
+
+
+def _keras_mlp(seed: int = 0):
+  import keras  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(seed)
+  return keras.Sequential([keras.Input((2,)), keras.layers.Dense(256, "relu"),
+                           keras.layers.Dense(256, "relu"), keras.layers.Dense(1)])
+
+
+class _SobolevModelWithoutMetrics(st.SobolevModel):
+  """``SobolevModel`` minus its per-step metric updates: what the metrics cost."""
+
+  def _metrics_result(self, x, total, terms, predictions, value_targets, sample_weight):
+    return {"loss": total}
+
+
+def keras_runners(num_batches: int = 1000) -> Dict[str, Callable[[], int]]:
+  """Case (a) through Keras: each runner trains ``num_batches`` steps and returns that count.
+
+  ``fit`` runs one epoch over the arrays with ``steps_per_execution`` = steps per
+  call. The hand-written loops run the same steps as ``multi_step`` calls with a
+  Keras optimizer on the same Keras model: batches gathered in the graph, or
+  read from a ``tf.data`` iterator like ``fit``'s, or with ``fit``'s metric
+  updates added, to attribute the difference.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  spc = FLAGS.steps_per_call
+  x, y, dy = _keras_regression_data(num_batches)
+  xs, ys, dys = (tf.constant(a.reshape((num_batches, 100) + a.shape[1:])) for a in (x, y, dy))
+
+  def hand_written(sobolev: bool, data: str = "graph", metrics: bool = False):
+    net = _keras_mlp()
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(net.trainable_variables)
+    trackers = [keras.metrics.Mean(name=n) for n in ("loss", "value_loss", "derivative_1_loss")]
+    iterator = iter(tf.data.Dataset.from_tensor_slices((x, y, dy)).batch(100).repeat()
+                    .prefetch(tf.data.AUTOTUNE)) if data == "tf.data" else None
+
+    def step(i):
+      if iterator is None:
+        b = i % num_batches
+        xb, yb, dyb = tf.gather(xs, b), tf.gather(ys, b), tf.gather(dys, b)
+      else:
+        xb, yb, dyb = next(iterator)
+      with tf.GradientTape() as tape:
+        if sobolev:
+          loss, terms = st.sobolev_loss(net, xb, (yb, dyb))
+        else:
+          loss = tf.reduce_mean(tf.square(yb - net(xb, training=True)))
+      opt.apply(tape.gradient(loss, net.trainable_variables), net.trainable_variables)
+      if metrics:  # As SobolevModel: one Mean per term, weighted by the batch size.
+        for tracker, value in zip(trackers, (loss, terms["value"], terms["derivative_1"])):
+          tracker.update_state(value, sample_weight=100)
+        return {t.name: t.result() for t in trackers}
+      return {"loss": loss}
+
+    run = st.multi_step(step, spc)
+
+    def train():
+      for c in range(num_batches // spc):
+        out = run(c * spc)
+      _block(out)
+      return num_batches
+
+    return train
+
+  def keras_fit(sobolev: bool, model_class=st.SobolevModel):
+    net = _keras_mlp()
+    model = model_class(net) if sobolev else net
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=None if sobolev else "mse",
+                  steps_per_execution=spc)
+    targets = (y, dy) if sobolev else y
+
+    def train():
+      model.fit(x, targets, batch_size=100, epochs=1, shuffle=False, verbose=0)
+      return num_batches
+
+    return train
+
+  return {
+      "hand-written loop, regular": hand_written(False),
+      "Keras fit, regular (MSE)": keras_fit(False),
+      "hand-written loop, Sobolev": hand_written(True),
+      "hand-written loop, Sobolev, tf.data batches": hand_written(True, data="tf.data"),
+      "hand-written loop, Sobolev, SobolevModel's metrics": hand_written(True, metrics=True),
+      "SobolevModel.fit": keras_fit(True),
+      "SobolevModel.fit without metric updates": keras_fit(True, _SobolevModelWithoutMetrics),
+  }
+
+
+KERAS_RATIOS = (
+    ("SobolevModel.fit", "hand-written loop, Sobolev"),
+    ("Keras fit, regular (MSE)", "hand-written loop, regular"),
+    ("SobolevModel.fit", "Keras fit, regular (MSE)"),
+    ("hand-written loop, Sobolev", "hand-written loop, regular"),
+    ("hand-written loop, Sobolev, tf.data batches", "hand-written loop, Sobolev"),
+    ("hand-written loop, Sobolev, SobolevModel's metrics", "hand-written loop, Sobolev"),
+    ("SobolevModel.fit without metric updates", "hand-written loop, Sobolev"),
+)
+
+
+def keras_study() -> List[str]:
+  """Interleaved timings of the Keras runners; ratios as medians of per-round ratios.
+
+  Every round times each runner once, in turn, so a load that comes and goes
+  hits all of them alike; a ratio is taken within each round and summarised by
+  its median and range over the rounds. Garbage is collected before each run
+  so that no finished run's input pipeline threads are left to compete.
+  """
+  import gc  # pylint: disable=g-import-not-at-top
+  runners = keras_runners()
+  for train in runners.values():  # Warm-up: tracing, compilation, first epoch.
+    train()
+  seconds = {name: [] for name in runners}
+  for _ in range(FLAGS.repeats):
+    for name, train in runners.items():
+      gc.collect()
+      t0 = time.perf_counter()
+      steps = train()
+      seconds[name].append((time.perf_counter() - t0) / steps)
+  lines = ["| runner | us/step (median) |", "|---|---:|"]
+  for name, ts in seconds.items():
+    lines.append(f"| {name} | {np.median(ts) * 1e6:.1f} |")
+    print(f"{name:52s} {np.median(ts) * 1e6:8.1f} us/step", flush=True)
+  lines += ["", "| ratio | median | range over rounds |", "|---|---:|---|"]
+  for a, b in KERAS_RATIOS:
+    r = np.array(seconds[a]) / np.array(seconds[b])
+    lines.append(f"| {a} / {b} | {np.median(r):.2f} | {r.min():.2f}-{r.max():.2f} |")
+    print(f"{a} / {b}: {np.median(r):.2f} ({r.min():.2f}-{r.max():.2f})", flush=True)
+  return lines
 
 
 def jvp_study() -> List[str]:
@@ -317,6 +481,7 @@ def main(argv):
     rows.extend(run_case(name, cases[name], spc))
   jvp_lines = jvp_study() if FLAGS.jvp_study else []
   jax_lines = jax_reference() if FLAGS.jax else []
+  keras_lines = keras_study() if FLAGS.keras else []
   if not FLAGS.output:
     return
   command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
@@ -324,8 +489,10 @@ def main(argv):
       "# Benchmarks: Sobolev vs regular training step", "",
       f"Command: `{command.strip()}`  ",
       f"Machine: {header}.  ",
-      f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; median of "
-      f"{FLAGS.repeats} repetitions of at least {FLAGS.min_seconds}s each.", "",
+      f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; medians of "
+      f"{FLAGS.repeats} repetitions of at least {FLAGS.min_seconds}s each, regular and "
+      "Sobolev timed in turn; the ratio is the median of the per-pair ratios, with "
+      "their range.", "",
       "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam "
       f"({'sobolev_tf.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
       "first-order Sobolev with full gradients. (b) distillation: SM section 3 student "
@@ -336,16 +503,25 @@ def main(argv):
       "too (both Sobolev columns are the same computation); `distillation_cached_jacobian` "
       "reads the teacher's input Jacobian precomputed per frame instead of differentiating "
       "the teacher at every step.", "",
-      "| case | mode | regular (us/step) | Sobolev (us/step) | ratio |",
-      "|---|---|---:|---:|---:|",
+      "| case | mode | regular (us/step) | Sobolev (us/step) | ratio | ratio range |",
+      "|---|---|---:|---:|---:|---|",
   ]
   for r in rows:
     out.append(f"| {r['case']} | {r['mode']} | {r['regular_us']:.1f} | "
-               f"{r['sobolev_us']:.1f} | {r['ratio']:.2f} |")
+               f"{r['sobolev_us']:.1f} | {r['ratio']:.2f} | "
+               f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} |")
   if jvp_lines:
     out += ["", "## Forward-mode (JVP) step under XLA", "",
             "Case (a) network, loss on value and JVP along a random direction.", "",
             "| JVP mode | jit_compile | us/step |", "|---|---|---:|"] + jvp_lines
+  if keras_lines:
+    out += ["", "## Case (a) through Keras", "",
+            "The same 2x256 ReLU Keras model, batch 100, Keras Adam, 1,000 steps per run: "
+            f"`fit` on arrays with steps_per_execution={FLAGS.steps_per_call}, against "
+            "`multi_step` loops of the same steps (batches gathered in the graph, or from a "
+            "`tf.data` iterator, or with SobolevModel's metric updates). Runners "
+            f"interleaved over {FLAGS.repeats} rounds; each ratio is the median of its "
+            "per-round ratios.", ""] + keras_lines
   if jax_lines:
     out += ["", "## JAX reference for case (a)", "",
             "| implementation | method | us/step |", "|---|---|---:|"] + jax_lines

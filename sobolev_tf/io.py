@@ -44,10 +44,14 @@ def write_saved_model_atomic(path: str, save: Callable[[str], None]) -> str:
   until the final rename an existing one stays intact.
   """
   path = path.rstrip("/")
-  check_saved_model_destination(path)
   tmp, old = path + ".tmp", path + ".old"
+  if not os.path.lexists(path) and os.path.isdir(old):
+    check_saved_model_destination(old)
+    os.replace(old, path)  # A write killed between its two renames: the earlier model is back.
+  check_saved_model_destination(path)
   for leftover in (tmp, old):
-    if os.path.exists(leftover):
+    if os.path.lexists(leftover):
+      check_saved_model_destination(leftover)
       shutil.rmtree(leftover)
   save(tmp)
   if os.path.exists(path):

@@ -41,7 +41,7 @@ OBJECTIVES = ("regression", "policy")
 
 def _split_targets(targets):
   """Normalises Keras' ``y`` into the targets of ``sobolev_loss``."""
-  if isinstance(targets, dict):
+  if isinstance(targets, (dict, losses_lib.SobolevTargets)):
     return targets
   if isinstance(targets, (tuple, list)):
     if len(targets) < 2:
@@ -57,6 +57,8 @@ def _split_targets(targets):
 def _target_values(targets):
   if isinstance(targets, dict):
     return targets.get("y")
+  if isinstance(targets, losses_lib.SobolevTargets):
+    return targets.values
   return targets[0]
 
 
@@ -67,6 +69,10 @@ def _per_example_keras_loss(loss):
                      f"{type(loss).__name__}; wrap a multi-output model's outputs in one tensor.")
   fn = keras.losses.get(loss)
   if isinstance(fn, keras.losses.Loss):
+    if fn.reduction not in ("sum_over_batch_size", None, "none"):
+      raise ValueError(
+          f"compile(loss=...) has reduction={fn.reduction!r}; SobolevModel reduces every term "
+          "as Keras' default 'sum_over_batch_size' (sum of weighted losses / batch size).")
     return fn.call  # Unreduced: sobolev_loss applies the sample weights and the mean.
   return fn
 
@@ -113,9 +119,11 @@ class SobolevModel(keras.Model):
 
   Args:
     model: the Keras model to train (the student), ``[B, *in] -> [B, *out]``.
-    teacher: keyword only. A frozen Keras model or callable: ``fit(x)`` then
-      needs inputs only and matches its values and input derivatives, with no
-      gradient into it and its weights never trained.
+    teacher: keyword only. A Keras model (set to ``trainable = False``) or a
+      callable: ``fit(x)`` then needs inputs only and matches its values and
+      input derivatives, with no gradient into it and its weights never trained.
+      Saving needs a Keras teacher. Keras drops ``sample_weight`` when there are
+      no targets, so it is refused with a teacher.
     objective: ``"regression"`` (default) or ``"policy"`` (section 4.2, needs a
       teacher; both models output logits).
     derivative_weights: weight per derivative order (eq. 1); length = order K.
@@ -166,6 +174,17 @@ class SobolevModel(keras.Model):
       balance = scaling.DerivativeBalance.from_config(balance)
     if balance is not None and not isinstance(balance, scaling.DerivativeBalance):
       raise ValueError(f"balance must be a DerivativeBalance, got {type(balance).__name__}.")
+    if balance is not None and (stochastic or policy or (
+        not isinstance(derivative_weights, (int, float)) and len(derivative_weights) != 1)):
+      raise ValueError("balance weighs first derivatives (Huge & Savine): it needs one "
+                       "derivative weight, full derivatives (stochastic=False) and the "
+                       "regression objective.")
+    if not (policy if stochastic is None else stochastic) and (
+        num_projections != 1 or projection_space is not None):
+      raise ValueError("num_projections and projection_space apply to the stochastic objective "
+                       "(eq. 2): pass stochastic=True, or leave them out.")
+    if isinstance(teacher, keras.layers.Layer):
+      teacher.trainable = False  # Frozen: out of trainable_variables and the optimizer.
     self.model = model
     self.teacher = teacher
     self.objective = objective
@@ -179,8 +198,8 @@ class SobolevModel(keras.Model):
     self.projection_space = projection_space or ("output" if policy else "input")
     self.balance = balance
     self.seed = int(seed)
-    names = ["loss", "value_loss"] + [
-        f"derivative_{j + 1}_loss" for j in range(len(self.derivative_weights))]
+    names = (["loss"] + (["value_loss"] if self.value_weight else [])
+             + [f"derivative_{j + 1}_loss" for j in range(len(self.derivative_weights))])
     self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
     if getattr(model, "built", False):
       # A built inner model means a built wrapper (BackupAndRestore requires it).
@@ -226,7 +245,7 @@ class SobolevModel(keras.Model):
   def compile_from_config(self, config):
     self.compile(**keras.saving.deserialize_keras_object(config))
     if self.optimizer is not None and self.built:
-      self.optimizer.build(self.model.trainable_variables)
+      self.optimizer.build(self.trainable_variables)
 
   def compute_metrics(self, x, y, y_pred, sample_weight=None):
     """Compiled metrics on the values: ``y`` may be the full targets ``(y, dy, ...)``."""
@@ -244,8 +263,10 @@ class SobolevModel(keras.Model):
   def _wrap(self, net, training, record):
     """``net`` as the function sobolev_loss differentiates: float32 out, log-probs for policies."""
 
+    keras_layer = isinstance(net, keras.layers.Layer)
+
     def fn(z):
-      out = net(z, training=training)
+      out = net(z, training=training) if keras_layer else net(z)
       if out.dtype != z.dtype:  # Mixed precision: float16 outputs, losses in float32.
         out = tf.cast(out, z.dtype)
       if self.objective == "policy":
@@ -303,12 +324,12 @@ class SobolevModel(keras.Model):
 
   def _metrics_result(self, x, total, terms, predictions, value_targets, sample_weight):
     batch = tf.shape(x)[0]
-    self._trackers["loss"].update_state(total, sample_weight=batch)
-    if "value" in terms:
-      self._trackers["value_loss"].update_state(terms["value"], sample_weight=batch)
+    values = {"loss": total, "value_loss": terms.get("value")}
     for j in range(len(self.derivative_weights)):
-      self._trackers[f"derivative_{j + 1}_loss"].update_state(
-          terms[f"derivative_{j + 1}"], sample_weight=batch)
+      values[f"derivative_{j + 1}_loss"] = terms[f"derivative_{j + 1}"]
+    for name, tracker in self._trackers.items():
+      if values[name] is not None:
+        tracker.update_state(values[name], sample_weight=batch)
     if value_targets is None:
       return self.get_metrics_result()
     return self.compute_metrics(x, value_targets, predictions, sample_weight=sample_weight)
@@ -320,7 +341,7 @@ class SobolevModel(keras.Model):
       total, terms, predictions, value_targets = self.compute_sobolev_loss(
           x, targets, sample_weight, training=True)
       loss = self.optimizer.scale_loss(_scale_for_replicas(total))
-    variables = self.model.trainable_variables  # Never the teacher's.
+    variables = self.trainable_variables  # The student's: the teacher is frozen.
     grads = tape.gradient(loss, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
     return _step_logs(
@@ -333,6 +354,21 @@ class SobolevModel(keras.Model):
         x, targets, sample_weight, training=False)
     return _step_logs(
         self._metrics_result(x, total, terms, predictions, value_targets, sample_weight))
+
+  def _refuse_weights_without_targets(self, y, sample_weight):
+    if self.teacher is not None and y is None and sample_weight is not None:
+      raise ValueError("sample_weight with a teacher and no targets: Keras drops sample weights "
+                       "when y is None, so they would be ignored. Weight the examples by "
+                       "repeating or subsampling them, or train with sobolev_loss(..., "
+                       "teacher=..., sample_weight=w) in your own loop.")
+
+  def fit(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+    self._refuse_weights_without_targets(y, sample_weight)
+    return super().fit(x, y, *args, sample_weight=sample_weight, **kwargs)
+
+  def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+    self._refuse_weights_without_targets(y, sample_weight)
+    return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
 
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     # Keras 3 (3.15) all-reduces a distributed batch only to read its shapes, and
@@ -359,7 +395,7 @@ class SobolevModel(keras.Model):
         "derivative_loss": self.derivative_loss,
         "stochastic": self.stochastic,
         "num_projections": self.num_projections,
-        "projection_space": self.projection_space,
+        "projection_space": self.projection_space if self.stochastic else None,
         "balance": None if self.balance is None else self.balance.get_config(),
         "seed": self.seed,
         "name": self.name,

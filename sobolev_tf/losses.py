@@ -375,7 +375,8 @@ def sobolev_loss(
       are full tensors ``[B, *out, *in x j]``, projected here.
     rescale_projections: multiply stochastic terms by the projected dimension d
       so that with squared L2 they estimate eq. 1's terms without bias.
-    check_targets: raise on NaN/Inf targets (masked partials excepted).
+    check_targets: raise on NaN/Inf targets (masked partials excepted) and on
+      negative weights (unchecked, a negative weight counts as 0).
     jvp_mode: JVP implementation for input-space projections.
 
   Returns:
@@ -414,6 +415,11 @@ def sobolev_loss(
     raise ValueError(
         f"derivative_weights asks for order {order} but targets provide "
         f"derivatives up to order {len(target_derivs)} only.")
+  if teacher is None and len(target_derivs) > order:
+    raise ValueError(
+        f"targets provide derivatives up to order {len(target_derivs)} but derivative_weights "
+        f"has {order} entr{'y' if order == 1 else 'ies'}: give a weight per order (0 to leave "
+        "one out of the loss), or drop the unused targets.")
   target_values = None if target_values is None else tf.convert_to_tensor(
       target_values, dtype=x.dtype)
   target_derivs = [tf.convert_to_tensor(d, dtype=x.dtype) for d in target_derivs[:order]]
@@ -446,7 +452,8 @@ def sobolev_loss(
         target_derivs[j] = check_finite(target_derivs[j], name)
         continue
       w = partial_weights[j]
-      w = _check_non_negative(check_finite(w, f"{name} weights"), f"{name} weights")
+      w_name = f"targets '{_derivative_key(j + 1)}_weight'"
+      w = _check_non_negative(check_finite(w, w_name), w_name)
       partial_weights[j] = w
       masked = tf.where(w > 0, target_derivs[j], tf.zeros_like(target_derivs[j]))
       check = check_finite(masked, f"{name} (where its weight is > 0)")
@@ -470,7 +477,8 @@ def sobolev_loss(
                         f"derivative of order {j + 1}")
       w = partial_weights[j]
       if w is not None:
-        _check_same_shape(target_derivs[j], w, f"{name} weights", f"derivative of order {j + 1}")
+        _check_same_shape(target_derivs[j], w, f"targets '{_derivative_key(j + 1)}_weight'",
+                          f"derivative of order {j + 1}")
       if balance is not None:
         w = balance.weights_like(model_tensors[1]) if w is None else (
             w * balance.weights_like(model_tensors[1]))

@@ -78,11 +78,13 @@ class SobolevScaler:
     self.x_offset = self.x_scale = self.y_offset = self.y_scale = None
     self.scaled_gradient_rms = None
 
-  def fit(self, x, y, dy=None, d2y=None) -> "SobolevScaler":
+  def fit(self, x, y, dy=None, d2y=None, dy_weight=None) -> "SobolevScaler":
     """Fits the statistics on training data; returns the scaler.
 
     ``dy``, if given, also records the per-partial RMS of the scaled gradients
-    that ``balance`` needs. ``d2y`` is accepted for symmetry with ``transform``.
+    that ``balance`` needs, over the entries whose ``dy_weight`` (a mask of
+    ``dy``'s shape, as in ``sobolev_loss``) is > 0. ``d2y`` is accepted for
+    symmetry with ``transform``.
     """
     del d2y  # The statistics come from x and y alone.
     x, y = _as_array(x).astype(np.float64), _as_array(y).astype(np.float64)
@@ -97,8 +99,18 @@ class SobolevScaler:
     self.y_offset = stat("y_offset", np.mean(y, axis=0))
     self.y_scale = stat("y_scale", _std(y))
     if dy is not None:
-      dy_scaled = self._derivative(_as_array(dy).astype(np.float64), 1, inverse=False)
-      self.scaled_gradient_rms = np.sqrt(np.mean(np.square(dy_scaled), axis=0))
+      dy = _as_array(dy).astype(np.float64)
+      mask = np.ones_like(dy) if dy_weight is None else (_as_array(dy_weight) > 0).astype(float)
+      if mask.shape != dy.shape:
+        raise ValueError(f"dy_weight has shape {mask.shape} but dy has shape {dy.shape}.")
+      dy_scaled = self._derivative(np.where(mask > 0, dy, 0.0), 1, inverse=False)
+      count = np.sum(mask, axis=0)
+      rms = np.sqrt(np.sum(np.square(dy_scaled), axis=0) / np.maximum(count, 1))
+      if not np.all(np.isfinite(rms)):
+        raise ValueError("dy holds NaN or Inf where dy_weight is > 0 (or everywhere, without "
+                         "dy_weight): mask missing partials with dy_weight.")
+      # A partial never observed keeps lambda = 1; the mask keeps it out of the loss anyway.
+      self.scaled_gradient_rms = np.where(count > 0, rms, 1.0)
     return self
 
   def _check_fitted(self):
@@ -211,6 +223,8 @@ class DerivativeBalance:
     if not lam >= 0:
       raise ValueError(f"lam must be >= 0, got {lam!r}.")
     rms = np.asarray(rms, np.float64)
+    if not np.all(np.isfinite(rms)):
+      raise ValueError(f"rms must be finite, got {rms}; mask missing partials (dy_weight).")
     inv = np.where(rms > 0, 1.0 / np.where(rms > 0, rms, 1.0), 1.0)
     alpha = 1.0 / (1.0 + lam * num_inputs)
     return cls(alpha, 1.0 - alpha, np.square(inv) / num_inputs)

@@ -161,20 +161,54 @@ class KerasContractTest(tf.test.TestCase):
     history = model.fit(x, (y, dy), batch_size=8, epochs=1, verbose=0)
     self.assertTrue(np.isfinite(history.history["loss"][0]))
 
-  def test_mixed_precision(self):
+  def test_mixed_precision_matches_float32(self):
+    # SGD, whose update scales with the loss: a loss scale left in the gradients would show.
     x, y, dy = _data(n=32)
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-      net = _regularised_net()
-      model = st.SobolevModel(net)
-      model.compile(optimizer=keras.optimizers.Adam(1e-2))
-      history = model.fit(x, (y, dy), batch_size=8, epochs=3, verbose=0)
-    finally:
-      keras.mixed_precision.set_global_policy("float32")
-    self.assertIsInstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    self.assertEqual(net.layers[0].compute_dtype, "float16")
-    self.assertTrue(np.all(np.isfinite(history.history["loss"])))
-    self.assertLess(history.history["loss"][-1], history.history["loss"][0])
+    weights = {}
+    for policy in ("float32", "mixed_float16"):
+      keras.mixed_precision.set_global_policy(policy)
+      try:
+        net = _regularised_net()
+        model = st.SobolevModel(net)
+        model.compile(optimizer=keras.optimizers.SGD(0.05))
+        history = model.fit(x, (y, dy), batch_size=8, epochs=3, verbose=0, shuffle=False)
+      finally:
+        keras.mixed_precision.set_global_policy("float32")
+      weights[policy] = _weights_of(net)
+      self.assertTrue(np.all(np.isfinite(history.history["loss"])))
+      if policy == "mixed_float16":
+        self.assertIsInstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        self.assertEqual(net.layers[0].compute_dtype, "float16")
+    start = _weights_of(_regularised_net())
+    for w0, a, b in zip(start, weights["float32"], weights["mixed_float16"]):
+      # The same updates up to float16 rounding; a loss scale left in (or divided out twice)
+      # would make them 2^15 times too large (or small).
+      self.assertLess(np.linalg.norm((b - w0) - (a - w0)), 0.2 * np.linalg.norm(a - w0))
+
+  def test_evaluate_lists_loss_first_and_targets_as_namedtuple(self):
+    x, y, dy = _data(n=16)
+    model = st.SobolevModel(_regularised_net())
+    model.compile(optimizer="sgd", metrics=["mae"])
+    as_list = model.evaluate(x, (y, dy), verbose=0)
+    as_dict = model.evaluate(x, (y, dy), verbose=0, return_dict=True)
+    names = ["loss", "value_loss", "derivative_1_loss", "mae"]
+    self.assertEqual(set(as_dict), set(names))
+    self.assertAllClose(as_list, [as_dict[n] for n in names])  # The loss first, as in Keras.
+    named = model.evaluate(x, st.SobolevTargets(y, [dy]), verbose=0, return_dict=True)
+    self.assertAllClose(named["loss"], as_dict["loss"])
+
+  def test_argument_errors(self):
+    net = _regularised_net()
+    balance = st.DerivativeBalance(0.5, 0.5, np.ones((1, 2)))
+    with self.assertRaisesRegex(ValueError, "balance weighs first derivatives"):
+      st.SobolevModel(net, balance=balance, stochastic=True)
+    with self.assertRaisesRegex(ValueError, "num_projections and projection_space apply"):
+      st.SobolevModel(net, num_projections=4)
+    model = st.SobolevModel(net)
+    with self.assertRaisesRegex(ValueError, "reduction='sum'"):
+      model.compile(optimizer="sgd", loss=keras.losses.MeanSquaredError(reduction="sum"))
+    with self.assertRaisesRegex(ValueError, "loss_weights"):
+      model.compile(optimizer="sgd", loss_weights=[2.0])
 
   def test_dataset_with_sample_weights_and_predict(self):
     x, y, dy = _data(n=32)
@@ -224,6 +258,11 @@ class TeacherDistillationTest(tf.test.TestCase):
     for b, a in zip(teacher_before, _weights_of(teacher)):
       self.assertAllEqual(a, b)
     self.assertNotAllClose(before[0], _weights_of(net)[0])
+    teacher_ids = {id(v) for v in teacher.weights}
+    self.assertFalse(any(id(v) in teacher_ids for v in model.trainable_variables))
+    self.assertLen(model.trainable_variables, len(net.trainable_variables))
+    with self.assertRaisesRegex(ValueError, "sample_weight with a teacher"):
+      model.fit(x, sample_weight=np.ones(16, np.float32), verbose=0)
 
   def test_policy_distillation_alpha_changes_the_update(self):
     x = np.random.default_rng(2).uniform(-1, 1, (16, 2)).astype(np.float32)
@@ -325,7 +364,21 @@ class SobolevModelTest(tf.test.TestCase):
     self.assertEqual(loaded.derivative_weights, (0.5,))
     self.assertAllClose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     # The loaded model trains on (compiled optimizer state restored by Keras).
+    self.assertEqual(int(loaded.optimizer.iterations), int(model.optimizer.iterations))
     loaded.fit(x, (y, dy), batch_size=16, epochs=1, verbose=0)
+
+  def test_save_load_keeps_the_compiled_loss_and_metrics(self):
+    x, y, dy = _data()
+    model = st.SobolevModel(_regularised_net(), derivative_weights=0.3)
+    model.compile(optimizer="adam", loss=keras.losses.MeanAbsoluteError(), metrics=["mse"])
+    model.fit(x, (y, dy), batch_size=16, epochs=1, verbose=0)
+    path = os.path.join(self.create_tempdir().full_path, "mae.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    expected = model.evaluate(x, (y, dy), verbose=0, return_dict=True)
+    self.assertAllClose(loaded.evaluate(x, (y, dy), verbose=0, return_dict=True), expected)
+    mae = np.mean(np.abs(y - model.predict(x, verbose=0)))
+    self.assertAllClose(expected["value_loss"], mae, rtol=1e-5)
 
   def test_backup_and_restore_resumes(self):
     x, y, dy = _data()
@@ -339,12 +392,17 @@ class SobolevModelTest(tf.test.TestCase):
 
     model = _model()
     with self.assertRaisesRegex(RuntimeError, "interrupted"):
-      model.fit(x, (y, dy), epochs=4, verbose=0,
+      model.fit(x, (y, dy), epochs=4, verbose=0, shuffle=False,
                 callbacks=[keras.callbacks.BackupAndRestore(backup), StopAt()])
     resumed = _model()
-    history = resumed.fit(x, (y, dy), epochs=4, verbose=0,
+    history = resumed.fit(x, (y, dy), epochs=4, verbose=0, shuffle=False,
                           callbacks=[keras.callbacks.BackupAndRestore(backup)])
     self.assertLen(history.history["loss"], 2)  # Epochs 2 and 3 only.
+    uninterrupted = _model()
+    uninterrupted.fit(x, (y, dy), epochs=4, verbose=0, shuffle=False)
+    self.assertEqual(int(resumed.optimizer.iterations), int(uninterrupted.optimizer.iterations))
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+      self.assertAllClose(a, b, atol=1e-6)
 
   def test_errors(self):
     x, y, dy = _data()

@@ -290,9 +290,9 @@ class WeightsTest(tf.test.TestCase, parameterized.TestCase):
     bad = np.where(self.mask > 0, self.g, np.nan).astype(np.float32)
     with self.assertRaisesRegex(ValueError, r"where its weight is > 0\) contains NaN"):
       st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": bad, "dy_weight": np.ones((6, 2))})
-    with self.assertRaisesRegex(ValueError, "weights must be >= 0"):
+    with self.assertRaisesRegex(ValueError, "'dy_weight' must be >= 0"):
       st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": -self.mask})
-    with self.assertRaisesRegex(ValueError, r"weights has shape \(6, 1\)"):
+    with self.assertRaisesRegex(ValueError, r"'dy_weight' has shape \(6, 1\)"):
       st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": self.mask[:, :1]})
     with self.assertRaisesRegex(ValueError, "sample_weight has 5 entries"):
       st.sobolev_loss(self.model, self.x, (self.y, self.g), sample_weight=self.w[:5])
@@ -301,6 +301,8 @@ class WeightsTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "need full derivatives"):
       st.sobolev_loss(self.model, self.x, {"y": self.y, "dy": self.g, "dy_weight": self.mask},
                       stochastic=True, seed=[0, 0])
+    with self.assertRaisesRegex(ValueError, "up to order 2 but derivative_weights has 1 entry"):
+      st.sobolev_loss(self.model, self.x, (self.y, self.g, np.zeros((6, 2, 2), np.float32)))
     with self.assertRaisesRegex(ValueError, "without the derivatives"):
       st.sobolev_loss(self.model, self.x, {"y": self.y, "d2y_weight": self.mask, "dy": self.g})
     with self.assertRaisesRegex(ValueError, "must accept weights="):

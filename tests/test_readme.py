@@ -17,6 +17,23 @@ class ReadmeTest(tf.test.TestCase):
     self.assertEqual(set(namespace["terms"]), {"value", "derivative_1", "total"})
     self.assertTrue(bool(tf.math.is_finite(namespace["loss"])))
 
+  def test_keras_examples_run(self):
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    with open(readme) as f:
+      text = f.read()
+    section = text[text.index("### Keras\n"):text.index("## Results\n")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    self.assertLen(blocks, 4)  # fit, distillation, scaling, serving.
+    tmp = self.create_tempdir().full_path
+    namespace = {}
+    for code in blocks:
+      code = code.replace("/tmp/", tmp + "/")
+      exec(compile(code, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+    self.assertEqual(set(namespace["history"].history),
+                     {"loss", "value_loss", "derivative_1_loss", "mae"})
+    self.assertEqual(namespace["out"]["derivative"].shape, (5, 1, 2))
+    self.assertEqual(namespace["dy_pred"].shape, (256, 1, 2))
+
 
 if __name__ == "__main__":
   tf.test.main()

@@ -119,6 +119,24 @@ class DerivativeBalanceTest(tf.test.TestCase):
       st.sobolev_loss(lambda z: net(z)[:, None], self.x, (self.y[:, None], self.dy[:, None]),
                       balance=balance)
 
+  def test_masked_gradients(self):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-3, 3, (30, 2))
+    y = x[:, 0] * x[:, 1]
+    dy = np.stack([x[:, 1], x[:, 0]], 1)
+    mask = np.ones_like(dy)
+    mask[:10, 0] = 0.0
+    holes = np.where(mask > 0, dy, np.nan)
+    scaler = st.SobolevScaler().fit(x, y, holes, dy_weight=mask)
+    scaled = dy * scaler.x_scale / scaler.y_scale
+    expected = np.sqrt([np.mean(scaled[10:, 0]**2), np.mean(scaled[:, 1]**2)])
+    self.assertAllClose(scaler.scaled_gradient_rms, expected)
+    self.assertTrue(np.all(np.isfinite(scaler.balance().partial_weights)))
+    with self.assertRaisesRegex(ValueError, "NaN or Inf where dy_weight is > 0"):
+      st.SobolevScaler().fit(x, y, holes)
+    with self.assertRaisesRegex(ValueError, "rms must be finite"):
+      st.DerivativeBalance.from_rms([np.nan, 1.0], num_inputs=2)
+
   def test_keras_model_with_balance_trains_on_it_and_saves_it(self):
     balance = self.scaler.balance()
     keras.utils.set_random_seed(0)

@@ -10,6 +10,7 @@ import sonnet as snt
 import tensorflow as tf
 
 import sobolev_tf as st
+from sobolev_tf import io
 
 # Loads and evaluates a SavedModel in a fresh interpreter that cannot import sobolev_tf.
 _LOAD_SCRIPT = r"""
@@ -91,9 +92,26 @@ class ExportWithDerivativesTest(tf.test.TestCase):
       self.assertEqual(f.read(), "keep me")
     path = os.path.join(workdir, "served")
     st.export_with_derivatives(net, path, spec)
-    st.export_with_derivatives(net, path, [spec])  # An earlier export is replaced.
-    self.assertTrue(os.path.exists(os.path.join(path, "saved_model.pb")))
+    other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    st.export_with_derivatives(other, path, [spec])  # An earlier export is replaced.
     self.assertFalse(os.path.exists(path + ".tmp") or os.path.exists(path + ".old"))
+    out = tf.saved_model.load(path).signatures["serving_default"](x=tf.ones([3, 2]))
+    self.assertAllClose(out["derivative"], np.ones((3, 1, 2)))  # The second model's Jacobian.
+
+  def test_a_write_killed_between_its_renames_keeps_the_earlier_model(self):
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    spec = tf.TensorSpec([None, 2], tf.float32)
+    path = os.path.join(self.create_tempdir().full_path, "served")
+    st.export_with_derivatives(net, path, spec)
+    os.replace(path, path + ".old")  # Killed after moving the earlier model aside.
+
+    def failing_save(tmp):
+      raise RuntimeError("disk full")
+
+    with self.assertRaisesRegex(RuntimeError, "disk full"):
+      io.write_saved_model_atomic(path, failing_save)
+    out = tf.saved_model.load(path).signatures["serving_default"](x=tf.ones([1, 2]))
+    self.assertAllClose(out["value"], [[2.0]])
     with self.assertRaisesRegex(ValueError, "floating"):
       st.export_with_derivatives(net, path, tf.TensorSpec([None, 2], tf.int32))
     with self.assertRaisesRegex(ValueError, "one tf.TensorSpec"):

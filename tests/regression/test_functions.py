@@ -28,8 +28,7 @@ class FunctionsTest(tf.test.TestCase, parameterized.TestCase):
     if name == "bukin":  # Keep clear of its kinks, y = 0.01 x^2 and x = -10.
       points = points[(np.abs(points[:, 1] - 0.01 * points[:, 0]**2) > 1e-2)
                       & (np.abs(points[:, 0] + 10) > 1e-2)]
-    value, grad = fn.value_and_gradient(points)
-    self.assertAllClose(value, fn(points), rtol=1e-14)
+    _, grad = fn.value_and_gradient(points)
     numerical = _central_differences(fn, points)
     scale = np.max(np.abs(numerical)) + 1.0
     self.assertAllClose(grad, numerical, rtol=1e-6, atol=1e-6 * scale)
