@@ -3,6 +3,7 @@
 Public API, re-exported explicitly (Sonnet style).
 """
 
+from sobolev_tf.checks import check_finite
 from sobolev_tf.derivatives import batch_jacobian
 from sobolev_tf.derivatives import derivative_tensors
 from sobolev_tf.derivatives import directional_derivative
@@ -15,7 +16,6 @@ from sobolev_tf.derivatives import value_and_gradient
 from sobolev_tf.derivatives import vjp
 from sobolev_tf.keras_model import SobolevModel
 from sobolev_tf.losses import categorical_kl_from_log_probs
-from sobolev_tf.losses import check_finite
 from sobolev_tf.losses import DERIVATIVE_LOSSES
 from sobolev_tf.losses import finite_difference_derivatives
 from sobolev_tf.losses import l1

@@ -30,6 +30,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from sobolev_tf import checks
+
 Function = Callable[[tf.Tensor], tf.Tensor]
 
 __all__ = [
@@ -46,23 +48,6 @@ __all__ = [
 ]
 
 JVP_MODES = ("forward", "double_reverse", "auto")
-
-
-def _as_input(x) -> tf.Tensor:
-  x = tf.convert_to_tensor(x)
-  if not x.dtype.is_floating:
-    raise ValueError(
-        f"x must be a floating point tensor to differentiate with respect to "
-        f"it, got dtype {x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32).")
-  if x.shape.rank is not None and x.shape.rank < 1:
-    raise ValueError(f"x must have a leading batch dimension, got shape {x.shape}.")
-  return x
-
-
-def _check_order(order: int, minimum: int = 0) -> int:
-  if not isinstance(order, int) or isinstance(order, bool) or order < minimum:
-    raise ValueError(f"order must be an integer >= {minimum}, got {order!r}.")
-  return order
 
 
 def _per_example_size(t: tf.Tensor) -> Optional[int]:
@@ -124,8 +109,8 @@ def derivative_tensors(f: Function, x, order: int) -> List[tf.Tensor]:
     ``[f(x), D^1 f(x), ..., D^K f(x)]`` with ``D^j f(x)`` of shape
     ``[B, *out, *in x j]``.
   """
-  x = _as_input(x)
-  _check_order(order)
+  x = checks.as_input(x)
+  checks.check_order(order)
   return _derivative_tensors(f, x, order)
 
 
@@ -148,7 +133,7 @@ def value_and_gradient(f: Function, x) -> Tuple[tf.Tensor, tf.Tensor]:
   Returns:
     ``(y, g)`` with ``y = f(x)`` and ``g = grad_x f(x)`` of shape ``[B, *in]``.
   """
-  x = _as_input(x)
+  x = checks.as_input(x)
   with tf.GradientTape(watch_accessed_variables=False) as tape:
     tape.watch(x)
     y = f(x)
@@ -177,7 +162,7 @@ def hessian(f: Function, x) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
       for a ``[B, 1]`` model).
     x: inputs.
   """
-  x = _as_input(x)
+  x = checks.as_input(x)
   y, g, h = derivative_tensors(f, x, 2)
   if y.shape.rank != 1:
     raise ValueError(
@@ -244,7 +229,7 @@ def jvp(f: Function, x, v, mode: str = "auto") -> Tuple[tf.Tensor, tf.Tensor]:
   Returns:
     ``(y, jv)`` both of shape ``[B, *out]``.
   """
-  x = _as_input(x)
+  x = checks.as_input(x)
   v = _check_direction(v, x, "v")
   mode = _resolve_mode(mode)
   if mode == "forward":
@@ -279,7 +264,7 @@ def vjp(f: Function, x, u) -> Tuple[tf.Tensor, tf.Tensor]:
   Returns:
     ``(y, grad_x <f(x), u>)``, the second of shape ``[B, *in]``.
   """
-  x = _as_input(x)
+  x = checks.as_input(x)
   with tf.GradientTape(watch_accessed_variables=False) as tape:
     tape.watch(x)
     y = f(x)
@@ -309,7 +294,7 @@ def directional_derivative(f: Function, x, directions: Sequence[tf.Tensor],
   Returns:
     ``[f(x), D f[v_1], D^2 f[v_1, v_2], ...]``, each ``[B, *out]``.
   """
-  x = _as_input(x)
+  x = checks.as_input(x)
   if len(directions) < 1:
     raise ValueError("directions must hold at least one direction.")
   directions = [_check_direction(v, x, f"directions[{i}]")
@@ -356,8 +341,8 @@ def projected_derivative(f: Function, x, order: int, direction,
   Returns:
     ``(f(x), projection)``.
   """
-  x = _as_input(x)
-  _check_order(order, minimum=1)
+  x = checks.as_input(x)
+  checks.check_order(order, minimum=1)
   if space == "input":
     v = _check_direction(direction, x, "direction")
     mode = _resolve_mode(mode)

@@ -31,6 +31,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import derivatives as derivs
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
     "categorical_kl_from_log_probs",
     "DERIVATIVE_LOSSES",
     "finite_difference_derivatives",
-    "check_finite",
+    "sobolev_terms",
 ]
 
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -69,23 +70,30 @@ def _flatten_per_example(t: tf.Tensor) -> tf.Tensor:
   return tf.reshape(t, [tf.shape(t)[0], -1])
 
 
-def _per_entry(target: tf.Tensor, prediction: tf.Tensor, weights, fn) -> tf.Tensor:
-  """``w * fn(target - prediction)`` per entry, ``[B, n]``; entries of weight 0 give 0.
+def _masked_difference(target: tf.Tensor, prediction: tf.Tensor, weights) -> tf.Tensor:
+  """``target - prediction``, 0 where ``weights`` is 0.
 
-  Masked entries are zeroed with ``where`` before ``fn``, so a NaN standing in
-  for a missing target reaches neither the value nor the gradient.
+  Masked entries are zeroed with ``where``, so a NaN standing in for a missing
+  target reaches neither the value nor the gradient.
   """
   diff = target - prediction
   if weights is None:
-    return _flatten_per_example(fn(diff))
-  weights = tf.cast(weights, diff.dtype)
-  diff = tf.where(weights > 0, diff, tf.zeros_like(diff))
-  return _flatten_per_example(weights * fn(diff))
+    return diff
+  return tf.where(tf.cast(weights, diff.dtype) > 0, diff, tf.zeros_like(diff))
+
+
+def _sum_of_squares(target, prediction, weights) -> tf.Tensor:
+  """Per-example ``sum_k w_k e_k^2``, as ``(sqrt(w_k) e_k)^2``: for ``w = s^2``
+  exactly the square of the error measured in units scaled by ``s``."""
+  diff = _masked_difference(target, prediction, weights)
+  if weights is not None:
+    diff = diff * tf.sqrt(tf.cast(weights, diff.dtype))
+  return tf.reduce_sum(tf.square(_flatten_per_example(diff)), axis=1)
 
 
 def squared_l2(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
   """Per-example ``sum_k w_k (target_k - prediction_k)^2`` (regression, section 4.1)."""
-  return tf.reduce_sum(_per_entry(target, prediction, weights, tf.square), axis=1)
+  return _sum_of_squares(target, prediction, weights)
 
 
 squared_error = squared_l2  # The value loss of the regression experiments.
@@ -93,7 +101,10 @@ squared_error = squared_l2  # The value loss of the regression experiments.
 
 def l1(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
   """Per-example ``sum_k w_k |target_k - prediction_k|`` (synthetic gradients, SM 4.2)."""
-  return tf.reduce_sum(_per_entry(target, prediction, weights, tf.abs), axis=1)
+  diff = tf.abs(_masked_difference(target, prediction, weights))
+  if weights is not None:
+    diff = tf.cast(weights, diff.dtype) * diff
+  return tf.reduce_sum(_flatten_per_example(diff), axis=1)
 
 
 def l2_norm(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
@@ -102,7 +113,7 @@ def l2_norm(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor
   The square root has an infinite derivative at 0; the double ``where`` keeps the
   gradient finite (zero) when prediction equals target exactly.
   """
-  sq = tf.reduce_sum(_per_entry(target, prediction, weights, tf.square), axis=1)
+  sq = _sum_of_squares(target, prediction, weights)
   positive = sq > 0
   safe = tf.where(positive, sq, tf.ones_like(sq))
   return tf.where(positive, tf.sqrt(safe), tf.zeros_like(sq))
@@ -143,6 +154,17 @@ def _resolve_loss(loss, name: str) -> PerExampleLoss:
       f"(target, prediction) -> per-example loss, got {loss!r}.")
 
 
+def _resolve_losses(derivative_loss, order: int, what: str) -> list:
+  """One per-example loss per derivative order, from a name, a callable or a sequence."""
+  if isinstance(derivative_loss, (list, tuple)):
+    if len(derivative_loss) != order:
+      raise ValueError(
+          f"derivative_loss has {len(derivative_loss)} entries but "
+          f"{what} has {order}; give one loss per order.")
+    return [_resolve_loss(l, f"derivative_loss[{i}]") for i, l in enumerate(derivative_loss)]
+  return [_resolve_loss(derivative_loss, "derivative_loss")] * order
+
+
 def _accepts_weights(loss_fn) -> bool:
   try:
     return "weights" in inspect.signature(loss_fn).parameters
@@ -164,52 +186,53 @@ def _batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> t
   return tf.reduce_sum(weighted) / tf.cast(tf.shape(per_example)[0], per_example.dtype)
 
 
-def _term(loss_fn: PerExampleLoss, target, prediction, sample_weight=None,
-          partial_weight=None) -> tf.Tensor:
-  if partial_weight is None:
-    per_example = loss_fn(target, prediction)
-  else:
-    per_example = loss_fn(target, prediction, weights=partial_weight)
-  return _batch_mean(per_example, sample_weight)
+def sobolev_terms(predictions: Sequence[tf.Tensor], targets: Sequence[Optional[tf.Tensor]], *,
+                  value_loss: PerExampleLoss = squared_error,
+                  derivative_loss: Union[str, PerExampleLoss, Sequence] = "squared_l2",
+                  partial_weights: Optional[Sequence[Optional[tf.Tensor]]] = None,
+                  ) -> Dict[str, tf.Tensor]:
+  """Eq. 1's terms per example, from values and derivatives already computed.
 
+  A pure function: ``sobolev_loss`` is the (weighted) batch mean of these terms,
+  and code that reduces otherwise (per model of a stack of models, say) or that
+  has the derivatives already (a synthetic-gradient module's input gradient,
+  which is also the gradient it hands down) calls it directly.
 
-def check_finite(t: tf.Tensor, name: str) -> tf.Tensor:
-  """Raises a ValueError naming ``name`` if ``t`` holds NaN or Inf.
+  Args:
+    predictions: ``[m(x), D^1 m(x), ..., D^K m(x)]``: full derivative tensors, or
+      their projections on the directions the targets are projected on.
+    targets: ``[f(x), D^1 f(x), ..., D^K f(x)]``, the same shapes (nothing is
+      broadcast); ``f(x)`` may be None for no value term.
+    value_loss: per-example loss ``(target, prediction) -> [B]`` on values.
+    derivative_loss: ``"squared_l2"``, ``"l1"``, ``"l2_norm"``, a callable, or one per order.
+    partial_weights: one entry per order, None or weights of the derivative's
+      shape (0 masks a partial; the loss must take ``weights=``).
 
-  Eagerly this is a ``ValueError``; inside a ``tf.function`` the check runs as
-  ``tf.debugging.assert_all_finite`` and fails the step with an
-  ``InvalidArgumentError`` carrying the same message.
+  Returns:
+    ``{"value": [B] (with a value target), "derivative_1": [B], ...}``, unreduced.
   """
-  t = tf.convert_to_tensor(t)
-  if not t.dtype.is_floating:
-    return t
-  message = (f"{name} contains NaN or Inf values; Sobolev targets must be finite "
-             "(check the data or the finite-difference step).")
-  if tf.executing_eagerly():
-    if not bool(tf.reduce_all(tf.math.is_finite(t))):
-      raise ValueError(message)
-    return t
-  return tf.debugging.assert_all_finite(t, message)
-
-
-def _check_same_shape(expected: tf.Tensor, actual: tf.Tensor, name: str,
-                      what: str) -> None:
-  """Static check where shapes are known; dynamic assert otherwise. No broadcasting."""
-  if expected.shape.rank is not None and actual.shape.rank is not None:
-    if not expected.shape.is_compatible_with(actual.shape):
-      raise ValueError(
-          f"{name} has shape {actual.shape} but the model's {what} has shape "
-          f"{expected.shape}; they must match exactly (nothing is broadcast).")
-    if expected.shape.is_fully_defined() and actual.shape.is_fully_defined():
-      return
-  if tf.executing_eagerly():
-    if tuple(expected.shape) != tuple(actual.shape):
-      raise ValueError(f"{name} has shape {actual.shape} but the model's {what} "
-                       f"has shape {expected.shape}.")
-    return
-  tf.debugging.assert_equal(
-      tf.shape(expected), tf.shape(actual),
-      message=f"{name} must have the shape of the model's {what}")
+  order = len(predictions) - 1
+  if order < 0 or len(targets) != len(predictions):
+    raise ValueError(f"predictions and targets must both be [value, D^1, ..., D^K]; got "
+                     f"{len(predictions)} and {len(targets)} entries.")
+  loss_fns = _resolve_losses(derivative_loss, order, "predictions")
+  partial_weights = list(partial_weights) if partial_weights is not None else [None] * order
+  terms = {}
+  if targets[0] is not None:
+    if value_loss in _SAME_SHAPE_LOSSES:  # Others, e.g. sparse cross-entropy, check their own.
+      checks.check_same_shape(predictions[0], targets[0], "targets values (y)", "output")
+    terms["value"] = value_loss(targets[0], predictions[0])
+  for k in range(1, order + 1):
+    prediction, target, w = predictions[k], targets[k], partial_weights[k - 1]
+    checks.check_same_shape(prediction, target, f"targets derivative of order {k}",
+                            f"derivative of order {k}")
+    if w is None:
+      terms[f"derivative_{k}"] = loss_fns[k - 1](target, prediction)
+    else:
+      checks.check_same_shape(target, w, f"targets '{_derivative_key(k)}_weight'",
+                              f"derivative of order {k}")
+      terms[f"derivative_{k}"] = loss_fns[k - 1](target, prediction, weights=w)
+  return terms
 
 
 def _project_target(target: tf.Tensor, direction: tf.Tensor, out_rank: int,
@@ -276,16 +299,6 @@ def _unpack_targets(targets):
   raise ValueError(
       "targets must be SobolevTargets, a tuple (y, dy, d2y, ...), a tuple "
       f"(y, [dy, d2y, ...]) or a dict with 'y', 'dy', ...; got {type(targets).__name__}.")
-
-
-def _check_non_negative(w: tf.Tensor, name: str) -> tf.Tensor:
-  message = f"{name} must be >= 0 (0 masks an entry)."
-  if tf.executing_eagerly():
-    if not bool(tf.reduce_all(w >= 0)):
-      raise ValueError(message)
-    return w
-  with tf.control_dependencies([tf.debugging.assert_non_negative(w, message=message)]):
-    return tf.identity(w)
 
 
 def _sample_weight(sample_weight, x: tf.Tensor) -> Optional[tf.Tensor]:
@@ -384,21 +397,13 @@ def sobolev_loss(
     ``terms`` holds ``"value"``, ``"derivative_1"``, ... (unweighted batch
     means) and ``"total"``.
   """
-  x = derivs._as_input(x)  # pylint: disable=protected-access
+  x = checks.as_input(x)
   weights = ((float(derivative_weights),) if isinstance(derivative_weights, (int, float))
              else tuple(float(w) for w in derivative_weights))
   order = len(weights)
   if order < 1:
     raise ValueError("derivative_weights must name at least one order.")
-  if isinstance(derivative_loss, (list, tuple)):
-    if len(derivative_loss) != order:
-      raise ValueError(
-          f"derivative_loss has {len(derivative_loss)} entries but "
-          f"derivative_weights has {order}; give one loss per order.")
-    loss_fns = [_resolve_loss(l, f"derivative_loss[{i}]")
-                for i, l in enumerate(derivative_loss)]
-  else:
-    loss_fns = [_resolve_loss(derivative_loss, "derivative_loss")] * order
+  loss_fns = _resolve_losses(derivative_loss, order, "derivative_weights")
   if projection_space not in ("input", "output"):
     raise ValueError(
         f"projection_space must be 'input' or 'output', got {projection_space!r}.")
@@ -445,58 +450,44 @@ def sobolev_loss(
                            "to use per-partial weights or balance.")
   if check_targets:
     if target_values is not None:
-      target_values = check_finite(target_values, "targets values (y)")
+      target_values = checks.check_finite(target_values, "targets values (y)")
     for j in range(len(target_derivs)):
       name = f"targets derivative of order {j + 1}"
       if partial_weights[j] is None:
-        target_derivs[j] = check_finite(target_derivs[j], name)
+        target_derivs[j] = checks.check_finite(target_derivs[j], name)
         continue
       w = partial_weights[j]
       w_name = f"targets '{_derivative_key(j + 1)}_weight'"
-      w = _check_non_negative(check_finite(w, w_name), w_name)
+      w = checks.check_non_negative(checks.check_finite(w, w_name), w_name)
       partial_weights[j] = w
       masked = tf.where(w > 0, target_derivs[j], tf.zeros_like(target_derivs[j]))
-      check = check_finite(masked, f"{name} (where its weight is > 0)")
+      check = checks.check_finite(masked, f"{name} (where its weight is > 0)")
       if not tf.executing_eagerly():
         with tf.control_dependencies([check]):
           target_derivs[j] = tf.identity(target_derivs[j])
   if sample_weight is not None and check_targets:
-    sample_weight = _check_non_negative(sample_weight, "sample_weight")
+    sample_weight = checks.check_non_negative(sample_weight, "sample_weight")
 
-  terms: Dict[str, tf.Tensor] = {}
+  value_target = None if not value_weight else target_values
   if not stochastic:
     model_tensors = derivs.derivative_tensors(model, x, order)
-    values = model_tensors[0]
     if teacher is not None:
       teacher_tensors = [tf.stop_gradient(t) for t in
                          derivs.derivative_tensors(teacher, x, order)]
-      target_values, target_derivs = teacher_tensors[0], teacher_tensors[1:]
-    for j in range(order):
-      name = f"targets derivative of order {j + 1}"
-      _check_same_shape(model_tensors[j + 1], target_derivs[j], name,
-                        f"derivative of order {j + 1}")
-      w = partial_weights[j]
-      if w is not None:
-        _check_same_shape(target_derivs[j], w, f"targets '{_derivative_key(j + 1)}_weight'",
-                          f"derivative of order {j + 1}")
-      if balance is not None:
-        w = balance.weights_like(model_tensors[1]) if w is None else (
-            w * balance.weights_like(model_tensors[1]))
-      terms[f"derivative_{j + 1}"] = _term(
-          loss_fns[j], target_derivs[j], model_tensors[j + 1], sample_weight, w)
+      value_target = teacher_tensors[0] if value_weight else None
+      target_derivs = teacher_tensors[1:]
+    if balance is not None:
+      scale = balance.weights_like(model_tensors[1])
+      partial_weights[0] = scale if partial_weights[0] is None else partial_weights[0] * scale
+    per_example = sobolev_terms(model_tensors, [value_target] + list(target_derivs),
+                                value_loss=value_loss, derivative_loss=loss_fns,
+                                partial_weights=partial_weights)
+    terms = {k: _batch_mean(v, sample_weight) for k, v in per_example.items()}
   else:
-    values, teacher_values, projected_terms = _stochastic_terms(
-        model, x, teacher, target_derivs, order, loss_fns, num_projections,
-        projection_space, seed, directions, projected_targets, rescale_projections,
-        jvp_mode, sample_weight)
-    if teacher is not None:
-      target_values = teacher_values
-    terms.update(projected_terms)
-
-  if target_values is not None and value_weight:
-    if value_loss in _SAME_SHAPE_LOSSES:  # Others, e.g. sparse cross-entropy, check their own.
-      _check_same_shape(values, target_values, "targets values (y)", "output")
-    terms["value"] = _term(value_loss, target_values, values, sample_weight)
+    terms = _stochastic_terms(
+        model, x, teacher, value_target, value_loss, target_derivs, order, loss_fns,
+        num_projections, projection_space, seed, directions, projected_targets,
+        rescale_projections, jvp_mode, sample_weight, value_weight)
   total = tf.add_n(
       ([value_weight * terms["value"]] if "value" in terms else [])
       + [w * terms[f"derivative_{j + 1}"] for j, w in enumerate(weights)])
@@ -504,10 +495,10 @@ def sobolev_loss(
   return total, terms
 
 
-def _stochastic_terms(model, x, teacher, target_derivs, order, loss_fns,
-                      num_projections, space, seed, directions, projected_targets,
-                      rescale, jvp_mode, sample_weight):
-  """Eq. 2's projected derivative terms, averaged over ``num_projections``."""
+def _stochastic_terms(model, x, teacher, value_target, value_loss, target_derivs, order,
+                      loss_fns, num_projections, space, seed, directions, projected_targets,
+                      rescale, jvp_mode, sample_weight, value_weight):
+  """Eq. 2's batch-mean terms: projected derivatives averaged over ``num_projections``."""
   values = teacher_values = None
   sums = [0.0] * order
   if directions is None and seed is None:
@@ -536,6 +527,7 @@ def _stochastic_terms(model, x, teacher, target_derivs, order, loss_fns,
 
       if space == "input":
         v = v(x)
+    model_projs, target_projs = [], []
     for j in range(order):
       k = j + 1
       y, model_proj = derivs.projected_derivative(model, x, k, v, space=space, mode=jvp_mode)
@@ -568,15 +560,22 @@ def _stochastic_terms(model, x, teacher, target_derivs, order, loss_fns,
               f"derivative tensor has rank {full_rank} ([B, *out, *in x {k}]); targets "
               "already projected need projected_targets=True and their directions.")
         target_proj = _project_target(target, v, out_rank, in_rank, space)
-      _check_same_shape(model_proj, target_proj,
-                        f"targets derivative of order {k} (projected)",
-                        f"projected derivative of order {k}")
-      term = _term(loss_fns[j], target_proj, model_proj, sample_weight)
+      model_projs.append(model_proj)
+      target_projs.append(target_proj)
+    per_example = sobolev_terms([values] + model_projs, [None] + target_projs,
+                                derivative_loss=loss_fns)
+    for j in range(order):
+      term = _batch_mean(per_example[f"derivative_{j + 1}"], sample_weight)
       if rescale:
         term = term * tf.cast(tf.reduce_prod(tf.shape(v)[1:]), term.dtype)
       sums[j] = sums[j] + term
   terms = {f"derivative_{j + 1}": s / num_projections for j, s in enumerate(sums)}
-  return values, teacher_values, terms
+  if teacher is not None and value_weight:
+    value_target = teacher_values
+  if value_target is not None:
+    value = sobolev_terms([values], [value_target], value_loss=value_loss)["value"]
+    terms["value"] = _batch_mean(value, sample_weight)
+  return terms
 
 
 def finite_difference_derivatives(fn: Callable[[np.ndarray], np.ndarray], x,

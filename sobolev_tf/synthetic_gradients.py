@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import sonnet as snt
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import derivatives
 from sobolev_tf import losses
 
@@ -170,14 +171,15 @@ def _fit_module(method, module, h, labels, loss_values, loss_grads, label_log_pr
     raise ValueError(f"method {method!r} trains no module.")
   value_weight, derivative_weight = _WEIGHTS[method]
   value, grad = derivatives.value_and_gradient(lambda z: module(z, labels), h)
-  # pylint: disable=protected-access
-  losses._check_same_shape(grad, loss_grads, "loss_grads", "input gradient dm/dh")
-  losses._check_same_shape(value, loss_values, "loss_values", "output")
-  # pylint: enable=protected-access
-  terms = {"derivative_1": tf.reduce_mean(losses.l1(loss_grads, grad))}
+  checks.check_same_shape(grad, loss_grads, "loss_grads", "input gradient dm/dh")
+  checks.check_same_shape(value, loss_values, "loss_values", "output")
+  # Eq. 1 at order 1 with L1 distances, from the value and input gradient computed once.
+  per_example = losses.sobolev_terms(
+      [value, grad], [loss_values if value_weight else None, loss_grads],
+      value_loss=losses.l1, derivative_loss="l1")
+  terms = {name: tf.reduce_mean(t) for name, t in per_example.items()}
   total = derivative_weight * terms["derivative_1"]
   if value_weight:
-    terms["value"] = tf.reduce_mean(tf.abs(loss_values - value))
     total += value_weight * terms["value"]
   if label_gradient_weight:
     if label_log_probs is None:

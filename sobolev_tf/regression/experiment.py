@@ -201,29 +201,39 @@ class _Group:
     flat_x = tf.reshape(t["x"], [m * b, 2])
     tensors = derivatives.derivative_tensors(self.model.per_example(b), flat_x, self.order)
     per_model = lambda per_example: tf.reduce_mean(tf.reshape(per_example, [m, b]), axis=1)
-    value = per_model(tf.square(tensors[0] - tf.reshape(t["y"], [-1])))
+    targets = [tf.reshape(t["y"], [-1])]
     if self.order == 0:  # Regular training: no input derivatives to compute.
+      value = per_model(losses.sobolev_terms(tensors, targets)["value"])
       return {"value": value, "loss": value}
-    grad_err = tensors[1] - tf.reshape(t["dy"], [m * b, 2])
-    # Measured in the original input units (error / r): the paper's raw-scale
-    # weighting of value vs derivative terms, up to the factor sigma^2 that Adam
-    # is invariant to. Without it, standardising x would up-weight gradients r^2-fold.
-    grad_err = grad_err * self.derivative_scale
-    full = per_model(losses.squared_l2(tf.zeros_like(grad_err), grad_err))
+    # Derivative errors measured in the original input units (error / r, so weight
+    # 1 / r^2 per partial): the paper's raw-scale weighting of value vs derivative
+    # terms, up to the factor sigma^2 that Adam is invariant to. Without it,
+    # standardising x would up-weight gradients r^2-fold.
+    scale = self.derivative_scale  # [M*B, 2]
+    targets.append(tf.reshape(t["dy"], [m * b, 2]))
+    weights = [tf.square(scale)]
+    if self.order >= 2:
+      targets.append(tf.reshape(t["d2y"], [m * b, 2, 2]))
+      weights.append(tf.square(scale[:, :, None] * scale[:, None, :]))
+    per_example = losses.sobolev_terms(tensors, targets, partial_weights=weights)
+    value = per_model(per_example["value"])
+    full = per_model(per_example["derivative_1"])
     if any(run.method == "stochastic" for run in self.runs):
-      # One stream per model (not per stack), so a model trains the same alone.
+      # Eq. 2 on the same scaled gradients; one stream per model (not per stack), so a
+      # model trains the same alone.
       v = tf.concat([derivatives.random_unit_vectors([b, 2], tf.stack([key + 1, step]))
                      for key in self.model_keys], axis=0)
-      projected = per_model(tf.square(tf.reduce_sum(grad_err * v, axis=1)))
+      # <g_m, v> - <g_f, v> = <g_m - g_f, v>: the projection of the error, against 0.
+      error_projection = tf.reduce_sum((tensors[1] - targets[1]) * scale * v, axis=1)
+      projected = per_model(losses.sobolev_terms(
+          [tensors[0], error_projection], [None, tf.zeros_like(error_projection)])["derivative_1"])
       first = tf.where(self.stochastic, projected, full)
     else:
       first = full
     loss = value + self.w1 * first
     terms = {"value": value, "derivative_1": first}
     if self.order >= 2:
-      hess_err = tensors[2] - tf.reshape(t["d2y"], [m * b, 2, 2])
-      hess_err = hess_err * self.derivative_scale[:, :, None] * self.derivative_scale[:, None, :]
-      second = per_model(losses.squared_l2(tf.zeros_like(hess_err), hess_err))
+      second = per_model(per_example["derivative_2"])
       loss = loss + self.w2 * second
       terms["derivative_2"] = second
     terms["loss"] = loss

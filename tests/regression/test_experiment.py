@@ -26,6 +26,35 @@ def tiny_config(**overrides):
   return config
 
 
+class ObjectiveTest(tf.test.TestCase):
+  """The stacked models' loss is the library's sobolev_loss, model by model."""
+
+  def test_group_loss_equals_sobolev_loss(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    for units in ("original", "standardized"):
+      config = tiny_config(derivative_units=units, batch_size=8)
+      runs = [experiment.Run("beale", 20, "sobolev", 0), experiment.Run("booth", 20, "sobolev", 1)]
+      group = experiment._Group(runs, config)  # pylint: disable=protected-access
+      step = tf.constant(3, tf.int64)
+      terms = group.loss_terms(step)
+      # The same minibatch, one model at a time through sobolev_loss.
+      idx = [tf.random.stateless_uniform([8], seed=tf.stack([key, step]), maxval=20,
+                                         dtype=tf.int64) for key in group.model_keys]
+      for i in range(2):
+        pick = lambda k: tf.gather(group.train[k][i], idx[i])
+        x = pick("x")
+        others = tf.stack([tf.zeros_like(x)] * 2)
+        one_model = lambda z, i=i: group.model.per_example(8)(
+            tf.reshape(tf.tensor_scatter_nd_update(others, [[i]], [z]), [-1, 2]))[i * 8:(i + 1) * 8]
+        scale = group.scalers[i].x_scale if units == "original" else np.ones(2)
+        weight = tf.constant(np.broadcast_to(1.0 / scale**2, (8, 2)), tf.float32)
+        total, expected = st.sobolev_loss(
+            one_model, x, {"y": pick("y"), "dy": pick("dy"), "dy_weight": weight})
+        self.assertAllClose(terms["value"][i], expected["value"], rtol=1e-5)
+        self.assertAllClose(terms["derivative_1"][i], expected["derivative_1"], rtol=1e-5)
+        self.assertAllClose(terms["loss"][i], total, rtol=1e-5)
+
+
 class DataTest(tf.test.TestCase):
 
   def test_subsets_shared_test_set_and_finite_differences(self):

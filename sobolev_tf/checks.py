@@ -1,0 +1,79 @@
+"""Argument checks shared by the library: each names the argument it rejects.
+
+Eagerly a failed check is a ``ValueError``; inside a ``tf.function`` a check
+whose answer depends on tensor values runs as a TF assertion and fails the step
+with an ``InvalidArgumentError`` carrying the same message.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape"]
+
+
+def as_input(x) -> tf.Tensor:
+  """``x`` as a float tensor with a batch dimension, to differentiate with respect to."""
+  x = tf.convert_to_tensor(x)
+  if not x.dtype.is_floating:
+    raise ValueError(
+        f"x must be a floating point tensor to differentiate with respect to "
+        f"it, got dtype {x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32).")
+  if x.shape.rank is not None and x.shape.rank < 1:
+    raise ValueError(f"x must have a leading batch dimension, got shape {x.shape}.")
+  return x
+
+
+def check_order(order: int, minimum: int = 0) -> int:
+  if not isinstance(order, int) or isinstance(order, bool) or order < minimum:
+    raise ValueError(f"order must be an integer >= {minimum}, got {order!r}.")
+  return order
+
+
+def check_finite(t: tf.Tensor, name: str) -> tf.Tensor:
+  """Raises a ValueError naming ``name`` if ``t`` holds NaN or Inf.
+
+  Eagerly this is a ``ValueError``; inside a ``tf.function`` the check runs as
+  ``tf.debugging.assert_all_finite`` and fails the step with an
+  ``InvalidArgumentError`` carrying the same message.
+  """
+  t = tf.convert_to_tensor(t)
+  if not t.dtype.is_floating:
+    return t
+  message = (f"{name} contains NaN or Inf values; Sobolev targets must be finite "
+             "(check the data or the finite-difference step).")
+  if tf.executing_eagerly():
+    if not bool(tf.reduce_all(tf.math.is_finite(t))):
+      raise ValueError(message)
+    return t
+  return tf.debugging.assert_all_finite(t, message)
+
+
+def check_same_shape(expected: tf.Tensor, actual: tf.Tensor, name: str,
+                     what: str) -> None:
+  """Static check where shapes are known; dynamic assert otherwise. No broadcasting."""
+  if expected.shape.rank is not None and actual.shape.rank is not None:
+    if not expected.shape.is_compatible_with(actual.shape):
+      raise ValueError(
+          f"{name} has shape {actual.shape} but the model's {what} has shape "
+          f"{expected.shape}; they must match exactly (nothing is broadcast).")
+    if expected.shape.is_fully_defined() and actual.shape.is_fully_defined():
+      return
+  if tf.executing_eagerly():
+    if tuple(expected.shape) != tuple(actual.shape):
+      raise ValueError(f"{name} has shape {actual.shape} but the model's {what} "
+                       f"has shape {expected.shape}.")
+    return
+  tf.debugging.assert_equal(
+      tf.shape(expected), tf.shape(actual),
+      message=f"{name} must have the shape of the model's {what}")
+
+
+def check_non_negative(w: tf.Tensor, name: str) -> tf.Tensor:
+  message = f"{name} must be >= 0 (0 masks an entry)."
+  if tf.executing_eagerly():
+    if not bool(tf.reduce_all(w >= 0)):
+      raise ValueError(message)
+    return w
+  with tf.control_dependencies([tf.debugging.assert_non_negative(w, message=message)]):
+    return tf.identity(w)
