@@ -1,6 +1,6 @@
 """Sobolev-vs-regular demo on Styblinski-Tang (section 4.1, Figure 3), CPU scale, 100 points.
 
-Not the paper's setting (issue 3 reproduces that): learning rate 1e-3 instead of
+Not the paper's setting (configs/regression.py reproduces that): learning rate 1e-3 instead of
 the paper's 3e-5 so that both methods converge in 5,000 full-batch steps.
 Override any field: ``--config.num_train=100``.
 """

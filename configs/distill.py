@@ -7,7 +7,7 @@ selected value. ``alpha`` weighs the Sobolev term; the paper does not give it, s
 the grid also selects it on validation from ``alpha_search`` (with ``alpha``) at
 the selected learning rate. The term is an L2 norm of input gradients taken with
 frames scaled to [0, 1]: on Pong the Sobolev loss is about 10 after 250 steps,
-when the validation KL is about 0.25 (alpha 1, grid logs of session 4).
+when the validation KL is about 0.25 (alpha 1, in the Figure 4 grid's logs).
 
 Variants: ``regular`` / ``sobolev`` (one run), ``grid`` (the Figure 4 grid of
 scripts/distill_grid.py at CPU scale), ``quick`` / ``grid_quick`` (tests).
@@ -24,7 +24,7 @@ def get_config(variant: str = "sobolev") -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown distillation config variant {variant!r}: {', '.join(VARIANTS)}.")
   config.method = variant if variant in ("regular", "sobolev") else "sobolev"
   config.data_path = "data/distillation/pong.npz"
-  config.teacher_workdir = "/work/runs/teachers/pong"
+  config.teacher_workdir = "teachers/pong"  # The shipped teacher (teachers/README.md).
   config.train_fraction = 0.1        # Figure 4 columns: fractions of the 100K states.
   config.validation_fraction = 0.1
   config.learning_rate = 1e-4        # Paper: chosen per game and method in [1e-5, 1e-3].

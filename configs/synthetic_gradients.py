@@ -4,7 +4,7 @@
 ``--config.method=<backprop|noprop|direct|vfbn|critic|sobolev>``. Variants:
 
 * ``cifar10``: the paper's CIFAR-10 setting (SM 4.2), for GPUs. 11 conv layers
-  64..512 with BatchNorm (the SM lists 11; issue 6 says 12), L2 1e-4, SGD momentum
+  64..512 with BatchNorm (the SM lists 11), L2 1e-4, SGD momentum
   0.9, learning rate 0.1 divided by 10 after 40K, 60K and 80K updates, batch 32
   per worker, 3 SG modules (after each resolution stage, here after conv layers
   3, 6 and 9: the SM does not say where), modules Adam 1e-4. The SM gives no

@@ -7,7 +7,7 @@ every step. Each with the batch assembled in numpy and fed to ``train_step``
 (how the trainer worked before) and gathered in the graph by
 ``train_step_on_rows`` (how it works now).
 
-    python scripts/benchmark_distill_trainer.py --data=/work/runs/distillation_data/pong.npz \
+    python scripts/benchmark_distill_trainer.py --data=data/distillation/pong.npz \
         --teacher=teachers/pong --game=pong
 
 Run it alone: a second heavy process on the 2 cores distorts every number.

@@ -2,7 +2,7 @@ r"""Distils a teacher's recorded rollouts into the SM section 3 student; resumes
 
     python scripts/distill.py --config=configs/distill.py:sobolev \
         --config.data_path=data/distillation/pong.npz \
-        --config.teacher_workdir=/work/runs/teachers/pong --config.train_fraction=0.1 \
+        --config.teacher_workdir=teachers/pong --config.train_fraction=0.1 \
         --workdir=workdirs/distill/pong_sobolev_10
 """
 

@@ -1,8 +1,8 @@
 r"""The Figure 4 grid: trains (resumably) and reports games x fractions x methods.
 
     python scripts/distill_grid.py --config=configs/distill.py:grid \
-        --data_dir=/work/runs/distillation_data --teachers_dir=/work/runs/teachers \
-        --workdir=/work/runs/distill_grid
+        --data_dir=data/distillation --teachers_dir=teachers \
+        --workdir=workdirs/distill_grid
     python scripts/distill_grid.py ... --report_only   # Report the finished runs so far.
     python scripts/distill_grid.py ... --report_only --merge_report=results/distillation
         # ... plus the cells of an earlier report that this workdir has not finished.
@@ -26,6 +26,7 @@ from ml_collections import config_flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
+from sobolev_tf.io import save_figure_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -82,8 +83,7 @@ def plot(config, curves, path) -> List[str]:
         if i == 0 and j == 0:
           ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path + ".tmp.png", dpi=90)
-  os.replace(path + ".tmp.png", path)
+  save_figure_atomic(fig, path, dpi=90)
   return empty
 
 

@@ -1,10 +1,10 @@
 r"""Exports a teacher or a distilled student as a SavedModel (uint8 [B, 84, 84, 4] -> probabilities).
 
-    python scripts/export_policy.py --game=pong --workdir=/work/runs/teachers/pong \
+    python scripts/export_policy.py --game=pong --workdir=workdirs/teachers/pong \
         --saved_model=teachers/pong/saved_model --weights_dir=teachers/pong
 
     python scripts/export_policy.py --game=pong --student \
-        --workdir=/work/runs/distill_grid/pong/frac0.1/sobolev/lr0.0001/seed0 \
+        --workdir=workdirs/distill_grid/pong/frac0.1/sobolev/lr0.0001/seed0 \
         --saved_model=exports/pong_sobolev_10
 
 ``--weights_dir`` (teachers) also writes the weights alone (no optimiser state; the shipped

@@ -17,6 +17,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
+from sobolev_tf.io import write_atomic  # pylint: disable=g-import-not-at-top
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported policy.", required=True)
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
@@ -47,9 +48,8 @@ def write_gif(logits_fn, game: str, path: str, max_steps: int, seed: int = 0) ->
     if game_over[0]:
       break
   env.close()
-  tmp = path + ".tmp.gif"
-  images[0].save(tmp, save_all=True, append_images=images[1:], duration=40, loop=0)
-  os.replace(tmp, path)
+  write_atomic(path, lambda tmp: images[0].save(tmp, save_all=True, append_images=images[1:],
+                                                duration=40, loop=0))
   return len(images)
 
 

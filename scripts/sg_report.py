@@ -1,6 +1,6 @@
 r"""results/synthetic_gradients/<name>.md and .png from the runs of scripts/synthetic_gradients.py.
 
-    python scripts/sg_report.py --workdir=/work/runs/sg_cifar10_cpu \
+    python scripts/sg_report.py --workdir=workdirs/sg_cifar10_cpu \
         --config_name=cifar10_cpu --output=results/synthetic_gradients/cifar10
 
 Reads ``<workdir>/<method>/curve.csv`` (and ``result.json`` when a run finished),
@@ -17,6 +17,7 @@ from absl import flags
 import numpy as np
 
 from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.io import save_figure_atomic
 from sobolev_tf.io import write_text_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory with one subdirectory per method.",
@@ -121,9 +122,7 @@ def main(argv):
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   out = _OUTPUT.value
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  fig.savefig(out + ".tmp.png", dpi=100, bbox_inches="tight")
-  os.replace(out + ".tmp.png", out + ".png")
+  save_figure_atomic(fig, out + ".png", dpi=100, bbox_inches="tight")
   lines += ["", f"![test top-1 during training]({os.path.basename(out)}.png)", ""]
   write_text_atomic(out + ".md", "\n".join(lines))
   print("\n".join(lines))

@@ -4,7 +4,7 @@ One method (``--config.method``) or several in turn (``--methods``), each in
 ``<workdir>/<method>``:
 
     python scripts/synthetic_gradients.py --config=configs/synthetic_gradients.py:cifar10_cpu \
-        --methods=backprop,noprop,direct,vfbn,critic,sobolev --workdir=/work/runs/sg_cifar10_cpu
+        --methods=backprop,noprop,direct,vfbn,critic,sobolev --workdir=workdirs/sg_cifar10_cpu
     python scripts/synthetic_gradients.py --config=configs/synthetic_gradients.py:cifar10 \
         --config.method=sobolev --workdir=workdirs/sg_cifar10
 

@@ -1,6 +1,6 @@
 r"""results/teachers.md and teachers.png from the teachers' workdirs (learning curves, scores).
 
-    python scripts/teachers_report.py --workdirs=pong:/work/runs/teachers/pong
+    python scripts/teachers_report.py --workdirs=pong:workdirs/teachers/pong
 
 Reads each workdir's episodes.csv (training episodes: frames, score) and every
 evaluation*.json in it (written by scripts/evaluate_policy.py --output=<workdir>/evaluation.json;
@@ -17,6 +17,7 @@ from absl import flags
 import numpy as np
 
 from sobolev_tf.atari import games
+from sobolev_tf.io import save_figure_atomic
 from sobolev_tf.io import write_text_atomic
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "game:workdir pairs.", required=True)
@@ -76,8 +77,7 @@ def main(argv):
                    f"{evaluation} | {checkpoint} | {spec.random_score} | {command} |")
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   png = os.path.join(_OUTPUT_DIR.value, "teachers.png")
-  fig.savefig(png + ".tmp.png", dpi=100, bbox_inches="tight")
-  os.replace(png + ".tmp.png", png)
+  save_figure_atomic(fig, png, dpi=100, bbox_inches="tight")
   missing = sorted(set(games.GAMES) - {game for game, _ in pairs})
   if missing:
     lines += ["", f"Not trained yet: {', '.join(missing)}."]

@@ -1,6 +1,6 @@
 """CIFAR-10 data and the SM section 4.2 network, split for synthetic gradients.
 
-Network (SM 4.2): the SM lists 11 conv layers (issue 6 says 12) with BatchNorm
+Network (SM 4.2): the SM lists 11 conv layers with BatchNorm
 and ReLU, widths 64, 64, 128 (stride 2), 128, 128, 256 (stride 2), 256, 256, 512
 (stride 2), 512, 512, then a linear layer to 10 classes; L2 1e-4. The SM's list
 is followed here. ``split_network`` cuts it into parts at the

@@ -1,4 +1,4 @@
-"""Data-parallel strategies for the synthetic-gradient trainer (issue 6).
+"""Data-parallel strategies for the synthetic-gradient trainer (section 4.3).
 
 The paper (SM section 4) trained the main network with synchronous multi-GPU
 updates and the SG modules Hogwild. Here both are synchronous: every replica

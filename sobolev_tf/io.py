@@ -6,16 +6,45 @@ import os
 import shutil
 from typing import Callable
 
-__all__ = ["write_text_atomic", "write_saved_model_atomic", "check_saved_model_destination"]
+__all__ = ["write_atomic", "write_text_atomic", "save_figure_atomic", "save_npz_atomic",
+           "write_saved_model_atomic", "check_saved_model_destination"]
+
+
+def write_atomic(path: str, write: Callable[[str], None]) -> str:
+  """``write(tmp)`` writes a file that then replaces ``path`` by a rename.
+
+  The temporary name keeps ``path``'s extension (``x.png`` -> ``x.tmp.png``), so
+  writers that pick the format from the name (matplotlib, PIL) or append one
+  (``np.savez``) write the same file; a crash leaves ``path`` as it was.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  root, ext = os.path.splitext(path)
+  tmp = root + ".tmp" + ext if ext else path + ".tmp"
+  write(tmp)
+  os.replace(tmp, path)
+  return path
 
 
 def write_text_atomic(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` through a temporary file and a rename."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+
+  def write(tmp):
+    with open(tmp, "w") as f:
+      f.write(text)
+
+  write_atomic(path, write)
+
+
+def save_figure_atomic(fig, path: str, **savefig_kwargs) -> str:
+  """``fig.savefig(path, **kwargs)`` through a temporary file and a rename."""
+  return write_atomic(path, lambda tmp: fig.savefig(tmp, **savefig_kwargs))
+
+
+def save_npz_atomic(path: str, compressed: bool = False, **arrays) -> str:
+  """``np.savez[_compressed](path, **arrays)`` through a temporary file and a rename."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  save = np.savez_compressed if compressed else np.savez
+  return write_atomic(path, lambda tmp: save(tmp, **arrays))
 
 
 # What tf.saved_model.save (and Keras) put in a SavedModel directory.

@@ -28,6 +28,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from sobolev_tf import io
+
 __all__ = ["DistillationData", "StackedFrameWriter", "save", "load", "split_by_episodes",
            "Splits"]
 
@@ -108,11 +110,9 @@ class StackedFrameWriter:
 def save(data: DistillationData, path: str) -> None:
   """Writes ``path`` (.npz) atomically: temporary name, then rename."""
   data.validate(path)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.npz"
-  np.savez_compressed(tmp, meta=np.frombuffer(json.dumps(data.meta).encode(), np.uint8),
-                      **{k: getattr(data, k) for k in _KEYS})
-  os.replace(tmp, path)
+  io.save_npz_atomic(path, compressed=True,
+                     meta=np.frombuffer(json.dumps(data.meta).encode(), np.uint8),
+                     **{k: getattr(data, k) for k in _KEYS})
 
 
 def load(path: str) -> DistillationData:

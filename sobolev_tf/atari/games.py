@@ -30,7 +30,7 @@ class GameSpec:
   rom: str
   action_set: Tuple[int, ...]   # Indices into ALE's minimal action set.
   action_names: Tuple[str, ...]
-  random_score: float           # Mean score of uniform random play (issue 4).
+  random_score: float           # Mean score of uniform random play.
 
   @property
   def num_actions(self) -> int:

@@ -35,6 +35,7 @@ import tensorflow as tf
 from sobolev_tf import derivatives
 from sobolev_tf import losses
 from sobolev_tf import scaling
+from sobolev_tf.io import save_npz_atomic
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
@@ -362,9 +363,7 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
       if r.seed == min(x.seed for x in runs) and r.num_train in tuple(config.plot_sizes):
         gx, gy, pred, grad = group.predict_grid(i, config.grid_resolution)
         path = os.path.join(gdir, f"{r.function}_{r.num_train}_{r.method}.npz")
-        np.savez(path + ".tmp.npz", gx=gx, gy=gy, pred=pred, grad=grad,
-                 x_train=group.x_train[i])
-        os.replace(path + ".tmp.npz", path)
+        save_npz_atomic(path, gx=gx, gy=gy, pred=pred, grad=grad, x_train=group.x_train[i])
   return results
 
 

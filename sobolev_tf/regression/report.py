@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from sobolev_tf.io import save_figure_atomic
 from sobolev_tf.io import write_text_atomic
 from sobolev_tf.regression import functions
 
@@ -111,10 +112,7 @@ def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str])
 
 
 def _save(fig, path: str) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
-  os.replace(tmp, path)
+  save_figure_atomic(fig, path, dpi=110, bbox_inches="tight")
 
 
 def plot_figure2(rows: Sequence[dict], path: str, title: str = "") -> None:
