@@ -32,8 +32,10 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
-from sobolev_tf import optimizers  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import networks  # pylint: disable=g-import-not-at-top
+from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
+from sobolev_tf.synthetic_gradients import optimizers  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "results/benchmarks.md", "Markdown file to write ('' to skip).")
@@ -52,7 +54,7 @@ flags.DEFINE_integer("inter_op_threads", 0,
                      "ops, 2 inter-op x 1 intra-op thread is about 10% faster on 2 cores.")
 flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
 flags.DEFINE_enum("optimizer", "fused", ["fused", "sonnet"],
-                  "Adam of case (a): sobolev_tf.optimizers.Adam (fused kernels) or Sonnet's.")
+                  "Adam of case (a): sobolev_tf.synthetic_gradients.optimizers.Adam (fused kernels) or Sonnet's.")
 
 
 def _calls_per_repetition(run: Callable[[int], object]) -> int:
@@ -123,10 +125,10 @@ def regression_step(sobolev: bool, num_batches: int = 10, seed: int = 0):
   dy = 0.5 * (4 * x**3 - 32 * x + 5)
   x, y, dy = (tf.constant(a, tf.float32) for a in (x, y, dy))
   tf.random.set_seed(seed)
-  mlp = st.regression_mlp()
+  mlp = regression.regression_mlp()
   model = lambda z: mlp(z)[:, 0]  # scalar per example: gradient [B, 2]
   mlp(x[0])
-  if FLAGS.optimizer == "fused":  # One kernel per variable (sobolev_tf.optimizers).
+  if FLAGS.optimizer == "fused":  # One kernel per variable (sobolev_tf.synthetic_gradients.optimizers).
     opt = optimizers.Adam(3e-5)
     opt.build(mlp.trainable_variables)
   else:
@@ -141,7 +143,7 @@ def regression_step(sobolev: bool, num_batches: int = 10, seed: int = 0):
       if sobolev:
         loss, _ = st.sobolev_loss(model, xb, (yb, dyb), check_targets=False)
       else:
-        loss = tf.reduce_mean(st.squared_error(yb, model(xb)))
+        loss = tf.reduce_mean(st.squared_l2(yb, model(xb)))
     grads = tape.gradient(loss, mlp.trainable_variables)
     opt.apply(grads, mlp.trainable_variables)
     return {"loss": loss}
@@ -166,8 +168,8 @@ def distillation_step(sobolev: bool, num_batches: int = 4, seed: int = 0,
   frames = tf.constant(rng.integers(0, 256, size=(num_batches, batch_size, 84, 84, 4),
                                     dtype=np.uint8))
   tf.random.set_seed(seed)
-  teacher = st.AtariTeacher(num_actions)
-  student = st.AtariStudent(num_actions)
+  teacher = networks.AtariTeacher(num_actions)
+  student = networks.AtariStudent(num_actions)
   teacher_log_probs = tf.stack([tf.nn.log_softmax(teacher(frames[b]))
                                 for b in range(num_batches)])
   opt = snt.optimizers.Adam(1e-4)
@@ -370,7 +372,7 @@ def jvp_study() -> List[str]:
   for mode in ("forward", "double_reverse"):
     for jit in (False, True):
       tf.random.set_seed(0)
-      mlp = st.regression_mlp()
+      mlp = regression.regression_mlp()
       opt = snt.optimizers.Adam(3e-5)
 
       def step(i, mode=mode, mlp=mlp, opt=opt):
@@ -494,7 +496,7 @@ def main(argv):
       "Sobolev timed in turn; the ratio is the median of the per-pair ratios, with "
       "their range.", "",
       "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam "
-      f"({'sobolev_tf.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
+      f"({'sobolev_tf.synthetic_gradients.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
       "first-order Sobolev with full gradients. (b) distillation: SM section 3 student "
       "(84x84x4, 6 actions, batch 200), KL + stochastic output-space term "
       "(one projection, l2 norm), teacher of SM architecture differentiated on the fly; "

@@ -18,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import get_function  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,7 +36,7 @@ def train_and_evaluate(config, seed: int, sobolev: bool) -> dict:
   y_train, dy_train = fn.value_and_gradient(x_train)
   y_test, dy_test = fn.value_and_gradient(x_test)
   tf.random.set_seed(seed)
-  mlp = st.regression_mlp(config.hidden_sizes)
+  mlp = regression.regression_mlp(config.hidden_sizes)
   model = lambda z: mlp(z)[:, 0]
   x, y, dy = (tf.constant(a, tf.float32) for a in (x_train, y_train, dy_train))
   start = time.perf_counter()

@@ -26,8 +26,8 @@ from ml_collections import config_flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import save_figure_atomic  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import save_figure_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py:grid"),

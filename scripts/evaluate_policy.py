@@ -17,7 +17,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import write_text_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)

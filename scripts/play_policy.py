@@ -17,7 +17,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
-from sobolev_tf.io import write_atomic  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import write_atomic  # pylint: disable=g-import-not-at-top
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported policy.", required=True)
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")

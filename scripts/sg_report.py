@@ -16,9 +16,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from sobolev_tf import synthetic_gradients as sg
-from sobolev_tf.io import save_figure_atomic
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.synthetic_gradients import methods as sg
+from sobolev_tf.files import save_figure_atomic
+from sobolev_tf.files import write_text_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory with one subdirectory per method.",
                                required=True)

@@ -20,7 +20,7 @@ from absl import logging
 from ml_collections import config_flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from sobolev_tf import sg_trainer  # pylint: disable=g-import-not-at-top
+from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
 
 _DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                              "tensorflow_datasets")

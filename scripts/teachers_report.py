@@ -17,8 +17,8 @@ from absl import flags
 import numpy as np
 
 from sobolev_tf.atari import games
-from sobolev_tf.io import save_figure_atomic
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import save_figure_atomic
+from sobolev_tf.files import write_text_atomic
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "game:workdir pairs.", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results", "Where teachers.md/.png go.")

@@ -21,13 +21,9 @@ from sobolev_tf.losses import finite_difference_derivatives
 from sobolev_tf.losses import l1
 from sobolev_tf.losses import l2_norm
 from sobolev_tf.losses import sobolev_loss
+from sobolev_tf.losses import sobolev_terms
 from sobolev_tf.losses import SobolevTargets
-from sobolev_tf.losses import squared_error
 from sobolev_tf.losses import squared_l2
-from sobolev_tf.nets import AtariStudent
-from sobolev_tf.nets import AtariTeacher
-from sobolev_tf.nets import regression_mlp
-from sobolev_tf.nets import StridedConv2D
 from sobolev_tf.scaling import DerivativeBalance
 from sobolev_tf.scaling import SobolevScaler
 from sobolev_tf.serving import export_with_derivatives
@@ -37,11 +33,11 @@ from sobolev_tf.training import multi_step
 __version__ = "0.1.0"
 
 __all__ = [
-    "AtariStudent", "AtariTeacher", "DERIVATIVE_LOSSES", "DerivativeBalance", "SobolevModel",
-    "SobolevScaler", "SobolevTargets", "StridedConv2D", "batch_jacobian", "categorical_kl_from_log_probs",
+    "DERIVATIVE_LOSSES", "DerivativeBalance", "SobolevModel",
+    "SobolevScaler", "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
     "check_finite", "derivative_tensors", "directional_derivative", "export_with_derivatives",
     "finite_difference_derivatives", "fit_full_batch", "forward_mode_for_jit", "hessian", "jvp",
     "l1", "l2_norm", "multi_step", "projected_derivative", "random_unit_vectors",
-    "regression_mlp", "sobolev_loss", "squared_error", "squared_l2",
+    "sobolev_loss", "sobolev_terms", "squared_l2",
     "value_and_gradient", "vjp",
 ]

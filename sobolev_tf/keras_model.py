@@ -258,7 +258,7 @@ class SobolevModel(keras.Model):
   def _value_loss_fn(self):
     if self.objective == "policy":
       return losses_lib.categorical_kl_from_log_probs
-    return getattr(self, "_value_loss", None) or losses_lib.squared_error
+    return getattr(self, "_value_loss", None) or losses_lib.squared_l2
 
   def _wrap(self, net, training, record):
     """``net`` as the function sobolev_loss differentiates: float32 out, log-probs for policies."""

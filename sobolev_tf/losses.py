@@ -37,7 +37,6 @@ from sobolev_tf import derivatives as derivs
 __all__ = [
     "SobolevTargets",
     "sobolev_loss",
-    "squared_error",
     "squared_l2",
     "l1",
     "l2_norm",
@@ -94,9 +93,6 @@ def _sum_of_squares(target, prediction, weights) -> tf.Tensor:
 def squared_l2(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
   """Per-example ``sum_k w_k (target_k - prediction_k)^2`` (regression, section 4.1)."""
   return _sum_of_squares(target, prediction, weights)
-
-
-squared_error = squared_l2  # The value loss of the regression experiments.
 
 
 def l1(target: tf.Tensor, prediction: tf.Tensor, weights=None) -> tf.Tensor:
@@ -187,7 +183,7 @@ def _batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> t
 
 
 def sobolev_terms(predictions: Sequence[tf.Tensor], targets: Sequence[Optional[tf.Tensor]], *,
-                  value_loss: PerExampleLoss = squared_error,
+                  value_loss: PerExampleLoss = squared_l2,
                   derivative_loss: Union[str, PerExampleLoss, Sequence] = "squared_l2",
                   partial_weights: Optional[Sequence[Optional[tf.Tensor]]] = None,
                   ) -> Dict[str, tf.Tensor]:
@@ -331,7 +327,7 @@ def sobolev_loss(
     teacher: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
     derivative_weights: Union[float, Sequence[float]] = (1.0,),
     value_weight: float = 1.0,
-    value_loss: PerExampleLoss = squared_error,
+    value_loss: PerExampleLoss = squared_l2,
     derivative_loss: Union[str, PerExampleLoss, Sequence] = "squared_l2",
     sample_weight=None,
     balance=None,

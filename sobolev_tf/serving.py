@@ -18,7 +18,7 @@ from typing import Callable, Sequence, Union
 import tensorflow as tf
 
 from sobolev_tf import derivatives
-from sobolev_tf import io
+from sobolev_tf import files
 
 __all__ = ["export_with_derivatives"]
 
@@ -79,8 +79,8 @@ def export_with_derivatives(model: Callable, path: str,
   spec = _input_spec(input_signature)
   if not isinstance(order, int) or isinstance(order, bool) or order < 1:
     raise ValueError(f"order must be an integer >= 1, got {order!r}.")
-  io.check_saved_model_destination(path.rstrip("/"))
+  files.check_saved_model_destination(path.rstrip("/"))
   served = _Served(model, spec, order)
   served.values_and_derivatives.get_concrete_function()  # Traces once: errors surface here.
-  return io.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
+  return files.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
       served, tmp, signatures={"serving_default": served.values_and_derivatives}))

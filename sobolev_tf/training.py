@@ -79,7 +79,7 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
       if sobolev:
         loss, _ = losses.sobolev_loss(model, x, (y, dy))
       else:
-        loss = tf.reduce_mean(losses.squared_error(y, model(x)))
+        loss = tf.reduce_mean(losses.squared_l2(y, model(x)))
     opt.apply(tape.gradient(loss, module.trainable_variables), module.trainable_variables)
     return {"loss": loss}
 

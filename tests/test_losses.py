@@ -411,7 +411,7 @@ class ItLearnsTest(tf.test.TestCase):
           if sobolev:
             loss, _ = st.sobolev_loss(model, x_train, targets)
           else:
-            loss = tf.reduce_mean(st.squared_error(targets[0], model(x_train)))
+            loss = tf.reduce_mean(st.squared_l2(targets[0], model(x_train)))
         opt.apply(tape.gradient(loss, mlp.trainable_variables), mlp.trainable_variables)
         return {"loss": loss}
 

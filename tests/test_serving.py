@@ -10,7 +10,7 @@ import sonnet as snt
 import tensorflow as tf
 
 import sobolev_tf as st
-from sobolev_tf import io
+from sobolev_tf import files
 
 # Loads and evaluates a SavedModel in a fresh interpreter that cannot import sobolev_tf.
 _LOAD_SCRIPT = r"""
@@ -109,7 +109,7 @@ class ExportWithDerivativesTest(tf.test.TestCase):
       raise RuntimeError("disk full")
 
     with self.assertRaisesRegex(RuntimeError, "disk full"):
-      io.write_saved_model_atomic(path, failing_save)
+      files.write_saved_model_atomic(path, failing_save)
     out = tf.saved_model.load(path).signatures["serving_default"](x=tf.ones([1, 2]))
     self.assertAllClose(out["value"], [[2.0]])
     with self.assertRaisesRegex(ValueError, "floating"):

@@ -4,11 +4,13 @@ import sonnet as snt
 import tensorflow as tf
 
 import sobolev_tf as st
+from sobolev_tf.atari import networks
+from sobolev_tf import regression
 
 
 def _setup():
   tf.random.set_seed(0)
-  mlp = st.regression_mlp(hidden_sizes=(8, 8))
+  mlp = regression.regression_mlp(hidden_sizes=(8, 8))
   x = tf.random.stateless_uniform([4, 10, 2], seed=[0, 1], minval=-1, maxval=1)
   y = tf.reduce_sum(x**2, axis=-1)
   opt = snt.optimizers.Adam(1e-2)
@@ -50,7 +52,7 @@ class NetsTest(tf.test.TestCase):
 
   def test_strided_conv_matches_tf_conv_and_its_input_gradient(self):
     for k, s, size in [(8, 4, 84), (4, 2, 20), (3, 2, 9)]:
-      conv = st.StridedConv2D(5, k, stride=s)
+      conv = networks.StridedConv2D(5, k, stride=s)
       x = tf.random.stateless_normal([2, size, size, 3], seed=[k, s], dtype=tf.float64)
       with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
@@ -63,14 +65,14 @@ class NetsTest(tf.test.TestCase):
 
   def test_shapes(self):
     frames = tf.zeros([2, 84, 84, 4], tf.uint8)
-    teacher = st.AtariTeacher(6)
+    teacher = networks.AtariTeacher(6)
     logits, value = teacher.logits_and_value(frames)
     self.assertEqual(logits.shape, [2, 6])
     self.assertEqual(value.shape, [2])
-    self.assertEqual(st.AtariStudent(3)(frames).shape, [2, 3])
-    self.assertEqual(st.regression_mlp()(tf.zeros([5, 2])).shape, [5, 1])
+    self.assertEqual(networks.AtariStudent(3)(frames).shape, [2, 3])
+    self.assertEqual(regression.regression_mlp()(tf.zeros([5, 2])).shape, [5, 1])
     with self.assertRaisesRegex(ValueError, "num_actions"):
-      st.AtariStudent(0)
+      networks.AtariStudent(0)
 
 
 if __name__ == "__main__":

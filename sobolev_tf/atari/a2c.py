@@ -17,7 +17,7 @@ from typing import Dict, Optional
 import sonnet as snt
 import tensorflow as tf
 
-from sobolev_tf import nets
+from sobolev_tf.atari import networks
 
 __all__ = ["A2CHyperparams", "A2CLearner", "n_step_returns"]
 
@@ -51,7 +51,7 @@ class A2CLearner(tf.Module):
   def __init__(self, num_actions: int, hparams: A2CHyperparams = A2CHyperparams()):
     super().__init__(name="a2c")
     self.hparams = hparams
-    self.net = nets.AtariTeacher(num_actions)
+    self.net = networks.AtariTeacher(num_actions)
     self.optimizer = snt.optimizers.RMSProp(hparams.learning_rate, decay=hparams.rmsprop_decay,
                                             epsilon=hparams.rmsprop_epsilon)
     self.num_updates = tf.Variable(0, dtype=tf.int64, name="num_updates")

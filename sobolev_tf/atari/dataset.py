@@ -28,7 +28,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from sobolev_tf import io
+from sobolev_tf import files
 
 __all__ = ["DistillationData", "StackedFrameWriter", "save", "load", "split_by_episodes",
            "Splits"]
@@ -110,7 +110,7 @@ class StackedFrameWriter:
 def save(data: DistillationData, path: str) -> None:
   """Writes ``path`` (.npz) atomically: temporary name, then rename."""
   data.validate(path)
-  io.save_npz_atomic(path, compressed=True,
+  files.save_npz_atomic(path, compressed=True,
                      meta=np.frombuffer(json.dumps(data.meta).encode(), np.uint8),
                      **{k: getattr(data, k) for k in _KEYS})
 

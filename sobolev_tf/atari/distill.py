@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
-from sobolev_tf import nets
+from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "DERIVATIVE_LOSSES", "Distiller", "train_and_evaluate", "load_student"]
@@ -53,7 +53,7 @@ class Distiller(tf.Module):
     self.alpha = alpha
     self.seed = seed
     self.derivative_loss = derivative_loss
-    self.student = nets.AtariStudent(num_actions)
+    self.student = networks.AtariStudent(num_actions)
     self.optimizer = snt.optimizers.Adam(learning_rate)
     self.step = tf.Variable(0, dtype=tf.int64, name="step")
     self._teacher_logits = teacher_logits
@@ -260,7 +260,7 @@ def load_student(workdir: str, num_actions: int):
   path = tf.train.latest_checkpoint(ckpt_dir)
   if path is None:
     raise ValueError(f"No student checkpoint in {ckpt_dir}; train one with scripts/distill.py.")
-  student = nets.AtariStudent(num_actions)
+  student = networks.AtariStudent(num_actions)
   student(tf.zeros([1, 84, 84, 4], tf.uint8))
   restore_checkpoint(tf.train.Checkpoint(student=student), path)
   return student, path

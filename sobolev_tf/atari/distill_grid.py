@@ -26,7 +26,7 @@ import numpy as np
 
 from sobolev_tf.atari import distill
 from sobolev_tf.atari import games
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import write_text_atomic
 
 __all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise",
            "add_student_scores", "write_report_csv", "read_report", "merge_report"]

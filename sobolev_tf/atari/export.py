@@ -15,7 +15,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from sobolev_tf import io
+from sobolev_tf import files
 
 __all__ = ["export_policy", "PolicyExport"]
 
@@ -45,7 +45,7 @@ def export_policy(net: tf.Module, game: str, num_actions: int, path: str,
   ``path`` must be absent, empty or an earlier SavedModel: a directory holding
   anything else (a workdir, say) is refused before any work.
   """
-  io.check_saved_model_destination(path.rstrip("/"))
+  files.check_saved_model_destination(path.rstrip("/"))
   module = PolicyExport(net, logits_fn or net, game, num_actions)
   module.action_probabilities(tf.zeros([1, 84, 84, 4], tf.uint8))  # Builds variables.
 
@@ -53,5 +53,5 @@ def export_policy(net: tf.Module, game: str, num_actions: int, path: str,
   def serving_default(frames):
     return {"probabilities": module.action_probabilities(frames)}
 
-  return io.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
+  return files.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
       module, tmp, signatures={"serving_default": serving_default}))

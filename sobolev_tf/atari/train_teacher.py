@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import write_text_atomic
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "learning_rate_at",

@@ -4,5 +4,6 @@ from sobolev_tf.regression.functions import BenchmarkFunction
 from sobolev_tf.regression.functions import FUNCTIONS
 from sobolev_tf.regression.functions import get_function
 from sobolev_tf.regression.functions import sample_uniform
+from sobolev_tf.regression.networks import regression_mlp
 
-__all__ = ["BenchmarkFunction", "FUNCTIONS", "get_function", "sample_uniform"]
+__all__ = ["BenchmarkFunction", "FUNCTIONS", "get_function", "regression_mlp", "sample_uniform"]

@@ -35,8 +35,8 @@ import tensorflow as tf
 from sobolev_tf import derivatives
 from sobolev_tf import losses
 from sobolev_tf import scaling
-from sobolev_tf.io import save_npz_atomic
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import save_npz_atomic
+from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step

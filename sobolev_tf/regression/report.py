@@ -8,8 +8,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from sobolev_tf.io import save_figure_atomic
-from sobolev_tf.io import write_text_atomic
+from sobolev_tf.files import save_figure_atomic
+from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import functions
 
 __all__ = ["summarize", "write_markdown", "plot_figure2", "plot_function", "plot_curves",

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 import sobolev_tf as st
+from sobolev_tf.atari import networks
 from configs import distill as distill_configs
 from sobolev_tf.atari import dataset
 from sobolev_tf.atari import distill
@@ -26,7 +27,7 @@ class DistillTest(tf.test.TestCase):
   def _teacher_and_small_dataset(self, seed: int):
     """A random teacher and 24 states of its log-probabilities in 8 episodes."""
     tf.random.set_seed(seed)
-    teacher = st.AtariTeacher(3)
+    teacher = networks.AtariTeacher(3)
     root = self.create_tempdir().full_path
     data_path = os.path.join(root, "pong.npz")
     _synthetic_dataset(data_path, teacher, num_states=24, episode_length=3)
@@ -35,14 +36,14 @@ class DistillTest(tf.test.TestCase):
   def _teacher_and_random_frames(self, seed: int, batch_size: int):
     """A random teacher, uint8 frames ``[batch_size, 84, 84, 4]`` and its log-probs."""
     tf.random.set_seed(seed)
-    teacher = st.AtariTeacher(3)
+    teacher = networks.AtariTeacher(3)
     frames = tf.cast(tf.random.stateless_uniform([batch_size, 84, 84, 4], [0, seed],
                                                  maxval=255, dtype=tf.int32), tf.uint8)
     return teacher, frames, tf.nn.log_softmax(teacher(frames))
 
   def test_tiny_end_to_end_both_methods_and_resume(self):
     tf.random.set_seed(0)
-    teacher = st.AtariTeacher(3)
+    teacher = networks.AtariTeacher(3)
     root = self.create_tempdir().full_path
     data_path = os.path.join(root, "pong.npz")
     _synthetic_dataset(data_path, teacher)

@@ -9,6 +9,7 @@ import sys
 import tensorflow as tf
 
 import sobolev_tf as st
+from sobolev_tf.atari import networks
 from configs import distill as distill_configs
 from sobolev_tf.atari import distill_grid
 from tests.atari.test_distill import _synthetic_dataset
@@ -20,7 +21,7 @@ class GridTest(tf.test.TestCase):
 
   def test_grid_selects_on_validation_resumes_and_reports(self):
     tf.random.set_seed(0)
-    teacher = st.AtariTeacher(3)
+    teacher = networks.AtariTeacher(3)
     root = self.create_tempdir().full_path
     data_dir = os.path.join(root, "data")
     os.makedirs(data_dir)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 import sobolev_tf as st
+from sobolev_tf.atari import networks
 from sobolev_tf.atari import export
 from sobolev_tf.atari import games
 from sobolev_tf.atari import train_teacher
@@ -42,7 +43,7 @@ class ExportTest(tf.test.TestCase):
 
   def test_export_reload_in_plain_tensorflow_and_play(self):
     tf.random.set_seed(0)
-    student = st.AtariStudent(3)
+    student = networks.AtariStudent(3)
     path = os.path.join(self.create_tempdir().full_path, "policy")
     export.export_policy(student, "pong", 3, path)
     self.assertFalse(os.path.exists(path + ".tmp"))

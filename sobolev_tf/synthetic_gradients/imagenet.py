@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from sobolev_tf import data
+from sobolev_tf.synthetic_gradients import data
 
 __all__ = ["ONE_MODULE_SPLITS", "THREE_MODULE_SPLITS", "split_resnet50", "load_imagenet"]
 

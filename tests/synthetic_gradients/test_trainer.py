@@ -18,12 +18,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import synthetic_gradients as sg_configs
-from sobolev_tf import imagenet
-from sobolev_tf import sg_trainer
-from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.synthetic_gradients import imagenet
+from sobolev_tf.synthetic_gradients import trainer as sg_trainer
+from sobolev_tf.synthetic_gradients import methods as sg
 from tests import multiprocess
 
-REPO = os.path.join(os.path.dirname(__file__), "..")
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def quick_config(method: str, variant: str = "quick", **overrides):
@@ -130,7 +130,7 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
 class ChiefTest(tf.test.TestCase):
 
   def test_is_chief(self):
-    from sobolev_tf import distribute  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.synthetic_gradients import distribute  # pylint: disable=g-import-not-at-top
     cases = [(None, True),
              ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 0}}, True),
              ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 1}}, False),
@@ -192,7 +192,7 @@ if len(sys.argv) > 3:  # Logical CPU devices for a one-machine MirroredStrategy.
       cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[3]))
 sys.path.insert(0, os.getcwd())
 from configs import synthetic_gradients as sg_configs
-from sobolev_tf import sg_trainer
+from sobolev_tf.synthetic_gradients import trainer as sg_trainer
 config = sg_configs.get_config("quick")
 config.update(method="sobolev", batch_norm=False, strategy=sys.argv[2], num_steps=3,
               steps_per_call=1, eval_every=3)

@@ -5,9 +5,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from sobolev_tf import cifar
+from sobolev_tf.synthetic_gradients import cifar
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tensorflow_datasets")
+DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "tensorflow_datasets")
 
 
 class CifarTest(tf.test.TestCase):

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from sobolev_tf import data
+from sobolev_tf.synthetic_gradients import data
 
 __all__ = ["PAPER_WIDTHS", "PAPER_STRIDES", "PAPER_SPLITS", "split_network", "load_cifar10",
            "ConvBlock"]

@@ -21,12 +21,12 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from sobolev_tf import cifar
-from sobolev_tf import distribute
-from sobolev_tf import imagenet
-from sobolev_tf import io
-from sobolev_tf import optimizers
-from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.synthetic_gradients import cifar
+from sobolev_tf.synthetic_gradients import distribute
+from sobolev_tf.synthetic_gradients import imagenet
+from sobolev_tf import files
+from sobolev_tf.synthetic_gradients import optimizers
+from sobolev_tf.synthetic_gradients import methods as sg
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["DATASETS", "build_model", "make_datasets", "make_evaluator", "train_and_evaluate"]
@@ -187,7 +187,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief else None
   curve_path = os.path.join(workdir, "curve.csv")
   if chief and not os.path.exists(curve_path):
-    io.write_text_atomic(curve_path, ",".join(CURVE_COLUMNS) + "\n")
+    files.write_text_atomic(curve_path, ",".join(CURVE_COLUMNS) + "\n")
   # Wall time accumulates over resumed segments (a killed segment's time after
   # its last evaluation is not counted).
   previous_seconds = _last_wall_seconds(curve_path) if chief else 0.0
@@ -251,7 +251,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                finished=step >= config.num_steps, replicas=replicas,
                **{k: float(v) for k, v in result.items()}, train_loss=metrics.get("loss"))
   if chief and final["finished"]:
-    io.write_text_atomic(os.path.join(workdir, "result.json"),
+    files.write_text_atomic(os.path.join(workdir, "result.json"),
                          json.dumps(dict(final, config=config.to_dict()), indent=1,
                                     default=str))
   if not chief:

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
-from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.synthetic_gradients import methods as sg
 
 
 def _tiny(seed=0):
@@ -74,7 +74,7 @@ class MethodsTest(tf.test.TestCase, parameterized.TestCase):
   def test_targets_with_batch_norm_are_the_backprop_gradient(self):
     # BatchNorm in training mode couples examples: the target of example i is
     # d(sum_j L_j)/dh_i = B dL/dh_i, which differs from the per-example dL_i/dh_i.
-    from sobolev_tf import cifar  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.synthetic_gradients import cifar  # pylint: disable=g-import-not-at-top
     tf.random.set_seed(0)
     parts = cifar.split_network(widths=(4, 4, 4), strides=(1, 2, 1), splits=(1,),
                                 num_classes=3, batch_norm=True)
@@ -244,7 +244,7 @@ _MIRRORED_SCRIPT = r"""
 import numpy as np, sonnet as snt, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from sobolev_tf import synthetic_gradients as sg
+from sobolev_tf.synthetic_gradients import methods as sg
 
 def build():
   tf.random.set_seed(0)
@@ -282,6 +282,6 @@ class DistributedTest(tf.test.TestCase):
     import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     out = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
-                         text=True, env=env, cwd=os.path.join(os.path.dirname(__file__), ".."))
+                         text=True, env=env, cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
     self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
     self.assertIn("SAME", out.stdout)

@@ -1,0 +1,10 @@
+"""Section 4.3 and SM section 4: synthetic gradients from Sobolev-trained loss critics.
+
+* ``methods``: backprop, noprop, direct SG, VFBN, critic and Sobolev as one parameterised
+  step (``SyntheticGradientStep``), the SG modules and their eq. 1 objective;
+* ``trainer``: ``train_and_evaluate(config, workdir)`` on ``tf.distribute``, resumable;
+* ``cifar``, ``imagenet``, ``data``: the SM 4.2 / 4.3 networks split into parts and their
+  input pipelines;
+* ``distribute``, ``optimizers``: the data-parallel strategies and the strategy-agnostic
+  optimisers the trainer uses.
+"""
