@@ -61,7 +61,12 @@ class StackedMLP(snt.Module):
     h = x
     last = len(self.weights) - 1
     for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-      h = tf.matmul(h, w) + b
+      if self.num_models == 1:
+        # A 2-D matmul: TF 2.21's oneDNN batched matmul with a batch of one crashes
+        # (segfault) in the third-order gradients of second-order Sobolev training.
+        h = tf.matmul(h[0], w[0])[None] + b
+      else:
+        h = tf.matmul(h, w) + b
       if i < last:
         h = self.activation(h)
     return h[..., 0]

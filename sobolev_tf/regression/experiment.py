@@ -42,17 +42,27 @@ from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["METHODS", "Run", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
+__all__ = ["METHODS", "Method", "Run", "grid_runs", "train_and_evaluate", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
            "write_csv", "read_csv", "group_runs"]
 
-# method -> (activation name, derivative order, gradient target source)
-METHODS: Dict[str, tuple] = {
-    "regular": ("relu", 0, None),
-    "sobolev": ("relu", 1, "analytic"),
-    "stochastic": ("relu", 1, "analytic"),
-    "finite_difference": ("relu", 1, "finite_difference"),
-    "sobolev2": ("softplus", 2, "analytic"),
-    "regular_softplus": ("softplus", 0, None),
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A regression method: its network's activation, the derivative order it matches,
+  where its gradient targets come from (None for regular training), and whether it
+  matches random projections (eq. 2) instead of full gradients."""
+  activation: str
+  order: int
+  gradient_targets: Optional[str] = None  # "analytic" or "finite_difference".
+  stochastic: bool = False
+
+
+METHODS: Dict[str, Method] = {
+    "regular": Method("relu", 0),
+    "sobolev": Method("relu", 1, "analytic"),
+    "stochastic": Method("relu", 1, "analytic", stochastic=True),
+    "finite_difference": Method("relu", 1, "finite_difference"),
+    "sobolev2": Method("softplus", 2, "analytic"),
+    "regular_softplus": Method("softplus", 0),
 }
 ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus}
 CSV_COLUMNS = ("function", "num_train", "method", "seed", "test_mse", "test_grad_mse",
@@ -107,8 +117,7 @@ def make_data(run: Run, num_test: int = 10_000, fd_step: float = 1e-3) -> Dict[s
   x_test = lo + (hi - lo) * np.random.default_rng(_data_seed(run, 1)).uniform(size=(num_test, 2))
   y_train, dy_train = fn.value_and_gradient(x_train)
   y_test, dy_test = fn.value_and_gradient(x_test)
-  _, _, source = METHODS[run.method]
-  if source == "finite_difference":
+  if METHODS[run.method].gradient_targets == "finite_difference":
     # Step relative to the domain, per axis: h = fd_step * width.
     scaled = lambda z: fn(z * width) * 1.0
     _, jac = losses.finite_difference_derivatives(scaled, x_train / width, order=1,
@@ -116,7 +125,7 @@ def make_data(run: Run, num_test: int = 10_000, fd_step: float = 1e-3) -> Dict[s
     dy_train = jac / width
   data = dict(x_train=x_train, y_train=y_train, dy_train=dy_train, x_test=x_test,
               y_test=y_test, dy_test=dy_test)
-  if METHODS[run.method][1] >= 2:
+  if METHODS[run.method].order >= 2:
     data["d2y_train"] = _hessian_by_central_differences(fn.gradient, x_train,
                                                          fd_step * float(width.min()))
   for k, v in data.items():
@@ -129,8 +138,8 @@ def group_runs(runs: Iterable[Run]) -> Dict[tuple, List[Run]]:
   """Runs that can share one StackedMLP: same size, activation and derivative order."""
   groups = collections.defaultdict(list)
   for run in sorted(runs):
-    activation, order, _ = METHODS[run.method]
-    groups[(run.num_train, activation, order)].append(run)
+    method = METHODS[run.method]
+    groups[(run.num_train, method.activation, method.order)].append(run)
   return dict(groups)
 
 
@@ -152,8 +161,8 @@ class _Group:
   def __init__(self, runs: Sequence[Run], config):
     self.runs = list(runs)
     self.config = config
-    activation, _, _ = METHODS[runs[0].method]
-    self.order = max(METHODS[r.method][1] for r in runs)
+    activation = METHODS[runs[0].method].activation
+    self.order = max(METHODS[r.method].order for r in runs)
     datas = [make_data(r, config.num_test, config.fd_step) for r in runs]
     self.scalers = [_scaler(r, d, config.standardize) for r, d in zip(runs, datas)]
 
@@ -168,9 +177,9 @@ class _Group:
     self.test = {k: np.stack([d[k] for d in datas]) for k in ("x_test", "y_test", "dy_test")}
     self.x_train = np.stack([d["x_train"] for d in datas])
     methods = [run.method for run in runs]
-    self.w1 = tf.constant([float(METHODS[m][1] >= 1) for m in methods])
-    self.w2 = tf.constant([float(METHODS[m][1] >= 2) for m in methods])
-    self.stochastic = tf.constant([m == "stochastic" for m in methods])
+    self.w1 = tf.constant([float(METHODS[m].order >= 1) for m in methods])
+    self.w2 = tf.constant([float(METHODS[m].order >= 2) for m in methods])
+    self.stochastic = tf.constant([METHODS[m].stochastic for m in methods])
     self.model = ensemble.StackedMLP([run.seed for run in runs],
                                      hidden_sizes=tuple(config.hidden_sizes),
                                      activation=ACTIVATIONS[activation])
@@ -219,7 +228,7 @@ class _Group:
     per_example = losses.sobolev_terms(tensors, targets, partial_weights=weights)
     value = per_model(per_example["value"])
     full = per_model(per_example["derivative_1"])
-    if any(run.method == "stochastic" for run in self.runs):
+    if any(METHODS[run.method].stochastic for run in self.runs):
       # Eq. 2 on the same scaled gradients; one stream per model (not per stack), so a
       # model trains the same alone.
       v = tf.concat([derivatives.random_unit_vectors([b, 2], tf.stack([key + 1, step]))
@@ -299,18 +308,18 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   curve (``curve``: list of (step, test_mse, test_grad_mse)).
   """
   group = _Group(runs, config)
-  name = _group_name((runs[0].num_train, METHODS[runs[0].method][0], group.order))
+  name = _group_name((runs[0].num_train, METHODS[runs[0].method].activation, group.order))
   ckpt = tf.train.Checkpoint(model=group.model, optimizer=group.optimizer, step=group.step)
   manager = None
   curves: Dict[int, list] = {i: [] for i in range(len(runs))}
   state_path = None
   elapsed = 0.0
   if workdir:
-    gdir = os.path.join(workdir, "checkpoints", name)
-    manager = tf.train.CheckpointManager(ckpt, gdir, max_to_keep=1)
-    state_path = os.path.join(gdir, "curves.json")
+    checkpoint_dir = os.path.join(workdir, "checkpoints", name)
+    manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=1)
+    state_path = os.path.join(checkpoint_dir, "curves.json")
     if manager.latest_checkpoint:
-      hint = f"Delete {gdir} to start this group again."
+      hint = f"Delete {checkpoint_dir} to start this group again."
       restore_checkpoint(ckpt, manager.latest_checkpoint, hint)
       try:
         with open(state_path) as f:
@@ -357,12 +366,12 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
                         steps=config.num_steps, wall_seconds=elapsed / len(runs),
                         curve=curves[i]))
   if workdir and config.grid_resolution:
-    gdir = os.path.join(workdir, "grids")
-    os.makedirs(gdir, exist_ok=True)
+    grid_dir = os.path.join(workdir, "grids")
+    os.makedirs(grid_dir, exist_ok=True)
     for i, r in enumerate(runs):
       if r.seed == min(x.seed for x in runs) and r.num_train in tuple(config.plot_sizes):
         gx, gy, pred, grad = group.predict_grid(i, config.grid_resolution)
-        path = os.path.join(gdir, f"{r.function}_{r.num_train}_{r.method}.npz")
+        path = os.path.join(grid_dir, f"{r.function}_{r.num_train}_{r.method}.npz")
         save_npz_atomic(path, gx=gx, gy=gy, pred=pred, grad=grad, x_train=group.x_train[i])
   return results
 
@@ -403,3 +412,54 @@ def read_csv(path: str) -> List[dict]:
         row[k] = float(row[k])
       rows.append(row)
   return rows
+
+
+def _names(values):
+  """A config list; ``--config.extra_methods=`` (empty) parses as ('',)."""
+  return [v for v in values if v != ""]
+
+
+def grid_runs(config) -> List[Run]:
+  """Every run of the config: functions x sizes x methods x seeds, and the second-order ones."""
+  methods = _names(config.methods) + _names(config.extra_methods)
+  runs = [Run(f, n, m, s) for f in config.functions for n in config.sizes
+          for m in methods for s in config.seeds]
+  runs += [Run(f, n, m, s) for f in config.functions for n in config.second_order_sizes
+           for m in _names(config.second_order_methods) for s in config.seeds]
+  return runs
+
+
+def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> list:
+  """Trains the grid of ``config`` (resuming from ``workdir``) and writes its report.
+
+  ``output_dir`` receives figure2.csv, figure2.md, figure2.png, curves.png,
+  <function>.png and piecewise_linear.png; ``command`` is quoted in figure2.md.
+  """
+  from sobolev_tf.regression import report  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  results = run_grid(grid_runs(config), config, workdir)
+  wall = time.time() - start
+  write_csv(results, os.path.join(output_dir, "figure2.csv"))
+  config_name = command.split("--config=")[-1].split()[0] if "--config=" in command else \
+      "configs/regression.py (default)"
+  header = [
+      "# Figure 2: regression on the seven optimisation benchmarks (section 4.1)", "",
+      f"Command: `{command}`  ",
+      f"Config: `{config_name}`: lr {config.learning_rate}, {config.num_steps} steps, batch "
+      f"{config.batch_size} (full batch below), standardised inputs/outputs: "
+      f"{config.standardize}, seeds {list(config.seeds)}, test points {config.num_test}.  ",
+      f"Wall time of this invocation: {wall / 60:.1f} min on this machine "
+      "(2 CPU cores; a resumed run counts only its own part). Per-model wall_seconds in the "
+      "CSV is its group's training time divided by the group's size.", "",
+      "Test MSE is in the functions' original units. Each cell aggregates the seeds; "
+      "see figure2.csv for every run and curves.png for the learning curves.",
+  ]
+  report.write_markdown(results, os.path.join(output_dir, "figure2.md"), header)
+  report.plot_figure2(results, os.path.join(output_dir, "figure2.png"),
+                      title=f"{config_name}; bars: mean log10 test MSE, error bars: std over seeds")
+  report.plot_curves(results, os.path.join(output_dir, "curves.png"))
+  for f in config.functions:
+    report.plot_function(f, os.path.join(workdir, "grids"), os.path.join(output_dir, f"{f}.png"))
+  report.plot_piecewise_linear(os.path.join(output_dir, "piecewise_linear.png"))
+  print(f"wrote {output_dir} in {wall / 60:.1f} min")
+  return results

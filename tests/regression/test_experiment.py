@@ -55,6 +55,24 @@ class ObjectiveTest(tf.test.TestCase):
         self.assertAllClose(terms["loss"][i], total, rtol=1e-5)
 
 
+class TrainAndEvaluateTest(tf.test.TestCase):
+
+  def test_tiny_grid_writes_the_report(self):
+    config = tiny_config(functions=("booth",), sizes=(20,), seeds=(0,), num_steps=100,
+                         eval_steps=(), second_order_sizes=(20,),
+                         second_order_methods=("sobolev2",))
+    self.assertEqual([r.method for r in experiment.grid_runs(config)],
+                     ["regular", "sobolev", "sobolev2"])
+    output = self.create_tempdir().full_path
+    results = experiment.train_and_evaluate(config, self.create_tempdir().full_path, output,
+                                            "python scripts/reproduce_figure2.py")
+    self.assertLen(results, 3)
+    for name in ("figure2.csv", "figure2.md", "figure2.png", "curves.png"):
+      self.assertTrue(os.path.exists(os.path.join(output, name)), name)
+    with open(os.path.join(output, "figure2.md")) as f:
+      self.assertIn("Command: `python scripts/reproduce_figure2.py`", f.read())
+
+
 class DataTest(tf.test.TestCase):
 
   def test_subsets_shared_test_set_and_finite_differences(self):
