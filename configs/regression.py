@@ -55,7 +55,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.log_every = 0
   config.jit_compile = False
   config.fd_step = 1e-3                   # Finite differences: h = 1e-3 x domain width.
-  config.checkpoint_seconds = 120
+  config.checkpoint_minutes = 2.0
   config.grid_resolution = 41             # Figures 3, 5-11 (0 to skip).
   config.plot_sizes = (20, 100)
 

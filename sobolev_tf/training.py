@@ -6,6 +6,7 @@ step of the paper's small regression network, so loops run inside the graph.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Dict, Optional
 
 import sonnet as snt
@@ -13,7 +14,7 @@ import tensorflow as tf
 
 from sobolev_tf import losses
 
-__all__ = ["multi_step", "fit_full_batch", "restore_checkpoint"]
+__all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "PeriodicCheckpointer"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -108,3 +109,28 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "
     status.expect_partial()
   except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
     raise ValueError(f"Corrupt or incompatible checkpoint {path}: {e}. {hint}".strip()) from e
+
+
+class PeriodicCheckpointer:
+  """Calls ``save(step)`` at most every ``minutes`` of wall time, or when forced.
+
+  The one checkpointing rhythm of every trainer (``config.checkpoint_minutes``):
+  a killed run loses at most that much work. ``save`` writes the
+  ``tf.train.CheckpointManager`` checkpoint and whatever state goes with it.
+  """
+
+  def __init__(self, save: Callable[[int], None], minutes: float):
+    if not minutes >= 0:
+      raise ValueError(f"checkpoint_minutes must be >= 0, got {minutes!r}.")
+    self._save = save
+    self._period = 60.0 * minutes
+    self._last = time.time()
+
+  def maybe_save(self, step: int, force: bool = False) -> bool:
+    """Saves if forced or if the period has passed since the last save; True if it saved."""
+    if not force and time.time() - self._last <= self._period:
+      return False
+    self._save(step)
+    self._last = time.time()
+    return True
+

@@ -77,3 +77,17 @@ class NetsTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+class PeriodicCheckpointerTest(tf.test.TestCase):
+
+  def test_period_force_and_errors(self):
+    saved = []
+    every_call = st.training.PeriodicCheckpointer(saved.append, minutes=0.0)
+    self.assertTrue(every_call.maybe_save(1))
+    hourly = st.training.PeriodicCheckpointer(saved.append, minutes=60.0)
+    self.assertFalse(hourly.maybe_save(2))
+    self.assertTrue(hourly.maybe_save(3, force=True))
+    self.assertEqual(saved, [1, 3])
+    with self.assertRaisesRegex(ValueError, "checkpoint_minutes must be >= 0"):
+      st.training.PeriodicCheckpointer(saved.append, minutes=-1.0)

@@ -24,6 +24,7 @@ from sobolev_tf import losses
 from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
 from sobolev_tf.files import write_text_atomic
+from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "DERIVATIVE_LOSSES", "Distiller", "train_and_evaluate", "load_student"]
@@ -218,7 +219,15 @@ def train_and_evaluate(config, workdir: str,
   if cache is not None:  # Rows of the cache are positions in splits.train.
     train_set["teacher_jacobians"] = tf.constant(cache)
     del cache
-  last_ckpt = start_time = last_log = time.time()
+  start_time = last_log = time.time()
+
+  def save(step):
+    nonlocal start_time
+    seconds.assign_add(time.time() - start_time)
+    start_time = time.time()
+    manager.save(checkpoint_number=step)
+
+  checkpointer = PeriodicCheckpointer(save, config.checkpoint_minutes)
   last_log_step = int(distiller.step.numpy())
   metrics = {}
   while int(distiller.step.numpy()) < config.num_steps:
@@ -238,11 +247,7 @@ def train_and_evaluate(config, workdir: str,
           f"{float(metrics['total']):.4f} {rate:.1f} steps/s (with evaluation) {curves[-1]}")
       last_log, last_log_step = time.time(), step
       write_text_atomic(curves_path, "\n".join(curves) + "\n")
-    if time.time() - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
-      seconds.assign_add(time.time() - start_time)
-      start_time = time.time()
-      manager.save(checkpoint_number=step)
-      last_ckpt = time.time()
+    checkpointer.maybe_save(step, force=step == config.num_steps)
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,
                learning_rate=config.learning_rate, seed=config.seed,

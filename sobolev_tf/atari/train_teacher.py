@@ -21,6 +21,7 @@ import tensorflow as tf
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
 from sobolev_tf.files import write_text_atomic
+from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "learning_rate_at",
@@ -182,7 +183,9 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
   obs = env.reset()
   n, t_len = config.num_envs, config.rollout_length
   recent = []
-  start_time = last_log = last_ckpt = time.time()
+  start_time = last_log = time.time()
+  checkpointer = PeriodicCheckpointer(
+      lambda f: manager.save(checkpoint_number=f), config.checkpoint_minutes)
   start_frames = int(frames.numpy())
   metrics = {}
   with open(episodes_path, "a") as episodes_file:
@@ -227,9 +230,7 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
           for k, v in metrics.items():
             tf.summary.scalar(k, v)
         last_log = now
-      if now - last_ckpt > config.checkpoint_minutes * 60:
-        manager.save(checkpoint_number=int(frames.numpy()))
-        last_ckpt = now
+      checkpointer.maybe_save(int(frames.numpy()))
   manager.save(checkpoint_number=int(frames.numpy()))
   env.close()
   return dict(frames=int(frames.numpy()),

@@ -40,6 +40,7 @@ from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
+from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "Method", "Run", "grid_runs", "train_and_evaluate", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
@@ -335,7 +336,8 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
                      f"steps_per_call ({spc}).")
   run = multi_step(group.train_step, spc, jit_compile=config.jit_compile)
   eval_steps = set(int(s) for s in config.eval_steps if s <= config.num_steps) | {config.num_steps}
-  last_save = time.time()
+  checkpointer = manager and PeriodicCheckpointer(
+      lambda step: _save(manager, state_path, curves, elapsed), config.checkpoint_minutes)
   while int(group.step.numpy()) < config.num_steps:
     t0 = time.time()
     start = int(group.step.numpy())
@@ -353,10 +355,8 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
     elif config.log_every and step % config.log_every == 0:
       log(f"[{name}] step {step:7d}/{config.num_steps} loss {float(metrics['loss']):.4g} "
           f"{spc / dt:7.0f} steps/s")
-    if manager and (time.time() - last_save > config.checkpoint_seconds
-                    or step >= config.num_steps):
-      _save(manager, state_path, curves, elapsed)
-      last_save = time.time()
+    if checkpointer:
+      checkpointer.maybe_save(step, force=step >= config.num_steps)
   final = group.evaluate()
   results = []
   for i, r in enumerate(runs):

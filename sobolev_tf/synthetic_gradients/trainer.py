@@ -27,6 +27,7 @@ from sobolev_tf.synthetic_gradients import imagenet
 from sobolev_tf import files
 from sobolev_tf.synthetic_gradients import optimizers
 from sobolev_tf.synthetic_gradients import methods as sg
+from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["DATASETS", "build_model", "make_datasets", "make_evaluator", "train_and_evaluate"]
@@ -192,7 +193,9 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   # its last evaluation is not counted).
   previous_seconds = _last_wall_seconds(curve_path) if chief else 0.0
   step = start_step
-  start_time = last_ckpt = time.time()
+  start_time = time.time()
+  checkpointer = PeriodicCheckpointer(
+      lambda step: manager.save(checkpoint_number=step), config.checkpoint_minutes)
   last_log = 0.0
   metrics: Dict[str, float] = {}
   result: Dict = {}
@@ -239,9 +242,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
       last_log = now
     if step % config.eval_every == 0 or step == config.num_steps:
       result = record_evaluation()
-    if now - last_ckpt > config.checkpoint_minutes * 60 or step == config.num_steps:
-      manager.save(checkpoint_number=step)
-      last_ckpt = time.time()
+    checkpointer.maybe_save(step, force=step == config.num_steps)
   if step < config.num_steps:  # Stopped by max_seconds.
     manager.save(checkpoint_number=step)
   elif not result:  # Resumed after the last step: evaluate again for the result.

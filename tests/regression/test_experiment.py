@@ -20,7 +20,7 @@ def tiny_config(**overrides):
   config.num_test = 500
   config.grid_resolution = 0
   config.learning_rate = 3e-3
-  config.checkpoint_seconds = 0
+  config.checkpoint_minutes = 0.0
   for k, v in overrides.items():
     config[k] = v
   return config
