@@ -5,7 +5,7 @@ from setuptools import setup
 
 setup(
     name="sobolev-tf",
-    version="0.1.0",
+    version="0.2.0",
     description=("Sobolev Training for Neural Networks (Czarnecki et al., NeurIPS 2017): "
                  "derivative-matching losses and the paper's experiments in TF2."),
     long_description=open("README.md").read(),

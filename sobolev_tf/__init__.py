@@ -30,7 +30,22 @@ from sobolev_tf.serving import export_with_derivatives
 from sobolev_tf.training import fit_full_batch
 from sobolev_tf.training import multi_step
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Names that moved in 0.2.0, with where they are now: an error that says so.
+_MOVED = {
+    "regression_mlp": "sobolev_tf.regression.regression_mlp",
+    "AtariTeacher": "sobolev_tf.atari.networks.AtariTeacher",
+    "AtariStudent": "sobolev_tf.atari.networks.AtariStudent",
+    "StridedConv2D": "sobolev_tf.atari.networks.StridedConv2D",
+    "squared_error": "sobolev_tf.squared_l2 (the same function)",
+}
+
+
+def __getattr__(name):
+  if name in _MOVED:
+    raise AttributeError(f"sobolev_tf.{name} moved in 0.2.0: use {_MOVED[name]}.")
+  raise AttributeError(f"module 'sobolev_tf' has no attribute {name!r}")
 
 __all__ = [
     "DERIVATIVE_LOSSES", "DerivativeBalance", "SobolevModel",

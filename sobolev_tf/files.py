@@ -36,7 +36,13 @@ def write_text_atomic(path: str, text: str) -> None:
 
 
 def save_figure_atomic(fig, path: str, **savefig_kwargs) -> str:
-  """``fig.savefig(path, **kwargs)`` through a temporary file and a rename."""
+  """``fig.savefig(path, **kwargs)`` through a temporary file and a rename.
+
+  The format is that of ``path``'s extension (PNG without one), given explicitly
+  so that the temporary name does not decide it.
+  """
+  fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+  savefig_kwargs.setdefault("format", fmt)
   return write_atomic(path, lambda tmp: fig.savefig(tmp, **savefig_kwargs))
 
 
@@ -44,7 +50,12 @@ def save_npz_atomic(path: str, compressed: bool = False, **arrays) -> str:
   """``np.savez[_compressed](path, **arrays)`` through a temporary file and a rename."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   save = np.savez_compressed if compressed else np.savez
-  return write_atomic(path, lambda tmp: save(tmp, **arrays))
+
+  def write(tmp):
+    with open(tmp, "wb") as f:  # A file object: np.savez appends no ".npz" to it.
+      save(f, **arrays)
+
+  return write_atomic(path, write)
 
 
 # What tf.saved_model.save (and Keras) put in a SavedModel directory.

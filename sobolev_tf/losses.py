@@ -213,6 +213,13 @@ def sobolev_terms(predictions: Sequence[tf.Tensor], targets: Sequence[Optional[t
                      f"{len(predictions)} and {len(targets)} entries.")
   loss_fns = _resolve_losses(derivative_loss, order, "predictions")
   partial_weights = list(partial_weights) if partial_weights is not None else [None] * order
+  if len(partial_weights) != order:
+    raise ValueError(f"partial_weights has {len(partial_weights)} entries for {order} "
+                     "derivative orders; give one per order (None for unweighted).")
+  for k, (fn, w) in enumerate(zip(loss_fns, partial_weights), start=1):
+    if w is not None and not _accepts_weights(fn):
+      raise ValueError(f"derivative_loss of order {k} must accept weights= to use "
+                       "per-partial weights.")
   terms = {}
   if targets[0] is not None:
     if value_loss in _SAME_SHAPE_LOSSES:  # Others, e.g. sparse cross-entropy, check their own.
@@ -473,6 +480,9 @@ def sobolev_loss(
       value_target = teacher_tensors[0] if value_weight else None
       target_derivs = teacher_tensors[1:]
     if balance is not None:
+      if partial_weights[0] is not None:
+        checks.check_same_shape(target_derivs[0], partial_weights[0], "targets 'dy_weight'",
+                                "derivative of order 1")
       scale = balance.weights_like(model_tensors[1])
       partial_weights[0] = scale if partial_weights[0] is None else partial_weights[0] * scale
     per_example = sobolev_terms(model_tensors, [value_target] + list(target_derivs),

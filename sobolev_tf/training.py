@@ -124,13 +124,13 @@ class PeriodicCheckpointer:
       raise ValueError(f"checkpoint_minutes must be >= 0, got {minutes!r}.")
     self._save = save
     self._period = 60.0 * minutes
-    self._last = time.time()
+    self._last = time.monotonic()
 
   def maybe_save(self, step: int, force: bool = False) -> bool:
     """Saves if forced or if the period has passed since the last save; True if it saved."""
-    if not force and time.time() - self._last <= self._period:
-      return False
+    if not force and self._period and time.monotonic() - self._last <= self._period:
+      return False  # A period of 0 saves every time.
     self._save(step)
-    self._last = time.time()
+    self._last = time.monotonic()
     return True
 

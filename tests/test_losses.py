@@ -310,6 +310,38 @@ class WeightsTest(tf.test.TestCase, parameterized.TestCase):
                       derivative_loss=lambda t, p: tf.reduce_sum(tf.abs(t - p), axis=1))
 
 
+class SobolevTermsTest(tf.test.TestCase):
+  """The pure per-example core: hand computation, and its errors."""
+
+  def test_per_example_terms_by_hand(self):
+    rng = np.random.default_rng(7)
+    pred = [tf.constant(rng.normal(size=s), tf.float32) for s in ((4,), (4, 2), (4, 2, 2))]
+    targ = [tf.constant(rng.normal(size=s), tf.float32) for s in ((4,), (4, 2), (4, 2, 2))]
+    w = tf.constant(rng.uniform(0, 2, (4, 2, 2)), tf.float32)
+    terms = st.sobolev_terms(pred, targ, derivative_loss=["squared_l2", "l1"],
+                             partial_weights=[None, w])
+    p, t = [a.numpy() for a in pred], [a.numpy() for a in targ]
+    self.assertAllClose(terms["value"], (p[0] - t[0])**2)
+    self.assertAllClose(terms["derivative_1"], np.sum((p[1] - t[1])**2, axis=1))
+    self.assertAllClose(terms["derivative_2"], np.sum(w.numpy() * np.abs(p[2] - t[2]), (1, 2)))
+    no_value = st.sobolev_terms(pred[:2], [None, targ[1]])
+    self.assertEqual(set(no_value), {"derivative_1"})
+
+  def test_errors(self):
+    v, g = tf.zeros([3]), tf.zeros([3, 2])
+    with self.assertRaisesRegex(ValueError, "both be \\[value, D\\^1"):
+      st.sobolev_terms([v, g], [v])
+    with self.assertRaisesRegex(ValueError, "partial_weights has 2 entries for 1"):
+      st.sobolev_terms([v, g], [v, g], partial_weights=[None, None])
+    with self.assertRaisesRegex(ValueError, "must accept weights="):
+      st.sobolev_terms([v, g], [v, g], derivative_loss=lambda t, p: t[:, 0] - p[:, 0],
+                       partial_weights=[tf.ones([3, 2])])
+    with self.assertRaisesRegex(ValueError, r"order 1 has shape \(3, 1\)"):
+      st.sobolev_terms([v, g], [v, g[:, :1]])
+    with self.assertRaisesRegex(AttributeError, "moved in 0.2.0: use sobolev_tf.squared_l2"):
+      st.squared_error  # pylint: disable=pointless-statement
+
+
 class ProjectedTargetsTest(tf.test.TestCase, parameterized.TestCase):
   """Targets given already projected: their form is declared, never guessed from ranks."""
 

@@ -75,10 +75,6 @@ class NetsTest(tf.test.TestCase):
       networks.AtariStudent(0)
 
 
-if __name__ == "__main__":
-  tf.test.main()
-
-
 class PeriodicCheckpointerTest(tf.test.TestCase):
 
   def test_period_force_and_errors(self):
@@ -91,3 +87,7 @@ class PeriodicCheckpointerTest(tf.test.TestCase):
     self.assertEqual(saved, [1, 3])
     with self.assertRaisesRegex(ValueError, "checkpoint_minutes must be >= 0"):
       st.training.PeriodicCheckpointer(saved.append, minutes=-1.0)
+
+
+if __name__ == "__main__":
+  tf.test.main()

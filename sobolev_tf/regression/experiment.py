@@ -449,8 +449,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
       f"{config.batch_size} (full batch below), standardised inputs/outputs: "
       f"{config.standardize}, seeds {list(config.seeds)}, test points {config.num_test}.  ",
       f"Wall time of this invocation: {wall / 60:.1f} min on this machine "
-      "(2 CPU cores; a resumed run counts only its own part). Per-model wall_seconds in the "
-      "CSV is its group's training time divided by the group's size.", "",
+      f"({os.cpu_count()} CPU cores; a resumed run counts only its own part). Per-model "
+      "wall_seconds in the CSV is its group's training time divided by the group's size.", "",
       "Test MSE is in the functions' original units. Each cell aggregates the seeds; "
       "see figure2.csv for every run and curves.png for the learning curves.",
   ]

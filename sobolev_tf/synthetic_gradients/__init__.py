@@ -8,3 +8,15 @@
 * ``distribute``, ``optimizers``: the data-parallel strategies and the strategy-agnostic
   optimisers the trainer uses.
 """
+
+from sobolev_tf.synthetic_gradients.methods import DirectSG
+from sobolev_tf.synthetic_gradients.methods import label_gradient
+from sobolev_tf.synthetic_gradients.methods import LOSS_PREDICTOR_METHODS
+from sobolev_tf.synthetic_gradients.methods import LossPredictor
+from sobolev_tf.synthetic_gradients.methods import METHODS
+from sobolev_tf.synthetic_gradients.methods import module_loss
+from sobolev_tf.synthetic_gradients.methods import synthetic_gradient
+from sobolev_tf.synthetic_gradients.methods import SyntheticGradientStep
+
+__all__ = ["DirectSG", "label_gradient", "LOSS_PREDICTOR_METHODS", "LossPredictor", "METHODS",
+           "module_loss", "synthetic_gradient", "SyntheticGradientStep"]

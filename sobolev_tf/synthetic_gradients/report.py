@@ -117,6 +117,7 @@ def write_report(workdir: str, config_name: str, output: str, command: str) -> s
   ax.legend(fontsize=8)
   out = output
   save_figure_atomic(fig, out + ".png", dpi=100, bbox_inches="tight")
+  plt.close(fig)
   lines += ["", f"![test top-1 during training]({os.path.basename(out)}.png)", ""]
   write_text_atomic(out + ".md", "\n".join(lines))
   return "\n".join(lines)

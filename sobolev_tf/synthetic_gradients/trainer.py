@@ -1,7 +1,7 @@
 """Trainer of the synthetic-gradient experiments (section 4.3, Table 1) on ``tf.distribute``.
 
 One trainer for CIFAR-10 (SM 4.2) and ImageNet (SM 4.3) and all six methods
-(``synthetic_gradients.METHODS``). Training state (network, SG modules, both
+(``synthetic_gradients.methods.METHODS``). Training state (network, SG modules, both
 optimisers with their step counters) lives in a ``tf.train.Checkpoint`` under
 ``workdir/checkpoints``; a killed run resumes at its last checkpoint, with the
 input pipeline reseeded from the resumed step (the same distribution of batches,

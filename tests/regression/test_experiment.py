@@ -54,6 +54,28 @@ class ObjectiveTest(tf.test.TestCase):
         self.assertAllClose(terms["derivative_1"][i], expected["derivative_1"], rtol=1e-5)
         self.assertAllClose(terms["loss"][i], total, rtol=1e-5)
 
+  def test_stochastic_and_second_order_terms_by_hand(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    config = tiny_config(batch_size=20)  # Full batch: no minibatch indices to replay.
+    for method in ("stochastic", "sobolev2"):
+      group = experiment._Group([experiment.Run("beale", 20, method, 0)], config)  # pylint: disable=protected-access
+      step = tf.constant(5, tf.int64)
+      terms = group.loss_terms(step)
+      f = group.model.per_example(20)
+      x, y, dy = group.train["x"][0], group.train["y"][0], group.train["dy"][0]
+      r = group.scalers[0].x_scale.astype(np.float32)
+      values, grad, *rest = st.derivative_tensors(f, x, group.order)
+      self.assertAllClose(terms["value"][0], np.mean((values - y)**2), rtol=1e-5)
+      if method == "stochastic":
+        v = st.random_unit_vectors([20, 2], tf.stack([group.model_keys[0] + 1, step]))
+        expected = np.mean(np.sum((grad - dy) / r * v, axis=1)**2)
+      else:
+        expected = np.mean(np.sum(((grad - dy) / r)**2, axis=1))
+        hess_error = (rest[0] - group.train["d2y"][0]) / (r[:, None] * r[None, :])
+        self.assertAllClose(terms["derivative_2"][0], np.mean(np.sum(hess_error**2, (1, 2))),
+                            rtol=1e-5)
+      self.assertAllClose(terms["derivative_1"][0], expected, rtol=1e-5)
+
 
 class TrainAndEvaluateTest(tf.test.TestCase):
 
