@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
-from typing import Callable
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["write_atomic", "write_text_atomic", "save_figure_atomic", "save_npz_atomic",
+__all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "save_figure_atomic", "save_npz_atomic",
            "write_saved_model_atomic", "check_saved_model_destination"]
 
 
@@ -56,6 +58,43 @@ def save_npz_atomic(path: str, compressed: bool = False, **arrays) -> str:
       save(f, **arrays)
 
   return write_atomic(path, write)
+
+
+def write_csv(path: str, rows: Sequence[Mapping], columns: Optional[Sequence[str]] = None) -> None:
+  """Rows (dicts) as a CSV file with a header, through a temporary file and a rename.
+
+  ``columns`` default to every key of any row, in order of appearance; a row
+  without a column leaves its cell empty. Numbers are written as ``str`` does
+  (shortest round-trip form), so ``read_csv`` gives them back exactly.
+  """
+  if columns is None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=list(columns), restval="", lineterminator="\n",
+                          extrasaction="raise")
+  writer.writeheader()
+  writer.writerows(rows)
+  write_text_atomic(path, text.getvalue())
+
+
+def read_csv(path: str, types: Optional[Mapping[str, Callable[[str], object]]] = None,
+             columns: Optional[Sequence[str]] = None) -> List[Dict]:
+  """The rows of a CSV file written by ``write_csv``, as dicts.
+
+  ``types`` converts named columns (the rest stay strings); empty cells are left
+  out of the row. With ``columns`` the header must be exactly those. Errors name
+  the file.
+  """
+  types = types or {}
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    if columns is not None and tuple(reader.fieldnames or ()) != tuple(columns):
+      raise ValueError(f"{path}: expected columns {','.join(columns)}, got "
+                       f"{','.join(reader.fieldnames or ())}.")
+    try:
+      return [{k: types.get(k, str)(v) for k, v in row.items() if v != ""} for row in reader]
+    except (KeyError, ValueError, TypeError) as e:
+      raise ValueError(f"Malformed CSV file {path}: {e!r}.") from e
 
 
 # What tf.saved_model.save (and Keras) put in a SavedModel directory.

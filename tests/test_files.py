@@ -34,6 +34,22 @@ class FilesTest(tf.test.TestCase):
       self.assertEqual(f.read(), "hello")
     self.assertEmpty([n for n in os.listdir(root) if ".tmp" in n])
 
+  def test_csv_round_trip_missing_cells_and_errors(self):
+    path = os.path.join(self.create_tempdir().full_path, "rows.csv")
+    rows = [dict(step=1, split="test", kl=0.1 + 0.2), dict(step=2, split="a,b", kl=1e-17, extra=3)]
+    files.write_csv(path, rows)
+    with open(path) as f:
+      self.assertEqual(f.readline(), "step,split,kl,extra\n")
+    back = files.read_csv(path, types=dict(step=int, kl=float, extra=int))
+    self.assertEqual(back, [dict(step=1, split="test", kl=0.1 + 0.2),
+                            dict(step=2, split="a,b", kl=1e-17, extra=3)])  # Exact floats.
+    with self.assertRaisesRegex(ValueError, "rows.csv: expected columns step,kl"):
+      files.read_csv(path, columns=("step", "kl"))
+    with self.assertRaisesRegex(ValueError, "Malformed CSV file .*rows.csv"):
+      files.read_csv(path, types=dict(split=float))
+    with self.assertRaises(ValueError):
+      files.write_csv(path, [dict(a=1)], columns=("b",))  # A key outside the columns.
+
   def test_a_failed_write_keeps_the_old_file(self):
     path = os.path.join(self.create_tempdir().full_path, "keep.md")
     files.write_text_atomic(path, "old")

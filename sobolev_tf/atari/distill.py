@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
 from sobolev_tf import derivatives
+from sobolev_tf import files
 from sobolev_tf import losses
 from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
@@ -34,6 +35,9 @@ METHODS = ("regular", "sobolev")
 # square, whose gradient shrinks with the mismatch (an ablation:
 # results/distillation/ablation_squared_norm.md).
 DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
+
+
+CURVE_COLUMNS = ("step", "split", "action_error", "kl")  # curves.csv, one row per evaluation.
 
 
 class Distiller(tf.Module):
@@ -195,14 +199,14 @@ def train_and_evaluate(config, workdir: str,
   eval_index = {"test": splits.test[:config.max_eval_states],
                 "validation": splits.validation[:config.max_eval_states]}
   curves_path = os.path.join(workdir, "curves.csv")
-  curves = ["step,split,action_error,kl"]
+  curves: List[Dict] = []
   if manager.latest_checkpoint:
     distiller.train_step(tf.constant(data.states(splits.train[:1])),
                          tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
     restore_checkpoint(ckpt, manager.latest_checkpoint)
     if os.path.exists(curves_path):
-      with open(curves_path) as f:
-        curves = f.read().strip().split("\n")
+      curves = files.read_csv(curves_path, types=dict(step=int, action_error=float, kl=float),
+                              columns=CURVE_COLUMNS)
     log(f"resumed at step {int(distiller.step.numpy())}")
   cache = None
   if config.method == "sobolev" and config.get("jacobian_cache_gb", 0.0):
@@ -241,12 +245,14 @@ def train_and_evaluate(config, workdir: str,
       for split, index in eval_index.items():
         if len(index):
           ev = evaluate(distiller, data, index)
-          curves.append(f"{step},{split},{ev['action_error']},{ev['kl']}")
+          curves.append(dict(step=step, split=split, action_error=ev["action_error"],
+                             kl=ev["kl"]))
       rate = (step - last_log_step) / max(time.time() - last_log, 1e-9)
       log(f"[{config.method}] step {step}/{config.num_steps} loss "
-          f"{float(metrics['total']):.4f} {rate:.1f} steps/s (with evaluation) {curves[-1]}")
+          f"{float(metrics['total']):.4f} {rate:.1f} steps/s (with evaluation) "
+          f"{','.join(str(v) for v in curves[-1].values())}")
       last_log, last_log_step = time.time(), step
-      write_text_atomic(curves_path, "\n".join(curves) + "\n")
+      files.write_csv(curves_path, curves, CURVE_COLUMNS)
     checkpointer.maybe_save(step, force=step == config.num_steps)
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,

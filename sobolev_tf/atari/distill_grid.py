@@ -16,8 +16,6 @@ skipped, so the grid resumes where it stopped.
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
 import os
 from typing import Callable, Dict, List, Optional, Tuple
@@ -25,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from sobolev_tf.atari import distill
+from sobolev_tf import files
 from sobolev_tf.atari import games
 from sobolev_tf.files import write_text_atomic
 
@@ -41,16 +40,12 @@ def run_dir(workdir: str, game: str, fraction: float, method: str, lr: float, se
   return os.path.join(workdir, game, f"frac{fraction:g}", method, name, f"seed{seed}")
 
 
+_CURVE_TYPES = dict(step=int, action_error=float, kl=float)
+
+
 def _read_curves(path: str) -> List[Dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    lines = f.read().strip().split("\n")
-  rows = []
-  for line in lines[1:]:
-    step, split, error, kl = line.split(",")
-    rows.append(dict(step=int(step), split=split, action_error=float(error), kl=float(kl)))
-  return rows
+  """A run's curves.csv rows (``distill.CURVE_COLUMNS``); none if it has none yet."""
+  return files.read_csv(path, types=_CURVE_TYPES) if os.path.exists(path) else []
 
 
 def final_validation_kl(directory: str) -> float:
@@ -245,12 +240,7 @@ def write_report_csv(path: str, rows: List[Dict]) -> None:
   """
   if not rows:
     return
-  text = io.StringIO()
-  writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for row in rows for k in row)),
-                          restval="")
-  writer.writeheader()
-  writer.writerows(rows)
-  write_text_atomic(path, text.getvalue())
+  files.write_csv(path, rows)
 
 
 def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:
@@ -263,13 +253,7 @@ def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:
     path = os.path.join(directory, name)
     if not os.path.exists(path):
       raise ValueError(f"No {name} in the report directory {directory!r}.")
-    with open(path, newline="") as f:
-      rows = list(csv.DictReader(f))
-    try:
-      tables.append([{k: _REPORT_COLUMN_TYPES.get(k, str)(v) for k, v in row.items() if v != ""}
-                     for row in rows])
-    except (KeyError, ValueError) as e:
-      raise ValueError(f"Malformed report file {path}: {e!r}.") from e
+    tables.append(files.read_csv(path, types=_REPORT_COLUMN_TYPES))
   return tables[0], tables[1]
 
 

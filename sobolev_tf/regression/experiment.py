@@ -33,6 +33,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from sobolev_tf import derivatives
+from sobolev_tf import files
 from sobolev_tf import losses
 from sobolev_tf import scaling
 from sobolev_tf.files import save_npz_atomic
@@ -391,27 +392,18 @@ def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
   return results
 
 
+_CSV_TYPES = dict(num_train=int, seed=int, steps=int, test_mse=float, test_grad_mse=float,
+                  wall_seconds=float)
+
+
 def write_csv(results: Sequence[dict], path: str) -> None:
-  """Writes ``CSV_COLUMNS`` (temporary name, then rename)."""
-  lines = [",".join(CSV_COLUMNS)] + [",".join(str(r[c]) for c in CSV_COLUMNS) for r in results]
-  write_text_atomic(path, "\n".join(lines) + "\n")
+  """Writes the ``CSV_COLUMNS`` of ``results`` (temporary name, then rename)."""
+  files.write_csv(path, [{c: r[c] for c in CSV_COLUMNS} for r in results], CSV_COLUMNS)
 
 
 def read_csv(path: str) -> List[dict]:
-  with open(path) as f:
-    header = f.readline().strip().split(",")
-    if tuple(header) != CSV_COLUMNS:
-      raise ValueError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {','.join(header)}.")
-    rows = []
-    for line in f:
-      vals = line.strip().split(",")
-      row = dict(zip(header, vals))
-      for k in ("num_train", "seed", "steps"):
-        row[k] = int(row[k])
-      for k in ("test_mse", "test_grad_mse", "wall_seconds"):
-        row[k] = float(row[k])
-      rows.append(row)
-  return rows
+  """The rows of a ``write_csv`` file, typed; the header must be ``CSV_COLUMNS``."""
+  return files.read_csv(path, types=_CSV_TYPES, columns=CSV_COLUMNS)
 
 
 def _names(values):

@@ -107,12 +107,12 @@ def make_evaluator(strategy, parts) -> Callable[[tf.data.Dataset], Dict[str, flo
   return evaluate
 
 
-def _last_wall_seconds(curve_path: str) -> float:
-  with open(curve_path) as f:
-    rows = f.read().splitlines()
-  if len(rows) < 2:
-    return 0.0
-  return float(rows[-1].split(",")[CURVE_COLUMNS.index("wall_seconds")])
+_CURVE_TYPES = dict(step=int, images=int, wall_seconds=float, train_loss=float, test_top1=float,
+                    test_top5=float)
+
+
+def _read_curve(curve_path: str) -> List[Dict]:
+  return files.read_csv(curve_path, types=_CURVE_TYPES, columns=CURVE_COLUMNS)
 
 
 def _checkpoint_dir(workdir: str) -> str:
@@ -187,11 +187,12 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
 
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief else None
   curve_path = os.path.join(workdir, "curve.csv")
+  curve_rows = _read_curve(curve_path) if chief and os.path.exists(curve_path) else []
   if chief and not os.path.exists(curve_path):
-    files.write_text_atomic(curve_path, ",".join(CURVE_COLUMNS) + "\n")
+    files.write_csv(curve_path, [], CURVE_COLUMNS)
   # Wall time accumulates over resumed segments (a killed segment's time after
   # its last evaluation is not counted).
-  previous_seconds = _last_wall_seconds(curve_path) if chief else 0.0
+  previous_seconds = curve_rows[-1]["wall_seconds"] if curve_rows else 0.0
   step = start_step
   start_time = time.time()
   checkpointer = PeriodicCheckpointer(
@@ -208,8 +209,8 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                wall_seconds=round(previous_seconds + time.time() - start_time, 1),
                train_loss=metrics.get("loss", float("nan")), **scores)
     if chief:
-      with open(curve_path, "a") as f:
-        f.write(",".join(str(row[c]) for c in CURVE_COLUMNS) + "\n")
+      curve_rows.append({c: row[c] for c in CURVE_COLUMNS})
+      files.write_csv(curve_path, curve_rows, CURVE_COLUMNS)
       with writer.as_default(step=step):
         for k, v in scores.items():
           tf.summary.scalar(k, v)
@@ -248,7 +249,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   elif not result:  # Resumed after the last step: evaluate again for the result.
     result = record_evaluation()
   final = dict(method=config.method, dataset=config.dataset, steps=step,
-               wall_seconds=_last_wall_seconds(curve_path) if chief else None,
+               wall_seconds=(curve_rows[-1]["wall_seconds"] if curve_rows else 0.0) if chief else None,
                finished=step >= config.num_steps, replicas=replicas,
                **{k: float(v) for k, v in result.items()}, train_loss=metrics.get("loss"))
   if chief and final["finished"]:

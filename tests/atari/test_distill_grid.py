@@ -164,7 +164,7 @@ class GridTest(tf.test.TestCase):
       distill_grid.read_report(self.create_tempdir().full_path)
     with open(os.path.join(report, "curves.csv"), "a") as f:
       f.write("pong,0.5,regular,0.001,0.0,zero,True,3,test,0.1,0.1\n")
-    with self.assertRaisesRegex(ValueError, "Malformed report file .*curves.csv"):
+    with self.assertRaisesRegex(ValueError, "Malformed CSV file .*curves.csv"):
       distill_grid.read_report(report)
 
 
