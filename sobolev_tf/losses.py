@@ -168,6 +168,14 @@ def _accepts_weights(loss_fn) -> bool:
     return False
 
 
+def _check_weighted_losses(loss_fns, weighted) -> None:
+  """Every derivative loss that gets per-partial weights (or balance) takes ``weights=``."""
+  for k, (fn, w) in enumerate(zip(loss_fns, weighted), start=1):
+    if w and not _accepts_weights(fn):
+      raise ValueError(f"derivative_loss of order {k} must accept weights= to use "
+                       "per-partial weights (dy_weight or balance).")
+
+
 def _batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tensor:
   """``sum_i w_i l_i / B``: Keras' ``sum_over_batch_size`` reduction (plain mean if w is None).
 
@@ -216,10 +224,7 @@ def sobolev_terms(predictions: Sequence[tf.Tensor], targets: Sequence[Optional[t
   if len(partial_weights) != order:
     raise ValueError(f"partial_weights has {len(partial_weights)} entries for {order} "
                      "derivative orders; give one per order (None for unweighted).")
-  for k, (fn, w) in enumerate(zip(loss_fns, partial_weights), start=1):
-    if w is not None and not _accepts_weights(fn):
-      raise ValueError(f"derivative_loss of order {k} must accept weights= to use "
-                       "per-partial weights.")
+  _check_weighted_losses(loss_fns, [w is not None for w in partial_weights])
   terms = {}
   if targets[0] is not None:
     if value_loss in _SAME_SHAPE_LOSSES:  # Others, e.g. sparse cross-entropy, check their own.
@@ -446,11 +451,9 @@ def sobolev_loss(
     if stochastic:
       raise ValueError("Per-partial weights (e.g. 'dy_weight') need full derivatives, "
                        "not projections: use stochastic=False.")
-    for j, fn in enumerate(loss_fns):
-      if partial_weights[j] is not None or (balance is not None and j == 0):
-        if not _accepts_weights(fn):
-          raise ValueError(f"derivative_loss of order {j + 1} must accept weights= "
-                           "to use per-partial weights or balance.")
+    # Before any derivative is computed; sobolev_terms checks the same.
+    _check_weighted_losses(loss_fns, [w is not None or (balance is not None and j == 0)
+                                      for j, w in enumerate(partial_weights)])
   if check_targets:
     if target_values is not None:
       target_values = checks.check_finite(target_values, "targets values (y)")
