@@ -24,7 +24,6 @@ def get_config(variant: str = "sobolev") -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown distillation config variant {variant!r}: {', '.join(VARIANTS)}.")
   config.method = variant if variant in ("regular", "sobolev") else "sobolev"
   config.data_path = "data/distillation/pong.npz"
-  config.teacher_workdir = "teachers/pong"  # The shipped teacher (teachers/README.md).
   config.train_fraction = 0.1        # Figure 4 columns: fractions of the 100K states.
   config.validation_fraction = 0.1
   config.learning_rate = 1e-4        # Paper: chosen per game and method in [1e-5, 1e-3].

@@ -13,14 +13,12 @@ every step. Each with the batch assembled in numpy and fed to ``train_step``
 Run it alone: a second heavy process on the 2 cores distorts every number.
 """
 
-import os
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,6 @@
 r"""Records a teacher's rollouts for distillation (SM section 3); never into git.
 
-    python scripts/collect_atari.py --game=pong --teacher_workdir=workdirs/teachers/pong \
+    python scripts/collect_atari.py --game=pong --teachers_dir=teachers \
         --data_dir=data/distillation --num_states=100000
 """
 
@@ -8,30 +8,32 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import collect  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
-_TEACHER = flags.DEFINE_string("teacher_workdir", None, "Teacher workdir (checkpoints/).",
-                               required=True)
+_TEACHERS_DIR = flags.DEFINE_string(
+    "teachers_dir", os.path.join(os.path.dirname(__file__), "..", "teachers"),
+    "Directory of teacher workdirs, one per game: <teachers_dir>/<game>/ (default: the "
+    "shipped teachers/).")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/distillation", "Where <game>.npz goes.")
-_NUM_STATES = flags.DEFINE_integer("num_states", 100_000, "Agent steps to record (paper: 100K).")
+_NUM_STATES = flags.DEFINE_integer("num_states", 100_000, "Agent steps to record (paper: 100K).",
+                                   lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Environment and action seed.")
 
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   spec = games.get_game(_GAME.value)
-  net, latest = train_teacher.load_teacher(_TEACHER.value, spec.name)
+  net, latest = train_teacher.load_teacher(os.path.join(_TEACHERS_DIR.value, spec.name),
+                                           spec.name)
   data = collect.collect(net, spec.name, _NUM_STATES.value, seed=_SEED.value,
-                         meta=dict(teacher_checkpoint=latest),
-                         log=lambda s: print(s, flush=True))
+                         meta=dict(teacher_checkpoint=latest))
   path = os.path.join(_DATA_DIR.value, f"{spec.name}.npz")
   dataset.save(data, path)
   print(f"wrote {path}: {len(data)} states, {len(data.frames)} frames, "

@@ -20,10 +20,9 @@ from typing import List
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import save_figure_atomic  # pylint: disable=g-import-not-at-top
@@ -35,8 +34,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the grid's runs.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with <game>.npz datasets.",
                                 required=True)
-_TEACHERS_DIR = flags.DEFINE_string("teachers_dir", None,
-                                    "Directory with the teachers' workdirs <game>/.")
+_TEACHERS_DIR = flags.DEFINE_string(
+    "teachers_dir", os.path.join(os.path.dirname(__file__), "..", "teachers"),
+    "Directory of teacher workdirs, one per game: <teachers_dir>/<game>/ (default: the "
+    "shipped teachers/).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/distillation", "Report directory.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report the finished runs.")
 _PLAY_EPISODES = flags.DEFINE_integer(
@@ -89,28 +90,23 @@ def plot(config, curves, path) -> List[str]:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   config = _CONFIG.value
   teachers = {}
-
-  def teacher_for(game):
-    if game not in teachers:
-      if not _TEACHERS_DIR.value:
-        raise ValueError("Sobolev distillation needs --teachers_dir (teacher workdirs).")
+  if "sobolev" in config.methods and not _REPORT_ONLY.value:
+    # Every teacher before any training: a missing one fails now, not hours later.
+    for game in config.games:
       teachers[game], _ = train_teacher.load_teacher(os.path.join(_TEACHERS_DIR.value, game),
                                                      game)
-    return teachers[game]
 
-  results = distill_grid.run_grid(config, _WORKDIR.value, _DATA_DIR.value, teacher_for,
-                                  log=lambda s: print(s, flush=True),
+  results = distill_grid.run_grid(config, _WORKDIR.value, _DATA_DIR.value, teachers.get,
                                   train=not _REPORT_ONLY.value)
   out = _OUTPUT_DIR.value
   os.makedirs(out, exist_ok=True)
   curves = distill_grid.collect_curves(results)
   summary = distill_grid.summarise(results)
   if _PLAY_EPISODES.value:
-    distill_grid.add_student_scores(summary, _PLAY_EPISODES.value,
-                                    log=lambda s: print(s, flush=True))
+    distill_grid.add_student_scores(summary, _PLAY_EPISODES.value)
   if _MERGE_REPORT.value:
     summary, curves = distill_grid.merge_report(
         summary, curves, *distill_grid.read_report(_MERGE_REPORT.value))

@@ -4,16 +4,14 @@ r"""Mean score of a teacher (checkpoint) playing full games; protocol in sobolev
 """
 
 import json
-import os
 import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
@@ -30,7 +28,7 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the result as JSON her
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   spec = games.get_game(_GAME.value)
   net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   result = evaluation.evaluate_policy(tf.function(net), spec.name, _EPISODES.value,

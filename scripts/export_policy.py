@@ -8,16 +8,14 @@ r"""Exports a teacher or a distilled student as a SavedModel (uint8 [B, 84, 84, 
         --saved_model=exports/pong_sobolev_10
 
 ``--weights_dir`` (teachers) also writes the weights alone (no optimiser state; the shipped
-teachers), which ``load_teacher`` and ``--teacher_workdir`` accept like a workdir.
+teachers), which ``load_teacher`` and ``--teachers_dir`` accept like a workdir.
 """
 
-import os
 
 from absl import app
 from absl import flags
-from absl import logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
@@ -33,7 +31,7 @@ _WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None, "Also write weights only
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   spec = games.get_game(_GAME.value)
   if _STUDENT.value and _WEIGHTS_DIR.value:
     raise ValueError("--weights_dir ships teachers only; drop it with --student.")

@@ -9,12 +9,10 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
-import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_atomic  # pylint: disable=g-import-not-at-top
@@ -55,7 +53,7 @@ def write_gif(logits_fn, game: str, path: str, max_steps: int, seed: int = 0) ->
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   logits_fn, policy = load_policy(_SAVED_MODEL.value)
   if int(policy.num_actions.numpy()) != games.get_game(_GAME.value).num_actions:
     raise ValueError(f"{_SAVED_MODEL.value} has {int(policy.num_actions.numpy())} actions; "

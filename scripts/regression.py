@@ -8,12 +8,11 @@ r"""One function, one training-set size, one or more methods, several seeds.
 import os
 
 from absl import app
-from absl import logging
 from absl import flags
 from ml_collections import config_flags
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import experiment  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -28,7 +27,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoint directory (resume); 
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # TF's checkpoint INFO lines drown progress.
+  tf_startup.default_script_verbosity()
   config = _CONFIG.value
   config.grid_resolution = 0
   runs = [experiment.Run(_FUNCTION.value, _NUM_TRAIN.value, m, s)

@@ -16,10 +16,9 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
 
 _DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -37,7 +36,7 @@ _MAX_MINUTES = flags.DEFINE_float("max_minutes", None,
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   config = _CONFIG.value
   for method in _METHODS.value or [config.method]:
     config.method = method
@@ -47,7 +46,6 @@ def main(argv):
       continue
     result = sg_trainer.train_and_evaluate(
         config, os.path.join(_WORKDIR.value, method), data_dir=_DATA_DIR.value,
-        log=lambda s: print(s, flush=True),
         max_seconds=_MAX_MINUTES.value * 60 if _MAX_MINUTES.value else None)
     print(json.dumps(result), flush=True)
 

@@ -7,10 +7,9 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -23,7 +22,7 @@ _MAX_HOURS = flags.DEFINE_float("max_hours", None, "Stop (with a checkpoint) aft
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  tf_startup.default_script_verbosity()
   max_seconds = None if _MAX_HOURS.value is None else _MAX_HOURS.value * 3600
   result = train_teacher.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                                             log=lambda s: print(s, flush=True),

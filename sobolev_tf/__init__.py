@@ -3,6 +3,10 @@
 Public API, re-exported explicitly (Sonnet style).
 """
 
+# First: TensorFlow without its C++ start-up lines (tf_startup explains).
+from sobolev_tf import tf_startup as _tf_startup
+_tf_startup.import_tensorflow()
+
 from sobolev_tf.checks import check_finite
 from sobolev_tf.derivatives import batch_jacobian
 from sobolev_tf.derivatives import derivative_tensors

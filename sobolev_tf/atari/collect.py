@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from sobolev_tf import loggers
 from sobolev_tf.atari import dataset
 from sobolev_tf.atari import games
 
@@ -15,20 +15,22 @@ __all__ = ["collect"]
 
 
 def collect(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str, num_states: int,
-            seed: int = 0, meta: Dict = None, log: Callable[[str], None] = print,
-            log_seconds: float = 30.0) -> dataset.DistillationData:
+            seed: int = 0, meta: Optional[Dict] = None, log_seconds: float = 30.0) -> dataset.DistillationData:
   """Runs the teacher (sampling its actions) for ``num_states`` agent steps.
 
   One environment, so states are in time order and episodes are contiguous:
   100K states are 400K emulator frames with action repeat 4, as in the paper.
+  Progress (states, rate, ETA) goes to a ``loggers.Progress`` bar.
   """
+  if not num_states >= 1:
+    raise ValueError(f"num_states must be >= 1, got {num_states!r}.")
   spec = games.get_game(game)
   env = games.VectorEnv(spec, 1, seed=seed)
   obs = env.reset()
   policy = tf.function(lambda s: tf.nn.log_softmax(logits_fn(s)))
   writer = dataset.StackedFrameWriter()
   episode, new_episode, scores = 0, True, []
-  start = last = time.time()
+  progress = loggers.Progress(num_states, f"[{game}]", unit="state", log_seconds=log_seconds)
   for i in range(num_states):
     log_probs = policy(tf.constant(obs))
     action = int(tf.random.stateless_categorical(log_probs, 1, seed=[seed, i])[0, 0])
@@ -39,10 +41,9 @@ def collect(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str, num_states: 
     if new_episode:
       episode += 1
       scores.extend(score for _, score, _ in finished)
-    if time.time() - last > log_seconds:
-      last = time.time()
-      log(f"[{game}] {i + 1:,}/{num_states:,} states, {(i + 1) / (last - start):.0f} states/s, "
-          f"{episode} episodes done, mean score {np.mean(scores) if scores else float('nan'):.1f}")
+    progress.update(i + 1, f"{episode} episodes done, mean score "
+                    f"{np.mean(scores) if scores else float('nan'):.1f}")
+  progress.close()
   env.close()
   info = dict(game=game, num_states=num_states, seed=seed, episodes_completed=episode,
               completed_episode_scores=scores, action_repeat=4, action_set=list(spec.action_set),

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
 from sobolev_tf import derivatives
-from sobolev_tf import files
+from sobolev_tf import loggers
 from sobolev_tf import losses
 from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
@@ -176,13 +176,17 @@ def evaluate(distiller: Distiller, data: dataset.DistillationData, index: np.nda
 
 def train_and_evaluate(config, workdir: str,
                        teacher_logits: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
-                       log: Callable[[str], None] = print) -> Dict:
+                       log: Optional[Callable[[str], None]] = None,
+                       progress: Optional[loggers.Progress] = None,
+                       progress_offset: int = 0) -> Dict:
   """Distils ``config.data_path`` into a student; resumes from ``workdir``.
 
-  Writes ``workdir/curves.csv`` (step, split, action_error, kl) during training
-  and ``workdir/result.json`` (final test metrics, wall time) at the end, and
-  returns the final test metrics. Wall time is the training time summed over
-  resumed segments (up to each segment's last checkpoint).
+  Writes ``workdir/curves.csv`` (step, split, action_error, kl) and TensorBoard
+  scalars (``workdir/tb``) during training, and ``workdir/result.json`` (final
+  test metrics, wall time) at the end, and returns the final test metrics. Wall
+  time is the training time summed over resumed segments (up to each segment's
+  last checkpoint). Progress goes to ``progress`` (a grid's bar, at
+  ``progress_offset`` + step) or a bar of its own; messages to ``log``.
   """
   data = dataset.load(config.data_path)
   splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
@@ -198,16 +202,20 @@ def train_and_evaluate(config, workdir: str,
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
   eval_index = {"test": splits.test[:config.max_eval_states],
                 "validation": splits.validation[:config.max_eval_states]}
-  curves_path = os.path.join(workdir, "curves.csv")
-  curves: List[Dict] = []
   if manager.latest_checkpoint:
     distiller.train_step(tf.constant(data.states(splits.train[:1])),
                          tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
     restore_checkpoint(ckpt, manager.latest_checkpoint)
-    if os.path.exists(curves_path):
-      curves = files.read_csv(curves_path, types=dict(step=int, action_error=float, kl=float),
-                              columns=CURVE_COLUMNS)
-    log(f"resumed at step {int(distiller.step.numpy())}")
+  start_step = int(distiller.step.numpy())
+  metrics_log = loggers.MetricsLogger(workdir, "curves.csv", CURVE_COLUMNS,
+                                      types=dict(step=int, action_error=float, kl=float),
+                                      start_step=start_step)
+  own_progress = progress is None
+  if own_progress:
+    progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step)
+  log = log or progress.write
+  if start_step:
+    log(f"[{config.method}] resumed at step {start_step}")
   cache = None
   if config.method == "sobolev" and config.get("jacobian_cache_gb", 0.0):
     needed_gb = len(splits.train) * num_actions * 84 * 84 * 4 * 2 / 1e9
@@ -223,7 +231,7 @@ def train_and_evaluate(config, workdir: str,
   if cache is not None:  # Rows of the cache are positions in splits.train.
     train_set["teacher_jacobians"] = tf.constant(cache)
     del cache
-  start_time = last_log = time.time()
+  start_time = time.time()
 
   def save(step):
     nonlocal start_time
@@ -232,8 +240,8 @@ def train_and_evaluate(config, workdir: str,
     manager.save(checkpoint_number=step)
 
   checkpointer = PeriodicCheckpointer(save, config.checkpoint_minutes)
-  last_log_step = int(distiller.step.numpy())
   metrics = {}
+  last_test = ""
   while int(distiller.step.numpy()) < config.num_steps:
     step = int(distiller.step.numpy())
     rng = np.random.default_rng([config.seed, step])  # Resumable batch sequence.
@@ -242,18 +250,19 @@ def train_and_evaluate(config, workdir: str,
     metrics = distiller.train_step_on_rows(tf.constant(rows, tf.int32), **train_set)
     step += 1
     if step % config.eval_every == 0 or step == config.num_steps:
+      metrics_log.scalars(step, metrics, prefix="train/")
       for split, index in eval_index.items():
         if len(index):
-          ev = evaluate(distiller, data, index)
-          curves.append(dict(step=step, split=split, action_error=ev["action_error"],
-                             kl=ev["kl"]))
-      rate = (step - last_log_step) / max(time.time() - last_log, 1e-9)
-      log(f"[{config.method}] step {step}/{config.num_steps} loss "
-          f"{float(metrics['total']):.4f} {rate:.1f} steps/s (with evaluation) "
-          f"{','.join(str(v) for v in curves[-1].values())}")
-      last_log, last_log_step = time.time(), step
-      files.write_csv(curves_path, curves, CURVE_COLUMNS)
+          metrics_log.record(dict(step=step, split=split, **evaluate(distiller, data, index)),
+                             flush=False)
+          last_test = (f" {split} KL {metrics_log.rows[-1]['kl']:.4f} "
+                       f"error {metrics_log.rows[-1]['action_error']:.3f}")
+      metrics_log.flush()
+    progress.update(progress_offset + step, f"loss {float(metrics['total']):.4f}{last_test}")
     checkpointer.maybe_save(step, force=step == config.num_steps)
+  metrics_log.close()
+  if own_progress:
+    progress.close()
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,
                learning_rate=config.learning_rate, seed=config.seed,

@@ -3,9 +3,10 @@
 Training state (network, optimiser, update count, frames, RNG counter) lives in a
 ``tf.train.Checkpoint`` under ``workdir/checkpoints``; a killed run resumes at its
 last checkpoint (environments restart their episodes; nothing learned is lost).
-Episode scores are appended to ``workdir/episodes.csv`` (frames, score, length),
-the learning curve of ``results/teachers.md``; a resumed run first drops the rows
-its killed predecessor logged after the checkpoint (``prune_episode_log``).
+Episode scores go to ``workdir/episodes.csv`` (frames, score, length), the
+learning curve of ``results/teachers.md``, and training scalars to TensorBoard
+(``workdir/tb``), through one ``loggers.MetricsLogger``; a resumed run first
+drops the rows its killed predecessor logged after the checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
-from sobolev_tf.files import write_text_atomic
+from sobolev_tf import loggers
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
@@ -122,37 +123,7 @@ def restore_or_initialize(ckpt, manager, log) -> None:
   log(f"resumed from {manager.latest_checkpoint} at {int(ckpt.frames.numpy())} frames")
 
 
-def prune_episode_log(path: str, frames: int) -> int:
-  """Keeps the rows of ``episodes.csv`` that the run at ``frames`` has really played.
-
-  A killed run logged episodes after its last checkpoint; the resumed run plays
-  those frames again. Rows are in file order with nondecreasing frames within a
-  segment, so a row whose frames fall below an earlier row's starts a resumed
-  segment and the earlier, lost rows are dropped; so are rows after ``frames``
-  and torn lines. Rewritten atomically (only if something changes); returns the
-  number of rows dropped. A missing file is created with its header.
-  """
-  header = "frames,score,length"
-  if not os.path.exists(path):
-    write_text_atomic(path, header + "\n")
-    return 0
-  with open(path) as f:
-    lines = f.read().splitlines()
-  kept = []
-  for line in lines[1:]:
-    fields = line.split(",")
-    try:
-      row_frames, _, _ = int(fields[0]), float(fields[1]), int(fields[2])
-    except (ValueError, IndexError):
-      continue  # Torn by a kill mid-write.
-    while kept and kept[-1][0] > row_frames:
-      kept.pop()
-    kept.append((row_frames, line))
-  kept = [line for row_frames, line in kept if row_frames <= frames]
-  dropped = len(lines) - 1 - len(kept)
-  if dropped:
-    write_text_atomic(path, "\n".join([header] + kept) + "\n")
-  return dropped
+EPISODE_COLUMNS = ("frames", "score", "length")  # episodes.csv, one row per finished game.
 
 
 def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
@@ -173,65 +144,69 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
     variables = learner.net.trainable_variables
     learner.optimizer.apply([tf.zeros_like(v) for v in variables], variables)
   restore_or_initialize(ckpt, manager, log)
-  episodes_path = os.path.join(workdir, "episodes.csv")
-  dropped = prune_episode_log(episodes_path, int(frames.numpy()))
-  if dropped:
-    log(f"dropped {dropped} episodes logged after the checkpoint from {episodes_path}")
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+  start_frames = int(frames.numpy())
+  # Episodes logged after the checkpoint are dropped: the resumed run plays those frames again.
+  metrics_log = loggers.MetricsLogger(workdir, "episodes.csv", EPISODE_COLUMNS,
+                                      types=dict(frames=int, score=float, length=int),
+                                      step_column="frames", start_step=start_frames)
+  progress = loggers.Progress(config.total_frames, f"[{spec.name}]", unit="frame",
+                              initial=start_frames, log_seconds=config.log_seconds)
   env = games.VectorEnv(spec, config.num_envs, seed=config.seed + int(rng_counter.numpy()),
                         num_threads=config.num_threads)
   obs = env.reset()
   n, t_len = config.num_envs, config.rollout_length
   recent = []
   start_time = last_log = time.time()
-  checkpointer = PeriodicCheckpointer(
-      lambda f: manager.save(checkpoint_number=f), config.checkpoint_minutes)
-  start_frames = int(frames.numpy())
+
+  def save(frame_count):
+    manager.save(checkpoint_number=frame_count)
+    metrics_log.flush()
+
+  checkpointer = PeriodicCheckpointer(save, config.checkpoint_minutes)
   metrics = {}
-  with open(episodes_path, "a") as episodes_file:
-    while int(frames.numpy()) < config.total_frames:
-      if max_seconds is not None and time.time() - start_time > max_seconds:
-        break
-      rollout_obs = np.empty((t_len, n, 84, 84, 4), np.uint8)
-      rollout_actions = np.empty((t_len, n), np.int64)
-      rollout_rewards = np.empty((t_len, n), np.float32)
-      rollout_dones = np.empty((t_len, n), np.bool_)
-      for step in range(t_len):
-        seed = tf.constant([config.seed, int(rng_counter.numpy())], tf.int64)
-        rng_counter.assign_add(1)
-        actions = learner.act(tf.constant(obs), seed).numpy()
-        rollout_obs[step] = obs
-        rollout_actions[step] = actions
-        obs, reward, game_over, life_lost, finished = env.step(actions)
-        rollout_rewards[step] = reward
-        rollout_dones[step] = np.logical_or(game_over, life_lost)
-        frames.assign_add(n * FRAMES_PER_STEP)
-        for _, score, length in finished:
-          recent.append(score)
-          episodes_file.write(f"{int(frames.numpy())},{score},{length}\n")
-      learning_rate = learning_rate_at(config, int(frames.numpy()))
-      metrics = learner.update(tf.constant(rollout_obs), tf.constant(rollout_actions),
-                               tf.constant(rollout_rewards), tf.constant(rollout_dones),
-                               tf.constant(obs), tf.constant(learning_rate, tf.float32))
-      metrics["learning_rate"] = learning_rate
-      now = time.time()
-      if now - last_log > config.log_seconds:
-        episodes_file.flush()
-        f = int(frames.numpy())
-        fps = (f - start_frames) / (now - start_time)
-        mean_return = float(np.mean(recent[-config.return_window:])) if recent else float("nan")
-        log(f"[{spec.name}] frames {f:,} ({100 * f / config.total_frames:.1f}%) {fps:,.0f} frames/s "
-            f"recent return {mean_return:.1f} ({len(recent[-config.return_window:])} episodes) "
-            f"entropy {float(metrics['entropy']):.3f} lr {learning_rate:.2e}")
-        with writer.as_default(step=f):
-          tf.summary.scalar("frames_per_second", fps)
-          if recent:
-            tf.summary.scalar("episode_return", mean_return)
-          for k, v in metrics.items():
-            tf.summary.scalar(k, v)
-        last_log = now
-      checkpointer.maybe_save(int(frames.numpy()))
-  manager.save(checkpoint_number=int(frames.numpy()))
+  while int(frames.numpy()) < config.total_frames:
+    if max_seconds is not None and time.time() - start_time > max_seconds:
+      break
+    rollout_obs = np.empty((t_len, n, 84, 84, 4), np.uint8)
+    rollout_actions = np.empty((t_len, n), np.int64)
+    rollout_rewards = np.empty((t_len, n), np.float32)
+    rollout_dones = np.empty((t_len, n), np.bool_)
+    for step in range(t_len):
+      seed = tf.constant([config.seed, int(rng_counter.numpy())], tf.int64)
+      rng_counter.assign_add(1)
+      actions = learner.act(tf.constant(obs), seed).numpy()
+      rollout_obs[step] = obs
+      rollout_actions[step] = actions
+      obs, reward, game_over, life_lost, finished = env.step(actions)
+      rollout_rewards[step] = reward
+      rollout_dones[step] = np.logical_or(game_over, life_lost)
+      frames.assign_add(n * FRAMES_PER_STEP)
+      for _, score, length in finished:
+        recent.append(score)
+        metrics_log.record(dict(frames=int(frames.numpy()), score=float(score),
+                                length=int(length)), flush=False)
+    learning_rate = learning_rate_at(config, int(frames.numpy()))
+    metrics = learner.update(tf.constant(rollout_obs), tf.constant(rollout_actions),
+                             tf.constant(rollout_rewards), tf.constant(rollout_dones),
+                             tf.constant(obs), tf.constant(learning_rate, tf.float32))
+    metrics["learning_rate"] = learning_rate
+    f = int(frames.numpy())
+    mean_return = float(np.mean(recent[-config.return_window:])) if recent else float("nan")
+    progress.update(f, f"recent return {mean_return:.1f} "
+                    f"({len(recent[-config.return_window:])} episodes) "
+                    f"entropy {float(metrics['entropy']):.3f} lr {learning_rate:.2e}")
+    now = time.time()
+    if now - last_log > config.log_seconds:
+      metrics_log.scalars(f, dict(metrics, frames_per_second=(f - start_frames) /
+                                  (now - start_time)), prefix="train/")
+      if recent:
+        metrics_log.scalars(f, {"episode_return": mean_return})
+      metrics_log.flush()
+      last_log = now
+    checkpointer.maybe_save(f)
+  progress.close()
+  save(int(frames.numpy()))
+  metrics_log.close()
   env.close()
   return dict(frames=int(frames.numpy()),
               recent_return=float(np.mean(recent[-config.return_window:])) if recent else None,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
@@ -34,10 +33,10 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import files
+from sobolev_tf import loggers
 from sobolev_tf import losses
 from sobolev_tf import scaling
 from sobolev_tf.files import save_npz_atomic
-from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
@@ -302,70 +301,105 @@ def _group_name(key) -> str:
   return f"n{num_train}_{activation}_order{order}"
 
 
+CURVE_COLUMNS = ("step", "function", "num_train", "method", "seed", "test_mse", "test_grad_mse")
+_CURVE_TYPES = dict(step=int, num_train=int, seed=int, test_mse=float, test_grad_mse=float)
+
+
 def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
-                log: Callable[[str], None] = print) -> List[dict]:
+                log: Optional[Callable[[str], None]] = None,
+                progress: Optional[loggers.Progress] = None,
+                progress_offset: float = 0.0) -> List[dict]:
   """Trains one group of runs together; resumes from ``workdir`` if it has a checkpoint.
 
   Returns one result dict per run with the ``CSV_COLUMNS`` and the learning
-  curve (``curve``: list of (step, test_mse, test_grad_mse)).
+  curve (``curve``: list of (step, test_mse, test_grad_mse)). With a
+  ``workdir``, evaluations go to ``workdir/curves/<group>.csv`` and TensorBoard
+  (``workdir/tb/<group>``). Progress is counted in models on ``progress`` (a
+  grid's bar, from ``progress_offset``) or a bar of the group's own; messages go
+  to ``log`` (above the bar by default).
   """
   group = _Group(runs, config)
   name = _group_name((runs[0].num_train, METHODS[runs[0].method].activation, group.order))
-  ckpt = tf.train.Checkpoint(model=group.model, optimizer=group.optimizer, step=group.step)
+  # Training time, summed over resumed segments up to their last checkpoint.
+  elapsed = tf.Variable(0.0, dtype=tf.float64, name="elapsed_seconds")
+  ckpt = tf.train.Checkpoint(model=group.model, optimizer=group.optimizer, step=group.step,
+                             elapsed_seconds=elapsed)
   manager = None
-  curves: Dict[int, list] = {i: [] for i in range(len(runs))}
-  state_path = None
-  elapsed = 0.0
   if workdir:
     checkpoint_dir = os.path.join(workdir, "checkpoints", name)
     manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=1)
-    state_path = os.path.join(checkpoint_dir, "curves.json")
     if manager.latest_checkpoint:
-      hint = f"Delete {checkpoint_dir} to start this group again."
-      restore_checkpoint(ckpt, manager.latest_checkpoint, hint)
-      try:
-        with open(state_path) as f:
-          state = json.load(f)
-      except (OSError, ValueError) as e:
-        raise ValueError(f"Corrupt or missing {state_path}: {e}. {hint}") from e
-      curves = {int(k): v for k, v in state["curves"].items()}
-      elapsed = state["elapsed"]
-      log(f"[{name}] resumed at step {int(group.step.numpy())} from {manager.latest_checkpoint}")
+      restore_checkpoint(ckpt, manager.latest_checkpoint,
+                         f"Delete {checkpoint_dir} to start this group again.")
+  start_step = int(group.step.numpy())
+  if start_step > config.num_steps:
+    raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
+                     f"({config.num_steps}); use a fresh --workdir for a shorter run.")
+  metrics_log = loggers.MetricsLogger(workdir and os.path.join(workdir, "curves"), f"{name}.csv",
+                                      CURVE_COLUMNS, types=_CURVE_TYPES, start_step=start_step,
+                                      tensorboard=False)
+  tensorboard = loggers.MetricsLogger(workdir and os.path.join(workdir, "tb"),
+                                      tensorboard_dir=name)
+  own_progress = progress is None
+  if own_progress:
+    progress = loggers.Progress(len(runs), f"[{name}]", unit="model",
+                                initial=len(runs) * start_step / config.num_steps)
+  log = log or progress.write
+  if start_step:
+    log(f"[{name}] resumed at step {start_step} from {manager.latest_checkpoint}")
   spc = config.steps_per_call
   if config.num_steps % spc:
     raise ValueError(f"num_steps ({config.num_steps}) must be a multiple of "
                      f"steps_per_call ({spc}).")
   run = multi_step(group.train_step, spc, jit_compile=config.jit_compile)
   eval_steps = set(int(s) for s in config.eval_steps if s <= config.num_steps) | {config.num_steps}
-  checkpointer = manager and PeriodicCheckpointer(
-      lambda step: _save(manager, state_path, curves, elapsed), config.checkpoint_minutes)
+
+  def save(step):
+    manager.save()
+    metrics_log.flush()
+
+  checkpointer = manager and PeriodicCheckpointer(save, config.checkpoint_minutes)
+  postfix = ""
   while int(group.step.numpy()) < config.num_steps:
     t0 = time.time()
     start = int(group.step.numpy())
     metrics = run(start)
     step = int(group.step.numpy())
-    dt = time.time() - t0
-    elapsed += dt
+    elapsed.assign_add(time.time() - t0)
+    tensorboard.scalars(step, {"loss": float(metrics["loss"])})
     if any(start < s <= step for s in eval_steps):
       ev = group.evaluate()
-      for i in range(len(runs)):
-        curves[i].append((step, float(ev["test_mse"][i]), float(ev["test_grad_mse"][i])))
-      log(f"[{name}] step {step:7d}/{config.num_steps} loss {float(metrics['loss']):.4g} "
-          f"{spc / dt:7.0f} steps/s  median log10 test MSE "
-          f"{np.median(np.log10(ev['test_mse'])):.2f}")
-    elif config.log_every and step % config.log_every == 0:
-      log(f"[{name}] step {step:7d}/{config.num_steps} loss {float(metrics['loss']):.4g} "
-          f"{spc / dt:7.0f} steps/s")
+      for i, r in enumerate(runs):
+        metrics_log.record(dict(step=step, function=r.function, num_train=r.num_train,
+                                method=r.method, seed=r.seed,
+                                test_mse=float(ev["test_mse"][i]),
+                                test_grad_mse=float(ev["test_grad_mse"][i])), flush=False)
+      tensorboard.scalars(step, {
+          f"{m}/median_log10_test_mse": float(np.median(np.log10(
+              [ev["test_mse"][i] for i, r in enumerate(runs) if r.method == m])))
+          for m in sorted({r.method for r in runs})})
+      postfix = f"median log10 test MSE {np.median(np.log10(ev['test_mse'])):.2f} at {step}"
+    progress.update(progress_offset + len(runs) * step / config.num_steps,
+                    f"{name} step {step}/{config.num_steps} loss {float(metrics['loss']):.4g}"
+                    + (f", {postfix}" if postfix else ""))
     if checkpointer:
       checkpointer.maybe_save(step, force=step >= config.num_steps)
+  metrics_log.close()
+  tensorboard.close()
+  if own_progress:
+    progress.close()
   final = group.evaluate()
+  curves: Dict[tuple, list] = collections.defaultdict(list)
+  for row in metrics_log.rows:
+    curves[row["function"], row["method"], row["seed"]].append(
+        (row["step"], row["test_mse"], row["test_grad_mse"]))
   results = []
   for i, r in enumerate(runs):
     results.append(dict(function=r.function, num_train=r.num_train, method=r.method,
                         seed=r.seed, test_mse=float(final["test_mse"][i]),
                         test_grad_mse=float(final["test_grad_mse"][i]),
-                        steps=config.num_steps, wall_seconds=elapsed / len(runs),
-                        curve=curves[i]))
+                        steps=config.num_steps, wall_seconds=float(elapsed.numpy()) / len(runs),
+                        curve=curves[r.function, r.method, r.seed]))
   if workdir and config.grid_resolution:
     grid_dir = os.path.join(workdir, "grids")
     os.makedirs(grid_dir, exist_ok=True)
@@ -377,18 +411,14 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   return results
 
 
-def _save(manager, state_path, curves, elapsed):
-  manager.save()
-  write_text_atomic(state_path, json.dumps({"curves": curves, "elapsed": elapsed}))
-
-
 def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
-             log: Callable[[str], None] = print) -> List[dict]:
-  """Trains every run, one compiled group at a time; returns all results."""
+             log: Optional[Callable[[str], None]] = None) -> List[dict]:
+  """Trains every run, one compiled group at a time, under one progress bar (models)."""
   results = []
-  for key, group in group_runs(runs).items():
-    log(f"group {_group_name(key)}: {len(group)} models")
-    results.extend(train_group(group, config, workdir, log))
+  with loggers.Progress(len(runs), "Figure 2", unit="model") as progress:
+    for key, group in group_runs(runs).items():
+      results.extend(train_group(group, config, workdir, log or progress.write, progress,
+                                 progress_offset=len(results)))
   return results
 
 
@@ -453,5 +483,10 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   for f in config.functions:
     report.plot_function(f, os.path.join(workdir, "grids"), os.path.join(output_dir, f"{f}.png"))
   report.plot_piecewise_linear(os.path.join(output_dir, "piecewise_linear.png"))
-  print(f"wrote {output_dir} in {wall / 60:.1f} min")
+  written = ["figure2.csv", "figure2.md", "figure2.png", "curves.png"] + [
+      f"{f}.png" for f in config.functions] + ["piecewise_linear.png"]
+  print("\nlog10 test MSE (mean +- std over seeds), original units\n"
+        + "\n".join(report.figure2_table(results))
+        + f"\n\nTrained in {wall / 60:.1f} min; wrote to {output_dir}/: " + ", ".join(written)
+        + f"\nCheckpoints, curves and TensorBoard logs: {workdir}/")
   return results

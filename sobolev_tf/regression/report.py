@@ -12,7 +12,7 @@ from sobolev_tf.files import save_figure_atomic
 from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import functions
 
-__all__ = ["summarize", "write_markdown", "plot_figure2", "plot_function", "plot_curves",
+__all__ = ["summarize", "figure2_table", "write_markdown", "plot_figure2", "plot_function", "plot_curves",
            "plot_piecewise_linear", "check_claims"]
 
 METHOD_STYLE = {
@@ -78,19 +78,15 @@ def check_claims(rows: Sequence[dict]) -> List[str]:
   return lines
 
 
-def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str]) -> None:
-  """figure2.md: mean +- std of log10 test MSE per cell, ratios, claims."""
+def figure2_table(rows: Sequence[dict]) -> List[str]:
+  """Markdown rows: log10 test MSE (mean +- std over seeds) per function, size and
+  method, and the Sobolev/regular ratio of the means."""
   s = summarize(rows)
-  sg = summarize(rows, "test_grad_mse")
-  fns = sorted({r["function"] for r in rows})
-  sizes = sorted({r["num_train"] for r in rows})
   methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in rows)]
-  out = list(header_lines) + [""]
-  out += ["## log10 test MSE (mean +- std over seeds), original units", ""]
-  out += ["| function | n | " + " | ".join(methods) + " | Sobolev/regular MSE ratio |",
-          "|---|---:|" + "---:|" * len(methods) + "---:|"]
-  for f in fns:
-    for n in sizes:
+  out = ["| function | n | " + " | ".join(methods) + " | Sobolev/regular MSE ratio |",
+         "|---|---:|" + "---:|" * len(methods) + "---:|"]
+  for f in sorted({r["function"] for r in rows}):
+    for n in sorted({r["num_train"] for r in rows}):
       cells = []
       for m in methods:
         v = s.get((f, n, m))
@@ -99,6 +95,18 @@ def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str])
       if (f, n, "regular") in s and (f, n, "sobolev") in s:
         ratio = f"{10**(s[(f, n, 'sobolev')][0] - s[(f, n, 'regular')][0]):.3g}"
       out.append(f"| {f} | {n} | " + " | ".join(cells) + f" | {ratio} |")
+  return out
+
+
+def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str]) -> None:
+  """figure2.md: mean +- std of log10 test MSE per cell, ratios, claims."""
+  sg = summarize(rows, "test_grad_mse")
+  fns = sorted({r["function"] for r in rows})
+  sizes = sorted({r["num_train"] for r in rows})
+  methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in rows)]
+  out = list(header_lines) + [""]
+  out += ["## log10 test MSE (mean +- std over seeds), original units", ""]
+  out += figure2_table(rows)
   out += ["", "Ratio: 10^(mean log10 MSE Sobolev - mean log10 MSE regular); below 1 means "
           "Sobolev is better.", "", "## log10 test gradient MSE (mean +- std over seeds)", ""]
   out += ["| function | n | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]

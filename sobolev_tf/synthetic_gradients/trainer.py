@@ -7,7 +7,8 @@ optimisers with their step counters) lives in a ``tf.train.Checkpoint`` under
 input pipeline reseeded from the resumed step (the same distribution of batches,
 not the same sequence). The chief writes ``workdir/curve.csv`` (one row per
 evaluation), TensorBoard scalars under ``workdir/tb`` and ``workdir/result.json``
-at the end.
+at the end, through one ``loggers.MetricsLogger``; a resumed run's curve keeps
+only the rows up to its checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ from sobolev_tf.synthetic_gradients import cifar
 from sobolev_tf.synthetic_gradients import distribute
 from sobolev_tf.synthetic_gradients import imagenet
 from sobolev_tf import files
+from sobolev_tf import loggers
 from sobolev_tf.synthetic_gradients import optimizers
 from sobolev_tf.synthetic_gradients import methods as sg
 from sobolev_tf.training import PeriodicCheckpointer
@@ -111,10 +113,6 @@ _CURVE_TYPES = dict(step=int, images=int, wall_seconds=float, train_loss=float, 
                     test_top5=float)
 
 
-def _read_curve(curve_path: str) -> List[Dict]:
-  return files.read_csv(curve_path, types=_CURVE_TYPES, columns=CURVE_COLUMNS)
-
-
 def _checkpoint_dir(workdir: str) -> str:
   """The chief writes ``workdir/checkpoints``; other workers a scratch copy (MWMS saves on all)."""
   if distribute.is_chief():
@@ -124,7 +122,7 @@ def _checkpoint_dir(workdir: str) -> str:
 
 
 def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
-                       log: Callable[[str], None] = print,
+                       log: Optional[Callable[[str], None]] = None,
                        max_seconds: Optional[float] = None) -> Dict:
   """Trains ``config.method`` for ``config.num_steps`` main-network updates, resumably.
 
@@ -167,7 +165,6 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   if manager.latest_checkpoint:
     restore_checkpoint(ckpt, manager.latest_checkpoint,
                        "Move it away to start again, or point --workdir elsewhere.")
-    log(f"[{config.method}] resumed from {manager.latest_checkpoint}")
   start_step = int(main_opt.step.numpy())
   train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003 + start_step)
   iterator = iter(strategy.experimental_distribute_dataset(train_ds))
@@ -185,11 +182,14 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
       metrics = one_step(iterator)
     return metrics
 
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "tb")) if chief else None
-  curve_path = os.path.join(workdir, "curve.csv")
-  curve_rows = _read_curve(curve_path) if chief and os.path.exists(curve_path) else []
-  if chief and not os.path.exists(curve_path):
-    files.write_csv(curve_path, [], CURVE_COLUMNS)
+  metrics_log = loggers.MetricsLogger(workdir, "curve.csv", CURVE_COLUMNS, types=_CURVE_TYPES,
+                                      start_step=start_step, enabled=chief)
+  progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step,
+                              log_seconds=config.log_seconds, enabled=chief)
+  log = log or progress.write
+  if start_step:
+    log(f"[{config.method}] resumed from {manager.latest_checkpoint}")
+  curve_rows = metrics_log.rows
   # Wall time accumulates over resumed segments (a killed segment's time after
   # its last evaluation is not counted).
   previous_seconds = curve_rows[-1]["wall_seconds"] if curve_rows else 0.0
@@ -197,7 +197,6 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   start_time = time.time()
   checkpointer = PeriodicCheckpointer(
       lambda step: manager.save(checkpoint_number=step), config.checkpoint_minutes)
-  last_log = 0.0
   metrics: Dict[str, float] = {}
   result: Dict = {}
 
@@ -205,15 +204,9 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
 
   def record_evaluation():
     scores = evaluate(test_ds)
-    row = dict(step=step, images=step * config.batch_size,
-               wall_seconds=round(previous_seconds + time.time() - start_time, 1),
-               train_loss=metrics.get("loss", float("nan")), **scores)
-    if chief:
-      curve_rows.append({c: row[c] for c in CURVE_COLUMNS})
-      files.write_csv(curve_path, curve_rows, CURVE_COLUMNS)
-      with writer.as_default(step=step):
-        for k, v in scores.items():
-          tf.summary.scalar(k, v)
+    metrics_log.record(dict(step=step, images=step * config.batch_size,
+                            wall_seconds=round(previous_seconds + time.time() - start_time, 1),
+                            train_loss=metrics.get("loss", float("nan")), **scores))
     log(f"[{config.method}] step {step:,}: test top-1 {scores['test_top1']:.4f} "
         f"top-5 {scores['test_top5']:.4f}")
     return scores
@@ -226,21 +219,13 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     t0 = time.time()
     metrics = {k: float(v) for k, v in train_steps(iterator, tf.constant(n)).items()}
     step += n
-    now = time.time()
-    if now - last_log > config.log_seconds or step == config.num_steps:
-      rate = n * config.batch_size / max(now - t0, 1e-9)
-      cosines = " ".join(f"{metrics[k]:.2f}" for k in sorted(metrics) if k.startswith("cosine"))
-      log(f"[{config.method}] step {step:,}/{config.num_steps:,} "
-          f"({100 * step / config.num_steps:.1f}%) {rate:,.0f} images/s "
-          f"loss {metrics['loss']:.4f} lr {float(main_opt.current_learning_rate()):.4g}"
-          + (f" cosines {cosines}" if cosines else ""))
-      if chief:
-        with writer.as_default(step=step):
-          tf.summary.scalar("images_per_second", rate)
-          tf.summary.scalar("learning_rate", main_opt.current_learning_rate())
-          for k, v in metrics.items():
-            tf.summary.scalar(k, v)
-      last_log = now
+    rate = n * config.batch_size / max(time.time() - t0, 1e-9)
+    cosines = " ".join(f"{metrics[k]:.2f}" for k in sorted(metrics) if k.startswith("cosine"))
+    progress.update(step, f"loss {metrics['loss']:.4f} {rate:,.0f} images/s"
+                    + (f" cosines {cosines}" if cosines else ""))
+    metrics_log.scalars(step, dict(metrics, images_per_second=rate,
+                                   learning_rate=float(main_opt.current_learning_rate())),
+                        prefix="train/")
     if step % config.eval_every == 0 or step == config.num_steps:
       result = record_evaluation()
     checkpointer.maybe_save(step, force=step == config.num_steps)
@@ -248,8 +233,11 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     manager.save(checkpoint_number=step)
   elif not result:  # Resumed after the last step: evaluate again for the result.
     result = record_evaluation()
+  progress.close()
+  metrics_log.close()
   final = dict(method=config.method, dataset=config.dataset, steps=step,
-               wall_seconds=(curve_rows[-1]["wall_seconds"] if curve_rows else 0.0) if chief else None,
+               wall_seconds=curve_rows[-1]["wall_seconds"] if chief and curve_rows else
+               (0.0 if chief else None),
                finished=step >= config.num_steps, replicas=replicas,
                **{k: float(v) for k, v in result.items()}, train_loss=metrics.get("loss"))
   if chief and final["finished"]:

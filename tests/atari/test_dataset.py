@@ -86,7 +86,7 @@ class DatasetTest(tf.test.TestCase):
 
   def test_collect_a_few_real_states(self):
     logits = lambda s: tf.zeros([tf.shape(s)[0], 3])
-    data = collect.collect(logits, "pong", 30, seed=0, log=lambda s: None)
+    data = collect.collect(logits, "pong", 30, seed=0)
     self.assertLen(data, 30)
     self.assertEqual(len(data.frames), 30 + 3)
     self.assertAllClose(data.log_probs, np.log(np.full((30, 3), 1 / 3)), atol=1e-6)

@@ -63,8 +63,12 @@ class DistillTest(tf.test.TestCase):
       messages = []
       resumed = distill.train_and_evaluate(config, workdir, teacher_logits=teacher,
                                            log=messages.append)
-      self.assertIn("resumed at step 4", messages)
+      self.assertIn(f"[{method}] resumed at step 4", messages)
       self.assertEqual(resumed["steps"], 6)
+      with open(os.path.join(workdir, "curves.csv")) as f:
+        rows = [tuple(line.split(",")[:2]) for line in f.read().splitlines()[1:]]
+      self.assertEqual(rows, [(str(s), split) for s in (2, 4, 6)
+                              for split in ("test", "validation")])
 
   def test_derivative_term_reaches_the_student_update(self):
     teacher, frames, target = self._teacher_and_random_frames(seed=1, batch_size=4)

@@ -122,23 +122,26 @@ class ResumeTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint"):
       train_teacher.load_teacher(shipped, "breakout")  # 4 actions: shapes differ.
 
-  def test_episode_log_keeps_only_the_frames_played_by_the_resumed_run(self):
-    path = os.path.join(self.create_tempdir().full_path, "episodes.csv")
-    self.assertEqual(train_teacher.prune_episode_log(path, 0), 0)
+  def test_episodes_logged_after_the_checkpoint_are_dropped_on_resume(self):
+    workdir = self.create_tempdir().full_path
+    config = teacher_configs.get_config("quick")
+    train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
+    path = os.path.join(workdir, "episodes.csv")
     with open(path) as f:
-      self.assertEqual(f.read(), "frames,score,length\n")
-    # Killed at 700 after a checkpoint at 400, resumed (segment from 420), killed
-    # again mid-write at 900 after a checkpoint at 800.
-    rows = ["100,1.0,10", "300,2.0,11", "500,3.0,12", "700,4.0,13",
-            "420,5.0,14", "650,6.0,15", "850,7.0,16", "90"]
-    with open(path, "w") as f:
-      f.write("\n".join(["frames,score,length"] + rows))
-    self.assertEqual(train_teacher.prune_episode_log(path, 800), 4)
+      header, *rows = f.read().splitlines()
+    self.assertEqual(header, "frames,score,length")
+    # A killed run's episode past its checkpoint, played again after resume.
+    with open(path, "a") as f:
+      f.write(f"{config.total_frames + 4},-21.0,100\n")
+    config.total_frames *= 2
+    train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
     with open(path) as f:
-      self.assertEqual(f.read().splitlines(),
-                       ["frames,score,length", "100,1.0,10", "300,2.0,11", "420,5.0,14",
-                        "650,6.0,15"])
-    self.assertEqual(train_teacher.prune_episode_log(path, 800), 0)  # Nothing to drop.
+      _, *resumed = f.read().splitlines()
+    self.assertEqual(resumed[:len(rows)], rows)
+    self.assertNotIn(f"{config.total_frames // 2 + 4},-21.0,100", resumed)
+    frames = [int(r.split(",")[0]) for r in resumed]
+    self.assertEqual(frames, sorted(frames))
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
 
   def test_corrupt_checkpoint_is_refused(self):
     workdir = self.create_tempdir().full_path

@@ -117,6 +117,17 @@ class DataTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "variant"):
       regression_configs.get_config("huge")
 
+  def test_default_is_the_papers_figure2_and_full_has_six_methods(self):
+    default, full = (regression_configs.get_config(v) for v in ("default", "full"))
+    self.assertEqual({r.method for r in experiment.grid_runs(default)}, {"regular", "sobolev"})
+    self.assertLen(experiment.grid_runs(default), 7 * 3 * 2 * 5)
+    self.assertEqual({r.method for r in experiment.grid_runs(full)},
+                     {"regular", "sobolev", "stochastic", "finite_difference", "sobolev2",
+                      "regular_softplus"})
+    self.assertEqual(default.results_dir, "results/regression")
+    self.assertEqual(full.results_dir, "results/regression/full")
+    self.assertNotEqual(default.workdir, full.workdir)  # Their groups differ in size.
+
 
 class TrainerTest(tf.test.TestCase):
 
@@ -143,6 +154,38 @@ class TrainerTest(tf.test.TestCase):
     self.assertTrue(any("resumed at step 200" in m for m in messages))
     for a, b in zip(straight, resumed):
       self.assertAllClose(a["test_mse"], b["test_mse"], rtol=1e-4)
+
+  def test_killed_run_resumes_to_the_same_curve_without_duplicate_rows(self):
+    runs = [experiment.Run("booth", 20, "sobolev", 0), experiment.Run("booth", 20, "sobolev", 1)]
+    config = tiny_config(num_steps=400, eval_steps=(100, 200, 300))
+    straight_dir, killed_dir = (self.create_tempdir().full_path for _ in range(2))
+    straight = experiment.train_group(runs, config, straight_dir, log=lambda s: None)
+    # A run killed after its step-300 evaluation but before its next checkpoint:
+    # its CSV has rows past the checkpoint (step 200), which the resumed run writes again.
+    experiment.train_group(runs, tiny_config(num_steps=200, eval_steps=(100,)), killed_dir,
+                           log=lambda s: None)
+    path = os.path.join(killed_dir, "curves", "n20_relu_order1.csv")
+    with open(path) as f:
+      lines = f.read().splitlines()
+    with open(path, "a") as f:
+      f.write("\n".join(line.replace("200,", "300,", 1) for line in lines[-2:]) + "\n")
+    resumed = experiment.train_group(runs, config, killed_dir, log=lambda s: None)
+    with open(os.path.join(straight_dir, "curves", "n20_relu_order1.csv")) as f:
+      straight_csv = f.read()
+    with open(path) as f:
+      self.assertEqual(f.read(), straight_csv)  # Bit-identical, each step once.
+    for a, b in zip(straight, resumed):
+      self.assertEqual(a["test_mse"], b["test_mse"])
+      self.assertEqual(a["curve"], b["curve"])
+      self.assertEqual([c[0] for c in a["curve"]], [100, 200, 300, 400])
+    self.assertTrue(os.listdir(os.path.join(straight_dir, "tb", "n20_relu_order1")))
+
+  def test_finished_workdir_refuses_fewer_steps(self):
+    workdir = self.create_tempdir().full_path
+    runs = [experiment.Run("booth", 20, "regular", 0)]
+    experiment.train_group(runs, tiny_config(num_steps=200), workdir, log=lambda s: None)
+    with self.assertRaisesRegex(ValueError, "at step 200, beyond num_steps \\(100\\)"):
+      experiment.train_group(runs, tiny_config(num_steps=100), workdir, log=lambda s: None)
 
   def test_corrupt_checkpoint_is_refused_with_its_path(self):
     workdir = self.create_tempdir().full_path

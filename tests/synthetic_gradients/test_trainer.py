@@ -6,6 +6,8 @@ Data come from ``tfds.testing.mock_data`` (random but deterministic, offline), s
 the tests need neither the real CIFAR-10 nor ImageNet.
 """
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -34,10 +36,12 @@ def quick_config(method: str, variant: str = "quick", **overrides):
 
 
 def train(config, workdir, **kwargs):
+  """The result, and the messages and progress lines (one list)."""
   logs = []
-  with tfds.testing.mock_data(num_examples=64):
+  progress = io.StringIO()
+  with tfds.testing.mock_data(num_examples=64), contextlib.redirect_stderr(progress):
     result = sg_trainer.train_and_evaluate(config, workdir, log=logs.append, **kwargs)
-  return result, logs
+  return result, logs + progress.getvalue().splitlines()
 
 
 class TrainerTest(tf.test.TestCase, parameterized.TestCase):

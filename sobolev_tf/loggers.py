@@ -1,0 +1,195 @@
+"""One metrics sink per run: a progress line, a CSV of records, TensorBoard scalars.
+
+Every trainer (regression, distillation, teacher training, synthetic gradients)
+writes through a ``MetricsLogger``; long jobs without curves (data collection)
+use a ``Progress`` alone.
+
+* ``Progress``: steps done of a total, rate and ETA. A ``tqdm`` bar on a
+  terminal; in a log file (not a terminal) one plain line every
+  ``log_seconds``, so background jobs stay readable.
+* ``MetricsLogger``: the run's CSV (``workdir/<csv_name>``, written through
+  ``files.write_csv``, so atomically) and TensorBoard (``workdir/tb``). On
+  resume it keeps the CSV rows up to the restored step and drops the rest: a
+  killed run wrote them after its last checkpoint, and the resumed run writes
+  them again, so the file never holds a step twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
+
+import tensorflow as tf
+import tqdm
+
+from sobolev_tf import files
+
+__all__ = ["Progress", "MetricsLogger"]
+
+
+
+class Progress:
+  """Progress of a long job: a ``tqdm`` bar on a terminal, periodic lines otherwise.
+
+  Args:
+    total: the count at which the job is done (steps, frames, models x steps).
+    description: shown before the count, e.g. ``"[sobolev]"``.
+    unit: what is counted.
+    initial: the count already done (a resumed run); the rate counts only new work.
+    log_seconds: without a terminal, the period of the plain progress lines.
+    stream: where to write; standard error (tqdm's default) if None.
+    enabled: False writes nothing (non-chief workers, tests).
+  """
+
+  def __init__(self, total: int, description: str = "", unit: str = "step", initial: int = 0,
+               log_seconds: float = 60.0, stream: Optional[TextIO] = None,
+               enabled: bool = True):
+    if not total >= 0:
+      raise ValueError(f"Progress total must be >= 0, got {total!r}.")
+    self.total, self.description, self.unit = int(total), description, unit
+    self._stream = stream or sys.stderr
+    self._enabled = enabled
+    self._initial = self.n = initial
+    self._log_seconds = log_seconds
+    self._start = self._last_line = time.monotonic()
+    self._postfix = ""
+    isatty = getattr(self._stream, "isatty", lambda: False)()
+    self._bar = tqdm.tqdm(total=self.total, initial=self.n, desc=description, unit=unit,
+                          file=self._stream, dynamic_ncols=True,
+                          smoothing=0.05) if enabled and isatty else None
+
+  def update(self, n: int, postfix: str = "") -> None:
+    """Sets the count done to ``n`` (absolute), with ``postfix`` shown after the rate."""
+    self.n = n
+    self._postfix = f" {postfix}" if postfix else ""
+    if self._bar is not None:
+      self._bar.set_postfix_str(postfix, refresh=False)
+      self._bar.update(self.n - self._bar.n)  # Redraws at most every tqdm.mininterval.
+    elif self._enabled and (time.monotonic() - self._last_line >= self._log_seconds
+                            or self.n >= self.total):
+      self._print_line()
+
+  def line(self) -> str:
+    """The plain progress line: count, percentage, elapsed time, ETA, rate, postfix."""
+    elapsed = time.monotonic() - self._start
+    rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
+    eta = tqdm.tqdm.format_interval((self.total - self.n) / rate) if rate > 0 else "?"
+    percent = 100.0 * self.n / self.total if self.total else 100.0
+    done = f"{self.n:,}" if float(self.n).is_integer() else f"{self.n:,.1f}"
+    return (f"{self.description} {done}/{self.total:,} {self.unit}s ({percent:.0f}%), "
+            f"{tqdm.tqdm.format_interval(elapsed)} elapsed, ETA {eta}, "
+            f"{rate:,.{3 if rate < 1 else 1 if rate < 1000 else 0}f} {self.unit}s/s"
+            f"{self._postfix}").lstrip()
+
+  def _print_line(self) -> None:
+    print(self.line(), file=self._stream, flush=True)
+    self._last_line = time.monotonic()
+
+  def write(self, message: str) -> None:
+    """Prints ``message`` above the bar (or as a line of the log)."""
+    if not self._enabled:
+      return
+    if self._bar is not None:
+      self._bar.write(message, file=self._stream)
+    else:
+      print(message, file=self._stream, flush=True)
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+  def __enter__(self) -> "Progress":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+class MetricsLogger:
+  """A run's records: rows of ``workdir/<csv_name>`` and TensorBoard scalars.
+
+  Args:
+    workdir: the run's directory; None keeps rows in memory only.
+    csv_name: the CSV file in ``workdir`` (e.g. ``"curve.csv"``); None for none.
+    columns: the CSV's columns, in order; the header of an existing file must match.
+    types: converters of columns when the existing CSV is read back.
+    step_column: the column that orders rows and is the TensorBoard step.
+    start_step: the restored step; existing rows after it are dropped.
+    tensorboard: write scalars to ``workdir/<tensorboard_dir>``.
+    tensorboard_dir: the TensorBoard subdirectory (several logs of one workdir).
+    enabled: False writes no file (non-chief workers of a distributed run).
+  """
+
+  def __init__(self, workdir: Optional[str], csv_name: Optional[str] = None,
+               columns: Sequence[str] = (), types: Optional[Mapping[str, Callable]] = None,
+               step_column: str = "step", start_step: int = 0, tensorboard: bool = True,
+               tensorboard_dir: str = "tb", enabled: bool = True):
+    if csv_name and step_column not in columns:
+      raise ValueError(f"step_column {step_column!r} is not one of the columns {tuple(columns)}.")
+    self.columns = tuple(columns)
+    self._step_column = step_column
+    self._path = os.path.join(workdir, csv_name) if enabled and workdir and csv_name else None
+    self.rows: List[Dict] = []
+    self._unwritten = False
+    if self._path:
+      os.makedirs(workdir, exist_ok=True)
+      if os.path.exists(self._path):
+        rows = files.read_csv(self._path, types=types, columns=self.columns)
+        self.rows = [r for r in rows if r[step_column] <= start_step]
+        self._unwritten = len(self.rows) != len(rows)
+      else:
+        self._unwritten = True
+      self.flush()
+    self._writer = (tf.summary.create_file_writer(os.path.join(workdir, tensorboard_dir))
+                    if enabled and workdir and tensorboard else None)
+
+  def record(self, row: Mapping, flush: bool = True) -> None:
+    """Appends ``row`` (the ``columns``) to the CSV, and its numbers to TensorBoard.
+
+    A ``split`` column, if any, prefixes the TensorBoard names (``test/kl``).
+    With ``flush=False`` the CSV is rewritten at the next ``flush``.
+    """
+    missing = [c for c in self.columns if c not in row]
+    if missing:
+      raise ValueError(f"Record misses the columns {missing}; got {sorted(row)}.")
+    self.rows.append({c: row[c] for c in self.columns})
+    self._unwritten = True
+    prefix = f"{row['split']}/" if "split" in row else ""
+    self.scalars(int(row[self._step_column]),
+                 {k: v for k, v in row.items() if k not in (self._step_column, "split")},
+                 prefix)
+    if flush:
+      self.flush()
+
+  def scalars(self, step: int, metrics: Mapping[str, object], prefix: str = "") -> None:
+    """Writes the numeric ``metrics`` to TensorBoard at ``step`` (no CSV row)."""
+    if self._writer is None:
+      return
+    with self._writer.as_default(step=int(step)):
+      for name, value in metrics.items():
+        if isinstance(value, (int, float)) or (hasattr(value, "dtype") and
+                                               getattr(value, "shape", ()) == ()):
+          tf.summary.scalar(prefix + name, value)
+
+  def flush(self) -> None:
+    """Rewrites the CSV if rows were added since the last write, and flushes TensorBoard."""
+    if self._path and self._unwritten:
+      files.write_csv(self._path, self.rows, self.columns)
+      self._unwritten = False
+    if getattr(self, "_writer", None) is not None:
+      self._writer.flush()
+
+  def close(self) -> None:
+    self.flush()
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
+
+  def __enter__(self) -> "MetricsLogger":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()

@@ -1,0 +1,74 @@
+"""Quiet start-up: no TensorFlow C++ start-up lines, real errors kept, --verbosity=0 restores."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from sobolev_tf import tf_startup
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The lines TF 2.21 prints on a CPU machine before absl logging is initialised.
+NOISE = """WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1796155212.963791    7616 port.cc:153] oneDNN custom operations are on. You may see slightly different numerical results.
+I0000 00:00:1796155212.964799    7616 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+I0000 00:00:1796156099.062186   14710 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use available CPU instructions in performance-critical operations.
+To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
+E0000 00:00:1796155214.356569    7616 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
+"""
+REAL = "E0000 00:00:1796155214.356569    7616 op_kernel.cc:1] something really failed\n"
+
+
+def run_python(code, *args, env=None):
+  env = dict(os.environ if env is None else env)
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  env.pop("SOBOLEV_TF_VERBOSE", None)
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                        env=env, timeout=300, check=True)
+
+
+class FilterTest(tf.test.TestCase):
+
+  def test_known_lines_are_dropped_and_others_kept(self):
+    with tempfile.TemporaryFile() as out:
+      tf_startup._write_back_unknown_lines((NOISE + REAL + "plain text\n").encode(),
+                                           out.fileno())
+      out.seek(0)
+      self.assertEqual(out.read().decode(), REAL + "plain text\n")
+
+  def test_verbosity_flags(self):
+    for argv, verbose in [([], False), (["--verbosity=0"], True), (["--verbosity", "1"], True),
+                          (["-v", "0"], True), (["-v=-1"], False), (["--verbosity=-1"], False),
+                          (["--verbosity=info"], True), (["--other=0"], False)]:
+      self.assertEqual(tf_startup.verbose_requested(argv, environ={}), verbose, argv)
+    self.assertTrue(tf_startup.verbose_requested([], environ={"SOBOLEV_TF_VERBOSE": "1"}))
+    self.assertFalse(tf_startup.verbose_requested([], environ={"SOBOLEV_TF_VERBOSE": "0"}))
+
+
+class ImportTest(tf.test.TestCase):
+
+  def test_import_prints_no_startup_lines(self):
+    result = run_python("import sobolev_tf, sys; print('imported', file=sys.stderr)")
+    self.assertEqual(result.stderr, "imported\n")
+
+  def test_verbosity_zero_brings_them_back(self):
+    result = run_python("import sobolev_tf", "--verbosity=0")
+    self.assertIn("absl::InitializeLog", result.stderr)
+
+  def test_script_startup_is_quiet(self):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "distill.py"),
+                             "--workdir=unused", "--game=tetris"], capture_output=True,
+                            text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items()
+                                 if k != "TF_CPP_MIN_LOG_LEVEL"})
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("Unknown game 'tetris'", result.stderr)
+    self.assertNotIn("cuInit", result.stderr)
+    self.assertNotIn("absl::InitializeLog", result.stderr)
+
+
+if __name__ == "__main__":
+  tf.test.main()
