@@ -22,11 +22,13 @@ setup(
         "ml-collections",
         "numpy",
         "matplotlib",
+        "tqdm",
     ],
     extras_require={
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         "atari": ["gymnasium[atari]", "ale-py"],
-        "test": ["pytest", "pytest-xdist"],
+        # The notebook runs in the tests (nbclient with an IPython kernel).
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
     },
     license="Apache-2.0",
 )

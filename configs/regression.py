@@ -63,7 +63,6 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.num_steps = 10_000               # Paper: not given.
   config.steps_per_call = 500
   config.eval_steps = (500, 1000, 2000, 5000)  # Plus the last step.
-  config.log_every = 0
   config.jit_compile = False
   config.fd_step = 1e-3                   # Finite differences: h = 1e-3 x domain width.
   config.checkpoint_minutes = 2.0

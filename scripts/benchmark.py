@@ -27,6 +27,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

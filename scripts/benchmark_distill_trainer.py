@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top

@@ -10,6 +10,7 @@ from absl import app
 from absl import flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import collect  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
@@ -30,6 +31,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   spec = games.get_game(_GAME.value)
+  checks.check_writable_directory(_DATA_DIR.value, "dataset")  # Before the teacher plays.
   net, latest = train_teacher.load_teacher(os.path.join(_TEACHERS_DIR.value, spec.name),
                                            spec.name)
   data = collect.collect(net, spec.name, _NUM_STATES.value, seed=_SEED.value,

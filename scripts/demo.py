@@ -14,6 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 import numpy as np
 
+import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top

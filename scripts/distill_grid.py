@@ -23,6 +23,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import save_figure_atomic  # pylint: disable=g-import-not-at-top
@@ -92,6 +93,9 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  if _REPORT_ONLY.value and not os.path.isdir(_WORKDIR.value):
+    raise ValueError(f"--report_only: no grid workdir {_WORKDIR.value}; nothing to report.")
+  checks.check_writable_directory(_OUTPUT_DIR.value, "report")
   teachers = {}
   if "sobolev" in config.methods and not _REPORT_ONLY.value:
     # Every teacher before any training: a missing one fails now, not hours later.
@@ -101,8 +105,10 @@ def main(argv):
 
   results = distill_grid.run_grid(config, _WORKDIR.value, _DATA_DIR.value, teachers.get,
                                   train=not _REPORT_ONLY.value)
+  if not results and not _MERGE_REPORT.value:
+    raise ValueError(f"No finished run under {_WORKDIR.value}: refusing to replace the report "
+                     f"in {_OUTPUT_DIR.value} with an empty one.")
   out = _OUTPUT_DIR.value
-  os.makedirs(out, exist_ok=True)
   curves = distill_grid.collect_curves(results)
   summary = distill_grid.summarise(results)
   if _PLAY_EPISODES.value:

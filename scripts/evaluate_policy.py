@@ -9,6 +9,7 @@ import sys
 from absl import app
 from absl import flags
 
+import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
@@ -19,7 +20,7 @@ from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-a
 
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Teacher workdir (checkpoints/).", required=True)
-_EPISODES = flags.DEFINE_integer("episodes", 10, "Games to score.")
+_EPISODES = flags.DEFINE_integer("episodes", 10, "Games to score.", lower_bound=1)
 _GREEDY = flags.DEFINE_bool("greedy", False, "Most probable action instead of sampling.")
 _SEED = flags.DEFINE_integer("seed", 1000, "Environment and action-sampling seed.")
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the result as JSON here "

@@ -8,7 +8,8 @@ r"""Exports a teacher or a distilled student as a SavedModel (uint8 [B, 84, 84, 
         --saved_model=exports/pong_sobolev_10
 
 ``--weights_dir`` (teachers) also writes the weights alone (no optimiser state; the shipped
-teachers), which ``load_teacher`` and ``--teachers_dir`` accept like a workdir.
+teachers), which ``load_teacher`` accepts like a workdir, and so the other scripts'
+``--teachers_dir`` (the directory holding ``<game>/``).
 """
 
 

@@ -10,6 +10,7 @@ import os
 from absl import app
 from absl import flags
 
+import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
@@ -19,10 +20,11 @@ from sobolev_tf.files import write_atomic  # pylint: disable=g-import-not-at-top
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported policy.", required=True)
 _GAME = flags.DEFINE_string("game", "pong", "Game name.")
-_EPISODES = flags.DEFINE_integer("episodes", 3, "Games to play.")
+_EPISODES = flags.DEFINE_integer("episodes", 3, "Games to play.", lower_bound=1)
 _GREEDY = flags.DEFINE_bool("greedy", False, "Most probable action instead of sampling.")
 _GIF = flags.DEFINE_string("gif", None, "Write the first game's frames as a GIF here.")
-_GIF_STEPS = flags.DEFINE_integer("gif_steps", 2000, "At most this many agent steps in the GIF.")
+_GIF_STEPS = flags.DEFINE_integer("gif_steps", 2000, "At most this many agent steps in the GIF.",
+                                  lower_bound=1)
 
 
 def load_policy(path: str):

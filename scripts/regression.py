@@ -17,7 +17,7 @@ from sobolev_tf.regression import experiment  # pylint: disable=g-import-not-at-
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(__file__), "..", "configs", "regression.py"),
-    "Regression configuration (configs/regression.py:<default|quick|paper>).")
+    "Regression configuration (configs/regression.py:<default|full|quick|paper>).")
 _FUNCTION = flags.DEFINE_string("function", "styblinski_tang", "Benchmark function.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 20, "Training points.")
 _METHODS = flags.DEFINE_list("methods", ["regular", "sobolev"],

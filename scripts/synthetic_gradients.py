@@ -19,6 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf.synthetic_gradients import methods as sg  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
 
 _DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
@@ -38,7 +39,11 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
-  for method in _METHODS.value or [config.method]:
+  methods = _METHODS.value or [config.method]
+  unknown = [m for m in methods if m not in sg.METHODS]
+  if unknown:  # All of them before the first trains.
+    raise ValueError(f"Unknown methods {unknown}; known: {', '.join(sg.METHODS)}.")
+  for method in methods:
     config.method = method
     done = os.path.join(_WORKDIR.value, method, "result.json")
     if os.path.exists(done):

@@ -25,7 +25,6 @@ def main(argv):
   tf_startup.default_script_verbosity()
   max_seconds = None if _MAX_HOURS.value is None else _MAX_HOURS.value * 3600
   result = train_teacher.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                                            log=lambda s: print(s, flush=True),
                                             max_seconds=max_seconds)
   print(result)
 

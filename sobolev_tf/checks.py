@@ -7,9 +7,14 @@ with an ``InvalidArgumentError`` carrying the same message.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from typing import Sequence
+
 import tensorflow as tf
 
-__all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape"]
+__all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape",
+           "check_config", "check_writable_directory"]
 
 
 def as_input(x) -> tf.Tensor:
@@ -77,3 +82,38 @@ def check_non_negative(w: tf.Tensor, name: str) -> tf.Tensor:
     return w
   with tf.control_dependencies([tf.debugging.assert_non_negative(w, message=message)]):
     return tf.identity(w)
+
+
+def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[str] = (),
+                 fractions: Sequence[str] = ()) -> None:
+  """Refuses a config before any work: names the first field that is out of range.
+
+  ``positive`` fields must be numbers > 0, ``non_negative`` >= 0, ``fractions``
+  in (0, 1). Booleans and NaN are refused everywhere.
+  """
+  def number(name):
+    value = config[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+      raise ValueError(f"config.{name} must be a number, got {value!r}.")
+    return value
+
+  for name in positive:
+    if not number(name) > 0:
+      raise ValueError(f"config.{name} must be > 0, got {config[name]!r}.")
+  for name in non_negative:
+    if not number(name) >= 0:
+      raise ValueError(f"config.{name} must be >= 0, got {config[name]!r}.")
+  for name in fractions:
+    if not 0 < number(name) < 1:
+      raise ValueError(f"config.{name} must be in (0, 1), got {config[name]!r}.")
+
+
+def check_writable_directory(path: str, what: str) -> str:
+  """Creates ``path`` if needed and checks that files can be written there, before any work."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
+      pass
+  except OSError as e:
+    raise ValueError(f"Cannot write the {what} to {path}: {e.strerror or e}.") from e
+  return path

@@ -71,6 +71,15 @@ class Progress:
                             or self.n >= self.total):
       self._print_line()
 
+  def skip_to(self, n: float) -> None:
+    """Sets the count to ``n`` as work done earlier (a resumed part): not counted in the rate."""
+    delta = n - self.n
+    self._initial += delta
+    self.n = n
+    if self._bar is not None:
+      self._bar.initial += delta
+      self._bar.n = self._bar.last_print_n = n  # The next update's rate starts from here.
+
   def line(self) -> str:
     """The plain progress line: count, percentage, elapsed time, ETA, rate, postfix."""
     elapsed = time.monotonic() - self._start
@@ -137,6 +146,7 @@ class MetricsLogger:
     if self._path:
       os.makedirs(workdir, exist_ok=True)
       if os.path.exists(self._path):
+        types = dict({step_column: int}, **(types or {}))  # Steps compare as numbers.
         rows = files.read_csv(self._path, types=types, columns=self.columns)
         self.rows = [r for r in rows if r[step_column] <= start_step]
         self._unwritten = len(self.rows) != len(rows)

@@ -6,9 +6,11 @@ such lines go to standard error whatever ``TF_CPP_MIN_LOG_LEVEL`` says
 the CPU-feature notice and ``E0000 ... failed call to cuInit: ... (303)``,
 which reads like a failure on a CPU machine. There is no switch, so the import
 and the first device query (which calls cuInit) run with file descriptor 2
-captured; afterwards every captured line that is not one of those known
-notices is written back, so real errors stay visible. INFO lines of the C++
-runtime are hidden afterwards (``TF_CPP_MIN_LOG_LEVEL=1``, unless set).
+going through a filter process that forwards at once every line that is not
+one of those known notices, so real errors (a broken driver's cuInit error, an
+abort) stay visible. Side effects of ``import sobolev_tf``: the GPU platform
+is initialised then (set ``CUDA_VISIBLE_DEVICES`` before the import), and the
+C++ runtime's INFO lines are hidden (``TF_CPP_MIN_LOG_LEVEL=1``, unless set).
 
 ``--verbosity=0`` (absl's flag, or ``-v 0``) on the command line, or
 ``SOBOLEV_TF_VERBOSE=1``, leaves everything as TensorFlow prints it.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
+import subprocess
 from typing import Sequence
 
 __all__ = ["STARTUP_NOISE", "verbose_requested", "import_tensorflow", "default_script_verbosity"]
@@ -29,8 +31,8 @@ STARTUP_NOISE = re.compile("|".join([
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
     r"port\.cc:\d+\] oneDNN custom operations are on",
     r"cudart_stub\.cc:\d+\] Could not find cuda drivers",
-    r"cuda_platform\.cc:\d+\] failed call to cuInit",
-    r"cuda_executor\.cc:\d+\] failed call to cuInit",
+    # Only the no-driver error (303) of a CPU machine: a broken driver's error stays visible.
+    r"cuda_(platform|executor)\.cc:\d+\] failed call to cuInit: .*\(303\)\s*$",
     r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
     r"^To enable the following instructions: .*rebuild TensorFlow",
     r"Unable to register cu(DNN|FFT|BLAS) factory",
@@ -39,34 +41,44 @@ STARTUP_NOISE = re.compile("|".join([
 
 
 def verbose_requested(argv: Sequence[str] = (), environ=None) -> bool:
-  """True if absl's ``--verbosity`` / ``-v`` asks for INFO (>= 0) or the env var is set."""
+  """True if absl's verbosity flag (its last value, as absl reads it) asks for INFO (>= 0),
+  or ``SOBOLEV_TF_VERBOSE`` is set."""
   environ = os.environ if environ is None else environ
   if environ.get("SOBOLEV_TF_VERBOSE", "") not in ("", "0"):
     return True
   args = list(argv)
+  value = None
   for i, arg in enumerate(args):
-    value = None
-    for flag in ("--verbosity", "-v"):
+    for flag in ("--verbosity", "-verbosity", "--v", "-v"):
       if arg.startswith(flag + "="):
         value = arg[len(flag) + 1:]
       elif arg == flag and i + 1 < len(args):
         value = args[i + 1]
-    if value is not None:
-      try:
-        return int(value) >= 0
-      except ValueError:
-        return value.lower() in ("debug", "info")
-  return False
+  if value is None:
+    return False
+  try:
+    return int(value) >= 0
+  except ValueError:
+    return value.lower() in ("debug", "info")
 
 
-def _write_back_unknown_lines(captured: bytes, stream_fd: int) -> None:
-  for line in captured.decode(errors="replace").splitlines(keepends=True):
-    if not STARTUP_NOISE.search(line):
-      os.write(stream_fd, line.encode())
+# The filter runs in a child process, so that what it has received is still
+# written out if TensorFlow aborts the importing process.
+_FILTER = (
+    "import re, sys\n"
+    "noise = re.compile(sys.argv[1])\n"
+    "for line in sys.stdin.buffer:\n"
+    "  if not noise.search(line.decode(errors='replace')):\n"
+    "    sys.stdout.buffer.write(line); sys.stdout.buffer.flush()\n")
 
 
 def import_tensorflow():
-  """``import tensorflow`` and its first device query, without the known start-up lines."""
+  """``import tensorflow`` and its first device query, without the known start-up lines.
+
+  File descriptor 2 goes through a filter process meanwhile, which forwards
+  every other line at once, so an abort inside TensorFlow still shows its
+  message.
+  """
   if "tensorflow" in sys.modules or verbose_requested(sys.argv[1:]):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf
@@ -74,19 +86,24 @@ def import_tensorflow():
   try:
     sys.stderr.flush()
     saved = os.dup(2)
-  except (OSError, ValueError, AttributeError):  # No file descriptor 2 (embedded interpreters).
+    read_fd, write_fd = os.pipe()
+    filter_process = subprocess.Popen(
+        [sys.executable, "-S", "-c", _FILTER, STARTUP_NOISE.pattern], stdin=read_fd,
+        stdout=saved, stderr=saved, close_fds=True)
+  except (OSError, ValueError, AttributeError):  # No usable fd 2 (embedded interpreters).
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.config.list_physical_devices("GPU")  # Calls cuInit now, while captured.
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      _write_back_unknown_lines(captured.read(), 2)
+  os.close(read_fd)
+  os.dup2(write_fd, 2)
+  os.close(write_fd)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices("GPU")  # Calls cuInit now, while filtered.
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)  # Closes the pipe's last write end: the filter reads to its end.
+    os.close(saved)
+    filter_process.wait(timeout=30)
   return tf
 
 

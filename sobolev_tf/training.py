@@ -72,6 +72,8 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   The small regular-vs-Sobolev comparison of the demo and of Figure 2 (left).
   ``dy`` are the gradient targets ``[B, *in]``. Returns the last step's metrics.
   """
+  if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+    raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
   model = lambda z: module(z)[:, 0]
   opt = snt.optimizers.Adam(learning_rate)
 

@@ -60,6 +60,15 @@ class ProgressTest(tf.test.TestCase):
     progress.write("message")
     self.assertEqual(stream.getvalue(), "")
 
+  def test_work_done_before_a_resume_is_not_in_the_rate(self):
+    progress = loggers.Progress(100, "[grid]", unit="model", stream=io.StringIO())
+    progress._start -= 10.0  # Ten seconds into this invocation.
+    progress.skip_to(90)  # Groups finished before the resume.
+    progress.update(91)  # One model trained in those ten seconds.
+    self.assertIn("91/100 models (91%)", progress.line())
+    self.assertIn("0.100 models/s", progress.line())
+    self.assertIn("ETA 01:30", progress.line())
+
   def test_bad_total(self):
     with self.assertRaisesRegex(ValueError, "total must be >= 0"):
       loggers.Progress(-1)

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import tempfile
 
 import tensorflow as tf
 
@@ -18,7 +17,9 @@ I0000 00:00:1796156099.062186   14710 cpu_feature_guard.cc:227] This TensorFlow 
 To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
 E0000 00:00:1796155214.356569    7616 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
 """
-REAL = "E0000 00:00:1796155214.356569    7616 op_kernel.cc:1] something really failed\n"
+REAL = ("E0000 00:00:1796155214.356569    7616 op_kernel.cc:1] something really failed\n"
+        "E0000 00:00:1796155214.356569    7616 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error: Failed call to cuInit: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803)\n")
 
 
 def run_python(code, *args, env=None):
@@ -33,16 +34,17 @@ def run_python(code, *args, env=None):
 class FilterTest(tf.test.TestCase):
 
   def test_known_lines_are_dropped_and_others_kept(self):
-    with tempfile.TemporaryFile() as out:
-      tf_startup._write_back_unknown_lines((NOISE + REAL + "plain text\n").encode(),
-                                           out.fileno())
-      out.seek(0)
-      self.assertEqual(out.read().decode(), REAL + "plain text\n")
+    result = subprocess.run([sys.executable, "-S", "-c", tf_startup._FILTER,
+                             tf_startup.STARTUP_NOISE.pattern],
+                            input=NOISE + REAL + "plain text\n", capture_output=True, text=True,
+                            timeout=60, check=True)
+    self.assertEqual(result.stdout, REAL + "plain text\n")
 
   def test_verbosity_flags(self):
     for argv, verbose in [([], False), (["--verbosity=0"], True), (["--verbosity", "1"], True),
                           (["-v", "0"], True), (["-v=-1"], False), (["--verbosity=-1"], False),
-                          (["--verbosity=info"], True), (["--other=0"], False)]:
+                          (["--verbosity=info"], True), (["--other=0"], False),
+                          (["--v=0"], True), (["--verbosity=0", "--verbosity=-1"], False)]:
       self.assertEqual(tf_startup.verbose_requested(argv, environ={}), verbose, argv)
     self.assertTrue(tf_startup.verbose_requested([], environ={"SOBOLEV_TF_VERBOSE": "1"}))
     self.assertFalse(tf_startup.verbose_requested([], environ={"SOBOLEV_TF_VERBOSE": "0"}))
@@ -58,17 +60,38 @@ class ImportTest(tf.test.TestCase):
     result = run_python("import sobolev_tf", "--verbosity=0")
     self.assertIn("absl::InitializeLog", result.stderr)
 
-  def test_script_startup_is_quiet(self):
+  def test_every_script_starts_quietly(self):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    scripts = sorted(f for f in os.listdir(os.path.join(ROOT, "scripts")) if f.endswith(".py"))
+    self.assertGreater(len(scripts), 10)
+    for script in scripts:
+      result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script),
+                               "--helpshort"], capture_output=True, text=True, timeout=300,
+                              env=env, cwd=ROOT)
+      self.assertIn("--", result.stdout + result.stderr, msg=script)  # Its flags' help.
+      self.assertNotIn("Traceback", result.stderr, msg=f"{script}: {result.stderr[-2000:]}")
+      for noise in ("cuInit", "absl::InitializeLog", "oneDNN", "cuda drivers", "cpu_feature"):
+        self.assertNotIn(noise, result.stderr + result.stdout, msg=script)
+
+  def test_bad_game_error_is_kept(self):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "distill.py"),
                              "--workdir=unused", "--game=tetris"], capture_output=True,
-                            text=True, timeout=300,
-                            env={k: v for k, v in os.environ.items()
-                                 if k != "TF_CPP_MIN_LOG_LEVEL"})
+                            text=True, timeout=300, cwd=ROOT)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("Unknown game 'tetris'", result.stderr)
     self.assertNotIn("cuInit", result.stderr)
-    self.assertNotIn("absl::InitializeLog", result.stderr)
 
+  def test_an_abort_during_the_import_still_shows_its_message(self):
+    fake = self.create_tempdir().full_path
+    with open(os.path.join(fake, "tensorflow.py"), "w") as f:
+      f.write("import os\nos.write(2, b'F0000 cpu_feature_guard.cc:1] FATAL: no AVX\\n')\n"
+              "os.abort()\n")
+    env = dict(os.environ, PYTHONPATH=fake + os.pathsep + ROOT)
+    env.pop("SOBOLEV_TF_VERBOSE", None)
+    result = subprocess.run([sys.executable, "-c", "import sobolev_tf"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("FATAL: no AVX", result.stderr)
 
 if __name__ == "__main__":
   tf.test.main()

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import zipfile
+import zlib
 from typing import Dict, Optional
 
 import numpy as np
@@ -124,7 +125,7 @@ def load(path: str) -> DistillationData:
     with np.load(path) as z:
       arrays = {k: z[k] for k in _KEYS}
       meta = json.loads(bytes(z["meta"]).decode())
-  except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
+  except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError) as e:
     raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); "
                      "collect it again.") from e
   data = DistillationData(meta=meta, **arrays)

@@ -19,6 +19,7 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import derivatives
 from sobolev_tf import loggers
 from sobolev_tf import losses
@@ -176,23 +177,27 @@ def evaluate(distiller: Distiller, data: dataset.DistillationData, index: np.nda
 
 def train_and_evaluate(config, workdir: str,
                        teacher_logits: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
-                       log: Optional[Callable[[str], None]] = None,
-                       progress: Optional[loggers.Progress] = None,
-                       progress_offset: int = 0) -> Dict:
+                       log: Optional[Callable[[str], None]] = None) -> Dict:
   """Distils ``config.data_path`` into a student; resumes from ``workdir``.
 
   Writes ``workdir/curves.csv`` (step, split, action_error, kl) and TensorBoard
   scalars (``workdir/tb``) during training, and ``workdir/result.json`` (final
   test metrics, wall time) at the end, and returns the final test metrics. Wall
   time is the training time summed over resumed segments (up to each segment's
-  last checkpoint). Progress goes to ``progress`` (a grid's bar, at
-  ``progress_offset`` + step) or a bar of its own; messages to ``log``.
+  last checkpoint). Progress goes to a bar (``loggers.Progress``), messages to
+  ``log`` (above the bar by default).
   """
+  checks.check_config(config, positive=("num_steps", "batch_size", "eval_every", "learning_rate",
+                                        "max_eval_states"),
+                      non_negative=("alpha", "checkpoint_minutes", "jacobian_cache_gb"),
+                      fractions=("train_fraction", "validation_fraction"))
+  checks.check_writable_directory(workdir, "checkpoints and curves")
   data = dataset.load(config.data_path)
   splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
                                      config.validation_fraction)
   num_actions = data.log_probs.shape[1]
   derivative_loss = config.get("derivative_loss", "l2_norm")
+  tf.random.set_seed(config.seed)  # The student's initialisation (a resumed run restores it).
   distiller = Distiller(num_actions, config.method, config.learning_rate, config.alpha,
                         teacher_logits, seed=config.seed, derivative_loss=derivative_loss)
   # Training wall time, summed over resumed segments up to their last checkpoint.
@@ -210,9 +215,7 @@ def train_and_evaluate(config, workdir: str,
   metrics_log = loggers.MetricsLogger(workdir, "curves.csv", CURVE_COLUMNS,
                                       types=dict(step=int, action_error=float, kl=float),
                                       start_step=start_step)
-  own_progress = progress is None
-  if own_progress:
-    progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step)
+  progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step)
   log = log or progress.write
   if start_step:
     log(f"[{config.method}] resumed at step {start_step}")
@@ -258,11 +261,10 @@ def train_and_evaluate(config, workdir: str,
           last_test = (f" {split} KL {metrics_log.rows[-1]['kl']:.4f} "
                        f"error {metrics_log.rows[-1]['action_error']:.3f}")
       metrics_log.flush()
-    progress.update(progress_offset + step, f"loss {float(metrics['total']):.4f}{last_test}")
+    progress.update(step, f"loss {float(metrics['total']):.4f}{last_test}")
     checkpointer.maybe_save(step, force=step == config.num_steps)
   metrics_log.close()
-  if own_progress:
-    progress.close()
+  progress.close()
   final = evaluate(distiller, data, eval_index["test"])
   final.update(method=config.method, train_fraction=config.train_fraction,
                learning_rate=config.learning_rate, seed=config.seed,

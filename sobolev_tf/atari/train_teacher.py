@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
+from sobolev_tf import checks
 from sobolev_tf import loggers
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
@@ -131,7 +132,9 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
   """Trains a teacher for ``config.game`` until ``config.total_frames`` (or ``max_seconds``)."""
   spec = games.get_game(config.game)
   learning_rate_at(config, 0)  # Rejects an unknown schedule before any work.
-  os.makedirs(workdir, exist_ok=True)
+  checks.check_config(config, positive=("total_frames", "num_envs", "rollout_length"),
+                      non_negative=("checkpoint_minutes", "log_seconds"))
+  checks.check_writable_directory(workdir, "checkpoints and episodes")
   learner = a2c.A2CLearner(spec.num_actions, _hparams(config))
   ckpt, frames, rng_counter = make_checkpoint(learner)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
@@ -159,8 +162,8 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
   start_time = last_log = time.time()
 
   def save(frame_count):
+    metrics_log.flush()  # Rows first: the CSV may run ahead of the checkpoint, never behind.
     manager.save(checkpoint_number=frame_count)
-    metrics_log.flush()
 
   checkpointer = PeriodicCheckpointer(save, config.checkpoint_minutes)
   metrics = {}

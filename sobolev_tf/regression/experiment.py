@@ -31,6 +31,7 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import derivatives
 from sobolev_tf import files
 from sobolev_tf import loggers
@@ -305,6 +306,15 @@ CURVE_COLUMNS = ("step", "function", "num_train", "method", "seed", "test_mse", 
 _CURVE_TYPES = dict(step=int, num_train=int, seed=int, test_mse=float, test_grad_mse=float)
 
 
+def _check_config(config) -> None:
+  checks.check_config(config, positive=("num_steps", "steps_per_call", "batch_size", "num_test",
+                                        "learning_rate", "fd_step"),
+                      non_negative=("checkpoint_minutes", "grid_resolution"))
+  if config.num_steps % config.steps_per_call:
+    raise ValueError(f"config.num_steps ({config.num_steps}) must be a multiple of "
+                     f"config.steps_per_call ({config.steps_per_call}).")
+
+
 def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
                 log: Optional[Callable[[str], None]] = None,
                 progress: Optional[loggers.Progress] = None,
@@ -318,6 +328,7 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   grid's bar, from ``progress_offset``) or a bar of the group's own; messages go
   to ``log`` (above the bar by default).
   """
+  _check_config(config)
   group = _Group(runs, config)
   name = _group_name((runs[0].num_train, METHODS[runs[0].method].activation, group.order))
   # Training time, summed over resumed segments up to their last checkpoint.
@@ -342,21 +353,21 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
                                       tensorboard_dir=name)
   own_progress = progress is None
   if own_progress:
-    progress = loggers.Progress(len(runs), f"[{name}]", unit="model",
-                                initial=len(runs) * start_step / config.num_steps)
+    progress = loggers.Progress(len(runs), f"[{name}]", unit="model")
+  # Models x the restored fraction of their steps: done before, not in the rate.
+  progress.skip_to(progress_offset + len(runs) * start_step / config.num_steps)
   log = log or progress.write
   if start_step:
     log(f"[{name}] resumed at step {start_step} from {manager.latest_checkpoint}")
   spc = config.steps_per_call
-  if config.num_steps % spc:
-    raise ValueError(f"num_steps ({config.num_steps}) must be a multiple of "
-                     f"steps_per_call ({spc}).")
   run = multi_step(group.train_step, spc, jit_compile=config.jit_compile)
   eval_steps = set(int(s) for s in config.eval_steps if s <= config.num_steps) | {config.num_steps}
 
   def save(step):
-    manager.save()
+    # Rows first: after a kill the CSV may run ahead of the checkpoint (resume drops
+    # those rows), never behind it.
     metrics_log.flush()
+    manager.save()
 
   checkpointer = manager and PeriodicCheckpointer(save, config.checkpoint_minutes)
   postfix = ""
@@ -458,8 +469,12 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   <function>.png and piecewise_linear.png; ``command`` is quoted in figure2.md.
   """
   from sobolev_tf.regression import report  # pylint: disable=g-import-not-at-top
+  _check_config(config)
+  runs = grid_runs(config)  # Unknown functions or methods fail here.
+  checks.check_writable_directory(workdir, "checkpoints")
+  checks.check_writable_directory(output_dir, "report")
   start = time.time()
-  results = run_grid(grid_runs(config), config, workdir)
+  results = run_grid(runs, config, workdir)
   wall = time.time() - start
   write_csv(results, os.path.join(output_dir, "figure2.csv"))
   config_name = command.split("--config=")[-1].split()[0] if "--config=" in command else \

@@ -25,6 +25,7 @@ import tensorflow as tf
 from sobolev_tf.synthetic_gradients import cifar
 from sobolev_tf.synthetic_gradients import distribute
 from sobolev_tf.synthetic_gradients import imagenet
+from sobolev_tf import checks
 from sobolev_tf import files
 from sobolev_tf import loggers
 from sobolev_tf.synthetic_gradients import optimizers
@@ -131,8 +132,10 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   """
   if config.method not in sg.METHODS:
     raise ValueError(f"Unknown method {config.method!r}; known: {', '.join(sg.METHODS)}.")
+  checks.check_config(config, positive=("num_steps", "steps_per_call", "eval_every", "batch_size"),
+                      non_negative=("checkpoint_minutes", "log_seconds"))
   chief = distribute.is_chief()
-  os.makedirs(workdir, exist_ok=True)
+  checks.check_writable_directory(workdir, "checkpoints and curve")
   strategy = distribute.make_strategy(config.strategy)
   replicas = strategy.num_replicas_in_sync
   if config.batch_size % replicas:
@@ -231,8 +234,11 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     checkpointer.maybe_save(step, force=step == config.num_steps)
   if step < config.num_steps:  # Stopped by max_seconds.
     manager.save(checkpoint_number=step)
-  elif not result:  # Resumed after the last step: evaluate again for the result.
-    result = record_evaluation()
+  elif not result:  # Resumed after the last step (killed before result.json).
+    if curve_rows and curve_rows[-1]["step"] == step:  # Its evaluation is in the curve.
+      result = {k: curve_rows[-1][k] for k in ("test_top1", "test_top5")}
+    else:
+      result = record_evaluation()
   progress.close()
   metrics_log.close()
   final = dict(method=config.method, dataset=config.dataset, steps=step,

@@ -1,6 +1,10 @@
 """Distillation on a few synthetic frames: both methods, metrics, resume."""
 
+import json
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -174,6 +178,74 @@ class DistillTest(tf.test.TestCase):
       distill.Distiller(3, "sobolev", 1e-3)
     with self.assertRaisesRegex(ValueError, "variant"):
       distill_configs.get_config("dagger")
+
+
+
+_KILLABLE_RUN = r"""
+import os, signal, sys
+sys.path.insert(0, os.getcwd())
+import tensorflow as tf
+from configs import distill as distill_configs
+from sobolev_tf import training
+from sobolev_tf.atari import distill, networks
+data_path, workdir, method, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+import numpy as np
+teacher = networks.AtariTeacher(3)  # The same weights in every process, without a global seed.
+teacher(tf.zeros([1, 84, 84, 4], tf.uint8))
+rng = np.random.default_rng(123)
+for v in teacher.variables:
+  v.assign(rng.normal(0.0, 0.05, v.shape).astype(v.dtype.as_numpy_dtype))
+config = distill_configs.get_config("quick")
+config.update(method=method, data_path=data_path, num_steps=6, eval_every=2,
+              checkpoint_minutes=0.0)
+if kill_at:
+  save = training.PeriodicCheckpointer.maybe_save
+  def maybe_save(self, step, force=False):
+    if step == kill_at:  # After this step's evaluation was logged, before its checkpoint.
+      os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, step, force)
+  training.PeriodicCheckpointer.maybe_save = maybe_save
+distill.train_and_evaluate(config, workdir, teacher_logits=teacher, log=lambda s: None)
+"""
+
+
+class KillAndResumeTest(tf.test.TestCase):
+
+  def test_sigkill_then_the_same_command_equals_an_uninterrupted_run(self):
+    root = self.create_tempdir().full_path
+    tf.random.set_seed(0)
+    data_path = os.path.join(root, "pong.npz")
+    _synthetic_dataset(data_path, networks.AtariTeacher(3), num_states=24, episode_length=3)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def run(workdir, kill_at):
+      return subprocess.run([sys.executable, "-c", _KILLABLE_RUN, data_path, workdir, "sobolev",
+                             str(kill_at)], cwd=repo, env=env, capture_output=True, text=True,
+                            timeout=600)
+
+    straight, killed = os.path.join(root, "straight"), os.path.join(root, "killed")
+    self.assertEqual(run(straight, 0).returncode, 0)
+    first = run(killed, 4)
+    self.assertEqual(first.returncode, -signal.SIGKILL, msg=first.stderr[-2000:])
+    with open(os.path.join(killed, "curves.csv")) as f:
+      self.assertIn("\n4,test,", f.read())  # Logged after the step-3 checkpoint.
+    second = run(killed, 0)
+    self.assertEqual(second.returncode, 0, msg=second.stderr[-2000:])
+    for name in ("curves.csv",):
+      with open(os.path.join(straight, name)) as a, open(os.path.join(killed, name)) as b:
+        self.assertEqual(a.read(), b.read())  # Same values, every step once.
+    with open(os.path.join(straight, "result.json")) as a, \
+        open(os.path.join(killed, "result.json")) as b:
+      ra, rb = json.load(a), json.load(b)
+    for key in ("kl", "action_error", "steps"):
+      self.assertEqual(ra[key], rb[key])
+    weights = [tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(d, "checkpoints")))
+               for d in (straight, killed)]
+    names = [n for n in weights[0].get_variable_to_shape_map() if n.startswith("student/")]
+    self.assertNotEmpty(names)
+    for n in names:
+      np.testing.assert_array_equal(weights[0].get_tensor(n), weights[1].get_tensor(n), err_msg=n)
 
 
 if __name__ == "__main__":

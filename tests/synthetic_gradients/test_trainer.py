@@ -91,6 +91,24 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
         os.path.join(workdir, "checkpoints")))
     self.assertEqual(final.get_tensor("main_optimizer/step/.ATTRIBUTES/VARIABLE_VALUE"), 6)
 
+  def test_killed_after_the_last_checkpoint_writes_each_step_once(self):
+    workdir = self.create_tempdir().full_path
+    config = quick_config("noprop", num_steps=4, eval_every=2)
+    first, _ = train(config, workdir)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      curve = f.read()
+    # Killed after its final checkpoint but before result.json; and with a row
+    # logged after that checkpoint, which the rerun must drop.
+    os.remove(os.path.join(workdir, "result.json"))
+    with open(os.path.join(workdir, "curve.csv"), "a") as f:
+      f.write("5,40,1.0,2.0,0.5,0.9\n")
+    second, _ = train(config, workdir)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      self.assertEqual(f.read(), curve)
+    self.assertEqual(second["test_top1"], first["test_top1"])
+    self.assertEqual(second["wall_seconds"], first["wall_seconds"])
+    self.assertTrue(os.path.exists(os.path.join(workdir, "result.json")))
+
   def test_corrupt_checkpoint_is_named(self):
     workdir = self.create_tempdir().full_path
     train(quick_config("noprop", num_steps=2), workdir)
