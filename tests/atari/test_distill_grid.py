@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -166,6 +167,73 @@ class GridTest(tf.test.TestCase):
       f.write("pong,0.5,regular,0.001,0.0,zero,True,3,test,0.1,0.1\n")
     with self.assertRaisesRegex(ValueError, "Malformed CSV file .*curves.csv"):
       distill_grid.read_report(report)
+
+
+_KILLABLE_GRID = r"""
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+import numpy as np
+import tensorflow as tf
+from configs import distill as distill_configs
+from sobolev_tf import training
+from sobolev_tf.atari import distill_grid, networks
+workdir, data_dir, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+teacher = networks.AtariTeacher(3)  # The same weights in every process, without a global seed.
+teacher(tf.zeros([1, 84, 84, 4], tf.uint8))
+rng = np.random.default_rng(7)
+for v in teacher.variables:
+  v.assign(rng.normal(0.0, 0.05, v.shape).astype(v.dtype.as_numpy_dtype))
+config = distill_configs.get_config("grid_quick")
+config.checkpoint_minutes = 0.0
+calls = [0]
+save = training.PeriodicCheckpointer.maybe_save
+def maybe_save(self, step, force=False):
+  calls[0] += 1
+  if calls[0] == kill_at:  # In the middle of a run, after its evaluation, before its checkpoint.
+    os.kill(os.getpid(), signal.SIGKILL)
+  return save(self, step, force)
+training.PeriodicCheckpointer.maybe_save = maybe_save
+results = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
+                                log=lambda s: None)
+print(json.dumps(sorted((r["run_dir"][len(workdir):], r["kl"], r["action_error"])
+                        for r in results)))
+"""
+
+
+class KilledGridTest(tf.test.TestCase):
+
+  def test_sigkill_then_the_same_command_selects_and_reports_the_same(self):
+    root = self.create_tempdir().full_path
+    data_dir = os.path.join(root, "data")
+    os.makedirs(data_dir)
+    tf.random.set_seed(0)
+    _synthetic_dataset(os.path.join(data_dir, "pong.npz"), networks.AtariTeacher(3),
+                       episode_length=4)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+    def run(workdir, kill_at):
+      return subprocess.run([sys.executable, "-c", _KILLABLE_GRID, workdir, data_dir,
+                             str(kill_at)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=900)
+
+    straight, killed = os.path.join(root, "straight"), os.path.join(root, "killed")
+    uninterrupted = run(straight, 0)
+    self.assertEqual(uninterrupted.returncode, 0, msg=uninterrupted.stderr[-2000:])
+    # 4 steps per run: call 10 is step 2 of the third run (after its step-2 evaluation).
+    first = run(killed, 10)
+    self.assertEqual(first.returncode, -signal.SIGKILL, msg=first.stderr[-2000:])
+    resumed = run(killed, 0)
+    self.assertEqual(resumed.returncode, 0, msg=resumed.stderr[-2000:])
+    self.assertEqual(json.loads(resumed.stdout.splitlines()[-1]),
+                     json.loads(uninterrupted.stdout.splitlines()[-1]))
+    with open(os.path.join(straight, "selection.json")) as a, \
+        open(os.path.join(killed, "selection.json")) as b:
+      self.assertEqual(json.load(a), json.load(b))
+    report = {d: distill_grid.collect_curves(distill_grid.run_grid(
+        distill_configs.get_config("grid_quick"), d, data_dir, None, train=False))
+              for d in (straight, killed)}
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "run_dir"} for r in rows]
+    self.assertEqual(strip(report[straight]), strip(report[killed]))  # No duplicate rows.
 
 
 if __name__ == "__main__":
