@@ -63,7 +63,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.num_steps = 10_000               # Paper: not given.
   config.steps_per_call = 500
   config.eval_steps = (500, 1000, 2000, 5000)  # Plus the last step.
-  config.jit_compile = False
+  # XLA: about 20% faster training on 2 CPU cores; :full, :paper and :quick keep
+  # the setting their results in results/regression/ were made with.
+  config.jit_compile = True
   config.fd_step = 1e-3                   # Finite differences: h = 1e-3 x domain width.
   config.checkpoint_minutes = 2.0
   config.grid_resolution = 41             # Figures 3, 5-11 (0 to skip).
@@ -91,6 +93,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     raise ValueError(f"Unknown regression config variant {variant!r}: "
                      "use default, full, paper or quick.")
   if variant != "default":
+    config.jit_compile = False
     config.workdir = f"workdirs/regression_{variant}"
     config.results_dir = f"results/regression/{variant}"
   return config
