@@ -4,6 +4,7 @@ r"""Mean score of a teacher (checkpoint) playing full games; protocol in sobolev
 """
 
 import json
+import os
 import sys
 
 from absl import app
@@ -12,6 +13,7 @@ from absl import flags
 import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
@@ -30,6 +32,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the result as JSON her
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
+  if _OUTPUT.value:  # Before the games are played.
+    checks.check_writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)), "result")
   spec = games.get_game(_GAME.value)
   net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   result = evaluation.evaluate_policy(tf.function(net), spec.name, _EPISODES.value,

@@ -13,6 +13,7 @@ from absl import flags
 import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines.
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
@@ -56,6 +57,8 @@ def write_gif(logits_fn, game: str, path: str, max_steps: int, seed: int = 0) ->
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
+  if _GIF.value:  # Before the games are played.
+    checks.check_writable_directory(os.path.dirname(os.path.abspath(_GIF.value)), "GIF")
   logits_fn, policy = load_policy(_SAVED_MODEL.value)
   if int(policy.num_actions.numpy()) != games.get_game(_GAME.value).num_actions:
     raise ValueError(f"{_SAVED_MODEL.value} has {int(policy.num_actions.numpy())} actions; "

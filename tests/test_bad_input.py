@@ -127,6 +127,32 @@ class BadFlagTest(tf.test.TestCase):
     with open(os.path.join(out, "figure4.md")) as f:
       self.assertEqual(f.read(), "the committed report")
 
+  def test_distill_game_other_than_the_data_game_is_refused(self):
+    root = self.create_tempdir().full_path
+    path = os.path.join(root, "pong.npz")
+    writer = dataset.StackedFrameWriter()
+    for i in range(8):
+      writer.add(np.zeros((84, 84, 4), np.uint8), np.log(np.ones(3) / 3), 0, 0.0, 0, i == 0)
+    dataset.save(writer.build({"game": "pong"}), path)
+    workdir = os.path.join(root, "work")
+    for method in ("regular", "sobolev"):
+      result = run_script("distill.py", f"--config=configs/distill.py:{method}",
+                          f"--config.data_path={path}", "--game=breakout", f"--workdir={workdir}")
+      self.assertNotEqual(result.returncode, 0)
+      self.assertIn(f"--game=breakout but {path} holds pong states", result.stderr)
+      self.assertFalse(os.path.exists(workdir))
+
+  def test_unwritable_gif_or_result_is_refused_before_any_game(self):
+    blocker = os.path.join(self.create_tempdir().full_path, "a_file")
+    with open(blocker, "w") as f:
+      f.write("not a directory")
+    for script, flag, what in (("play_policy.py", "--gif", "GIF"),
+                               ("evaluate_policy.py", "--output", "result")):
+      args = ["--saved_model=unused"] if script == "play_policy.py" else ["--workdir=unused"]
+      result = run_script(script, *args, f"{flag}={blocker}/out")
+      self.assertNotEqual(result.returncode, 0)
+      self.assertIn(f"Cannot write the {what} to {blocker}", result.stderr)
+
   def test_unknown_method_fails_before_any_training(self):
     workdir = self.create_tempdir().full_path
     result = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",

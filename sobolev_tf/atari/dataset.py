@@ -25,14 +25,14 @@ import json
 import os
 import zipfile
 import zlib
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from sobolev_tf import files
 
-__all__ = ["DistillationData", "StackedFrameWriter", "save", "load", "split_by_episodes",
-           "Splits"]
+__all__ = ["DistillationData", "StackedFrameWriter", "save", "load", "read_meta",
+           "split_by_episodes", "Splits"]
 
 _KEYS = ("frames", "stacks", "log_probs", "actions", "rewards", "episodes")
 
@@ -116,18 +116,27 @@ def save(data: DistillationData, path: str) -> None:
                      **{k: getattr(data, k) for k in _KEYS})
 
 
-def load(path: str) -> DistillationData:
-  """Reads and validates a dataset; a missing, truncated or corrupt file is a ValueError."""
+def _read(path: str, keys: Sequence[str]) -> Tuple[Dict[str, np.ndarray], Dict]:
+  """The arrays ``keys`` and the meta of ``path``; a missing or corrupt file is a ValueError."""
   if not os.path.exists(path):
     raise ValueError(f"No distillation dataset at {path}; collect one with "
                      "scripts/collect_atari.py --game=... --data_dir=...")
   try:
     with np.load(path) as z:
-      arrays = {k: z[k] for k in _KEYS}
-      meta = json.loads(bytes(z["meta"]).decode())
+      return {k: z[k] for k in keys}, json.loads(bytes(z["meta"]).decode())
   except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError) as e:
     raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); "
                      "collect it again.") from e
+
+
+def read_meta(path: str) -> Dict:
+  """Only the meta of a dataset (game, teacher, protocol), without reading its frames."""
+  return _read(path, ())[1]
+
+
+def load(path: str) -> DistillationData:
+  """Reads and validates a dataset; a missing, truncated or corrupt file is a ValueError."""
+  arrays, meta = _read(path, _KEYS)
   data = DistillationData(meta=meta, **arrays)
   data.validate(path)
   return data

@@ -3,6 +3,9 @@
 Training state (network, optimiser, update count, frames, RNG counter) lives in a
 ``tf.train.Checkpoint`` under ``workdir/checkpoints``; a killed run resumes at its
 last checkpoint (environments restart their episodes; nothing learned is lost).
+That resume is not bit-exact by choice: exactness would need every emulator's
+state (``cloneState``), frame stack and episode statistics in the checkpoint,
+for a teacher that is trained once and judged by its scores, not its trajectory.
 Episode scores go to ``workdir/episodes.csv`` (frames, score, length), the
 learning curve of ``results/teachers.md``, and training scalars to TensorBoard
 (``workdir/tb``), through one ``loggers.MetricsLogger``; a resumed run first

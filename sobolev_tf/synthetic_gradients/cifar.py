@@ -10,7 +10,7 @@ i.e. after each resolution stage; the paper does not say where).
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import sonnet as snt
 import tensorflow as tf
@@ -96,7 +96,8 @@ STD = (0.2470, 0.2435, 0.2616)
 
 
 def load_cifar10(split: str, batch_size: int, data_dir: Optional[str] = None,
-                 augment: bool = False, seed: int = 0, repeat: bool = False) -> tf.data.Dataset:
+                 augment: bool = False, seed: int = 0, repeat: bool = False,
+                 shard: Tuple[int, int] = (1, 0)) -> tf.data.Dataset:
   """Batches of (normalised float images [B, 32, 32, 3], int32 labels) from TFDS, offline.
 
   ``data_dir`` defaults to ``$TFDS_DATA_DIR``; a missing dataset is a ValueError
@@ -105,4 +106,5 @@ def load_cifar10(split: str, batch_size: int, data_dir: Optional[str] = None,
   ds = data.load_split("cifar10", split, data_dir,
                        "Pass --data_dir or set TFDS_DATA_DIR, e.g. ../shared/tensorflow_datasets.")
   return data.image_batches(ds, batch_size, MEAN, STD, _augment if augment else None,
-                            shuffle_seed=seed if augment else None, repeat=repeat)
+                            shuffle_seed=seed if augment else None, repeat=repeat,
+                       image_shape=(32, 32, 3), shard=shard)

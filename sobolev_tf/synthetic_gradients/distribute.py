@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import sonnet as snt
 import tensorflow as tf
 
-__all__ = ["MultiWorkerReplicator", "make_strategy", "is_chief", "STRATEGIES"]
+__all__ = ["MultiWorkerReplicator", "make_strategy", "is_chief", "input_pipeline", "STRATEGIES"]
 
 STRATEGIES = ("mirrored", "multi_worker")
 
@@ -80,3 +80,20 @@ def is_chief() -> bool:
     return True
   return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
           and "chief" not in tf_config.get("cluster", {}))
+
+
+def input_pipeline() -> Tuple[int, int]:
+  """(number of machines, this machine's index), chief first, from ``TF_CONFIG``.
+
+  Each machine reads its own shard of the training stream (``data.image_batches``);
+  the numbering is MultiWorkerMirroredStrategy's (the chief, then the workers).
+  """
+  tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+  task = tf_config.get("task")
+  if not task:
+    return 1, 0
+  cluster = tf_config.get("cluster", {})
+  chiefs = len(cluster.get("chief", []))
+  num = chiefs + len(cluster.get("worker", []))
+  index = 0 if task.get("type") == "chief" else chiefs + int(task.get("index", 0))
+  return num, index

@@ -11,7 +11,7 @@ three-module variant cuts after each of the first three groups.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import sonnet as snt
 import tensorflow as tf
@@ -79,7 +79,7 @@ def _center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
 
 def load_imagenet(split: str, batch_size: int, data_dir: Optional[str] = None,
                   augment: bool = False, seed: int = 0, repeat: bool = False,
-                  image_size: int = 224) -> tf.data.Dataset:
+                  image_size: int = 224, shard: Tuple[int, int] = (1, 0)) -> tf.data.Dataset:
   """Batches of (normalised float images, int32 labels) from TFDS ``imagenet2012``, offline."""
   ds = data.load_split("imagenet2012", split, data_dir,
                        "imagenet2012 needs a manual download, prepared with tfds.")
@@ -88,4 +88,5 @@ def load_imagenet(split: str, batch_size: int, data_dir: Optional[str] = None,
   else:
     preprocess = lambda image, _: _center_crop(image, image_size)
   return data.image_batches(ds, batch_size, MEAN, STD, preprocess,
-                            shuffle_seed=seed if augment else None, repeat=repeat)
+                            shuffle_seed=seed if augment else None, repeat=repeat,
+                            shard=shard)

@@ -2,13 +2,14 @@
 
 One trainer for CIFAR-10 (SM 4.2) and ImageNet (SM 4.3) and all six methods
 (``synthetic_gradients.methods.METHODS``). Training state (network, SG modules, both
-optimisers with their step counters) lives in a ``tf.train.Checkpoint`` under
-``workdir/checkpoints``; a killed run resumes at its last checkpoint, with the
-input pipeline reseeded from the resumed step (the same distribution of batches,
-not the same sequence). The chief writes ``workdir/curve.csv`` (one row per
-evaluation), TensorBoard scalars under ``workdir/tb`` and ``workdir/result.json``
-at the end, through one ``loggers.MetricsLogger``; a resumed run's curve keeps
-only the rows up to its checkpoint.
+optimisers with their step counters, the training-data iterator) lives in a
+``tf.train.Checkpoint`` under ``workdir/checkpoints``; a killed run resumes at its
+last checkpoint and continues bit for bit as if it had not stopped (the
+iterator's shuffle buffer, about 13 MB on CIFAR-10, is part of the checkpoint).
+The chief writes ``workdir/curve.csv`` (one row per evaluation), TensorBoard
+scalars under ``workdir/tb`` and ``workdir/result.json`` at the end, through one
+``loggers.MetricsLogger``; a resumed run's curve keeps only the rows up to its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -64,17 +65,24 @@ def build_model(config) -> Tuple[list, list]:
   return parts, modules
 
 
-def make_datasets(config, data_dir: Optional[str], seed: int):
-  """(repeated augmented train batches, test batches), both of the global batch size."""
+def make_datasets(config, data_dir: Optional[str], seed: int, shard: Tuple[int, int] = (1, 0)):
+  """(repeated augmented train batches, test batches).
+
+  Test batches have the global batch size. ``shard=(n, i)``: the train batches
+  are machine ``i``'s share of the global batch, ``batch_size / n`` examples
+  (``distribute.input_pipeline``).
+  """
   dataset = _check_dataset(config.dataset)
+  if config.batch_size % shard[0]:
+    raise ValueError(f"batch_size={config.batch_size} is not divisible by the {shard[0]} machines.")
   if dataset == "cifar10":
     load = cifar.load_cifar10
     kwargs = {}
   else:
     load = imagenet.load_imagenet
     kwargs = dict(image_size=config.image_size)
-  train = load("train", config.batch_size, data_dir, augment=True, seed=seed, repeat=True,
-               **kwargs)
+  train = load("train", config.batch_size // shard[0], data_dir, augment=True, seed=seed,
+               repeat=True, shard=shard, **kwargs)
   test = load(config.test_split, config.eval_batch_size, data_dir, **kwargs)
   if config.max_test_examples:
     test = test.unbatch().take(config.max_test_examples).batch(config.eval_batch_size)
@@ -162,18 +170,29 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
         modules[k](h, y)
     main_opt.build(step_fn.main_variables())
     module_opt.build(step_fn.module_variables())
+  train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003,
+                                    shard=distribute.input_pipeline())
+  # A plain iterator, split over the local replicas in the step: a distributed
+  # iterator cannot be checkpointed, and a resumed run must see the same batches.
+  iterator = iter(train_ds)
   ckpt = tf.train.Checkpoint(parts=parts, modules=modules, main_optimizer=main_opt,
-                             module_optimizer=module_opt)
+                             module_optimizer=module_opt, train_iterator=iterator)
   manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir), max_to_keep=2)
   if manager.latest_checkpoint:
     restore_checkpoint(ckpt, manager.latest_checkpoint,
                        "Move it away to start again, or point --workdir elsewhere.")
   start_step = int(main_opt.step.numpy())
-  train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003 + start_step)
-  iterator = iter(strategy.experimental_distribute_dataset(train_ds))
+  local_replicas = len(strategy.extended.worker_devices)
+  per_replica_batch = config.batch_size // replicas
+
+  def replica_share(batch):
+    def share(context):
+      begin = context.replica_id_in_sync_group % local_replicas * per_replica_batch
+      return tuple(t[begin:begin + per_replica_batch] for t in batch)
+    return strategy.experimental_distribute_values_from_function(share)
 
   def one_step(iterator):
-    per_replica = strategy.run(step_fn, args=next(iterator))
+    per_replica = strategy.run(step_fn, args=replica_share(next(iterator)))
     return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
             for k, v in per_replica.items()}
 

@@ -182,29 +182,18 @@ class DistillTest(tf.test.TestCase):
 
 
 _KILLABLE_RUN = r"""
-import os, signal, sys
+import os, sys
 sys.path.insert(0, os.getcwd())
-import tensorflow as tf
 from configs import distill as distill_configs
-from sobolev_tf import training
-from sobolev_tf.atari import distill, networks
+from sobolev_tf.atari import distill
+from tests import kill
 data_path, workdir, method, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-import numpy as np
-teacher = networks.AtariTeacher(3)  # The same weights in every process, without a global seed.
-teacher(tf.zeros([1, 84, 84, 4], tf.uint8))
-rng = np.random.default_rng(123)
-for v in teacher.variables:
-  v.assign(rng.normal(0.0, 0.05, v.shape).astype(v.dtype.as_numpy_dtype))
+teacher = kill.fixed_teacher(3, seed=123)
 config = distill_configs.get_config("quick")
 config.update(method=method, data_path=data_path, num_steps=6, eval_every=2,
               checkpoint_minutes=0.0)
-if kill_at:
-  save = training.PeriodicCheckpointer.maybe_save
-  def maybe_save(self, step, force=False):
-    if step == kill_at:  # After this step's evaluation was logged, before its checkpoint.
-      os.kill(os.getpid(), signal.SIGKILL)
-    return save(self, step, force)
-  training.PeriodicCheckpointer.maybe_save = maybe_save
+if kill_at:  # After this step's evaluation was logged, before its checkpoint.
+  kill.sigkill_at_checkpoint(lambda step, calls: step == kill_at)
 distill.train_and_evaluate(config, workdir, teacher_logits=teacher, log=lambda s: None)
 """
 

@@ -170,29 +170,17 @@ class GridTest(tf.test.TestCase):
 
 
 _KILLABLE_GRID = r"""
-import json, os, signal, sys
+import json, os, sys
 sys.path.insert(0, os.getcwd())
-import numpy as np
-import tensorflow as tf
 from configs import distill as distill_configs
-from sobolev_tf import training
-from sobolev_tf.atari import distill_grid, networks
+from sobolev_tf.atari import distill_grid
+from tests import kill
 workdir, data_dir, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
-teacher = networks.AtariTeacher(3)  # The same weights in every process, without a global seed.
-teacher(tf.zeros([1, 84, 84, 4], tf.uint8))
-rng = np.random.default_rng(7)
-for v in teacher.variables:
-  v.assign(rng.normal(0.0, 0.05, v.shape).astype(v.dtype.as_numpy_dtype))
+teacher = kill.fixed_teacher(3, seed=7)
 config = distill_configs.get_config("grid_quick")
 config.checkpoint_minutes = 0.0
-calls = [0]
-save = training.PeriodicCheckpointer.maybe_save
-def maybe_save(self, step, force=False):
-  calls[0] += 1
-  if calls[0] == kill_at:  # In the middle of a run, after its evaluation, before its checkpoint.
-    os.kill(os.getpid(), signal.SIGKILL)
-  return save(self, step, force)
-training.PeriodicCheckpointer.maybe_save = maybe_save
+# In the middle of a run, after its evaluation, before its checkpoint.
+kill.sigkill_at_checkpoint(lambda step, calls: calls == kill_at)
 results = distill_grid.run_grid(config, workdir, data_dir, lambda game: teacher,
                                 log=lambda s: None)
 print(json.dumps(sorted((r["run_dir"][len(workdir):], r["kl"], r["action_error"])

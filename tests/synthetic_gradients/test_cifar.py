@@ -23,6 +23,16 @@ class CifarTest(tf.test.TestCase):
     aug2, _ = next(iter(cifar.load_cifar10("train", 8, DATA_DIR, augment=True, seed=3)))
     self.assertAllEqual(aug, aug2)  # Deterministic for a seed.
 
+  def test_images_decoded_after_the_shuffle_equal_tfds_decoding(self):
+    if not os.path.isdir(os.path.join(DATA_DIR, "cifar10")):
+      self.skipTest(f"no CIFAR-10 at {DATA_DIR}")
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    images, _ = next(iter(cifar.load_cifar10("test", 8, DATA_DIR)))
+    decoded = tfds.load("cifar10", split="test[:8]", data_dir=DATA_DIR, download=False,
+                        batch_size=8)
+    expected = (tf.cast(next(iter(decoded))["image"], tf.float32) / 255.0 - cifar.MEAN) / cifar.STD
+    self.assertAllEqual(images, expected)
+
   def test_missing_data_dir_is_named(self):
     with self.assertRaisesRegex(ValueError, "No cifar10 in data_dir=./nonexistent."):
       cifar.load_cifar10("train", 8, "/nonexistent")

@@ -2,27 +2,30 @@
 and two MultiWorkerMirroredStrategy workers on localhost, or MirroredStrategy on two
 logical CPUs, agreeing with one device.
 
-Data come from ``tfds.testing.mock_data`` (random but deterministic, offline), so
-the tests need neither the real CIFAR-10 nor ImageNet.
+Data are tiny random TFDS datasets on disk (``tests.fake_tfds``), so the tests need
+neither the real CIFAR-10 nor ImageNet.
 """
 
 import contextlib
 import io
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 from absl.testing import parameterized
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from configs import synthetic_gradients as sg_configs
 from sobolev_tf.synthetic_gradients import imagenet
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer
 from sobolev_tf.synthetic_gradients import methods as sg
+from tests import fake_tfds
 from tests import multiprocess
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -35,12 +38,23 @@ def quick_config(method: str, variant: str = "quick", **overrides):
   return config
 
 
+def setUpModule():
+  global DATA_DIR
+  DATA_DIR = tempfile.mkdtemp()
+  for name in fake_tfds.SPLITS:
+    fake_tfds.write(DATA_DIR, name)
+
+
+def tearDownModule():
+  shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
 def train(config, workdir, **kwargs):
   """The result, and the messages and progress lines (one list)."""
   logs = []
   progress = io.StringIO()
-  with tfds.testing.mock_data(num_examples=64), contextlib.redirect_stderr(progress):
-    result = sg_trainer.train_and_evaluate(config, workdir, log=logs.append, **kwargs)
+  with contextlib.redirect_stderr(progress):
+    result = sg_trainer.train_and_evaluate(config, workdir, DATA_DIR, log=logs.append, **kwargs)
   return result, logs + progress.getvalue().splitlines()
 
 
@@ -176,7 +190,7 @@ class ChiefTest(tf.test.TestCase):
 
 class ImageNetTest(tf.test.TestCase, parameterized.TestCase):
 
-  def test_resnet50_three_modules_on_mock_data(self):
+  def test_resnet50_three_modules_on_tiny_data(self):
     workdir = self.create_tempdir().full_path
     config = quick_config("sobolev", "imagenet_mock", splits=(1, 2, 3))
     result, logs = train(config, workdir)
@@ -207,8 +221,8 @@ class ImageNetTest(tf.test.TestCase, parameterized.TestCase):
 
 _WORKER_SCRIPT = r"""
 import json, os, sys
-import numpy as np, tensorflow as tf, tensorflow_datasets as tfds
-if len(sys.argv) > 3:  # Logical CPU devices for a one-machine MirroredStrategy.
+import numpy as np, tensorflow as tf
+if int(sys.argv[3]) > 1:  # Logical CPU devices for a one-machine MirroredStrategy.
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[3]))
@@ -218,8 +232,7 @@ from sobolev_tf.synthetic_gradients import trainer as sg_trainer
 config = sg_configs.get_config("quick")
 config.update(method="sobolev", batch_norm=False, strategy=sys.argv[2], num_steps=3,
               steps_per_call=1, eval_every=3)
-with tfds.testing.mock_data(num_examples=64):
-  result = sg_trainer.train_and_evaluate(config, sys.argv[1], log=lambda s: None)
+result = sg_trainer.train_and_evaluate(config, sys.argv[1], sys.argv[4], log=lambda s: None)
 if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"])["task"]["index"]:
   sys.exit(0)  # Only the chief writes checkpoints to the workdir.
 ckpt = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(sys.argv[1], "checkpoints")))
@@ -244,13 +257,13 @@ class MultiWorkerTest(tf.test.TestCase):
       worker_env = dict(env, TF_CONFIG=json.dumps(
           {"cluster": cluster, "task": {"type": "worker", "index": index}}))
       procs.append(subprocess.Popen(
-          [sys.executable, "-c", _WORKER_SCRIPT, multi, "multi_worker"], cwd=REPO,
+          [sys.executable, "-c", _WORKER_SCRIPT, multi, "multi_worker", "1", DATA_DIR], cwd=REPO,
           env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    out = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, single, "mirrored"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, single, "mirrored", "1", DATA_DIR], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=600)
     self.assertEqual(out.returncode, 0, msg=out.stderr[-3000:])
     two_devices = self.create_tempdir().full_path
-    out2 = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, two_devices, "mirrored", "2"],
+    out2 = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, two_devices, "mirrored", "2", DATA_DIR],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     self.assertEqual(out2.returncode, 0, msg=out2.stderr[-3000:])
     self.assertIn("DONE 2", out2.stdout)  # Two replicas on one machine.
@@ -269,6 +282,58 @@ class MultiWorkerTest(tf.test.TestCase):
       for k in a.files:
         self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-5, msg=f"{other}: {k}")
     self.assertFalse(any(d.startswith("worker_scratch") for d in os.listdir(multi)))
+
+
+_KILLABLE_RUN = r"""
+import os, sys
+sys.path.insert(0, os.getcwd())
+from configs import synthetic_gradients as sg_configs
+from sobolev_tf.synthetic_gradients import trainer as sg_trainer
+from tests import kill
+workdir, kill_at, data_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+config = sg_configs.get_config("quick")
+config.update(method="sobolev", num_steps=6, steps_per_call=2, eval_every=2,
+              checkpoint_minutes=0.0)
+if kill_at:  # After this step's evaluation was logged, before its checkpoint.
+  kill.sigkill_at_checkpoint(lambda step, calls: step == kill_at)
+sg_trainer.train_and_evaluate(config, workdir, data_dir, log=lambda s: None)
+"""
+
+
+class KillAndResumeTest(tf.test.TestCase):
+
+  def test_sigkill_then_the_same_command_equals_an_uninterrupted_run(self):
+    root = self.create_tempdir().full_path
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+
+    def run(workdir, kill_at):
+      return subprocess.run([sys.executable, "-c", _KILLABLE_RUN, workdir, str(kill_at), DATA_DIR],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    def curve(workdir):  # Without the wall time, which differs between any two runs.
+      with open(os.path.join(workdir, "curve.csv")) as f:
+        rows = [line.split(",") for line in f.read().splitlines()]
+      column = rows[0].index("wall_seconds")
+      return [r[:column] + r[column + 1:] for r in rows]
+
+    straight, killed = os.path.join(root, "straight"), os.path.join(root, "killed")
+    out = run(straight, 0)
+    self.assertEqual(out.returncode, 0, msg=out.stderr[-2000:])
+    first = run(killed, 4)
+    self.assertEqual(first.returncode, -signal.SIGKILL, msg=first.stderr[-2000:])
+    self.assertEqual([r[0] for r in curve(killed)], ["step", "2", "4"])  # 4: after the last save.
+    second = run(killed, 0)
+    self.assertEqual(second.returncode, 0, msg=second.stderr[-2000:])
+    self.assertEqual(curve(straight), curve(killed))  # Same values, every step once.
+    self.assertLen(curve(straight), 4)
+    weights = [tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(d, "checkpoints")))
+               for d in (straight, killed)]
+    names = [n for n in weights[0].get_variable_to_shape_map()
+             if n.startswith(("parts/", "modules/", "main_optimizer/", "module_optimizer/"))]
+    self.assertGreater(len(names), 20)
+    for n in names:
+      np.testing.assert_array_equal(weights[0].get_tensor(n), weights[1].get_tensor(n), err_msg=n)
 
 
 if __name__ == "__main__":
