@@ -59,6 +59,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   # Derivative errors in the original input units keep the paper's weighting of
   # value vs derivative terms under standardisation ("standardized" drops it).
   config.derivative_units = "original"
+  config.activation = ""                  # Each method's own (ReLU; softplus for Hessians).
+  config.derivative_weight = 1.0          # Paper: values and derivatives weighted equally.
+  config.balance = 0.0                    # Huge & Savine's lam (0: off); first order only.
   config.batch_size = 100                 # Paper: not given. Full batch below this.
   config.num_steps = 10_000               # Paper: not given.
   config.steps_per_call = 500

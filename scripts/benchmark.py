@@ -32,6 +32,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import networks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import optimizers  # pylint: disable=g-import-not-at-top
@@ -39,9 +40,10 @@ from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-a
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "results/benchmarks.md", "Markdown file to write ('' to skip).")
-flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.")
+flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.", lower_bound=1)
 flags.DEFINE_integer("steps_per_call", 100, "Steps per call in the many-steps mode.")
-flags.DEFINE_float("min_seconds", 1.0, "Minimum duration of one timed repetition.")
+flags.DEFINE_float("min_seconds", 1.0, "Minimum duration of one timed repetition.",
+                   lower_bound=0.0)
 flags.DEFINE_list("cases", ["regression", "distillation", "distillation_online_teacher",
                             "distillation_cached_jacobian"],
                   "Cases to run.")
@@ -49,7 +51,7 @@ flags.DEFINE_bool("jvp_study", False, "Also time a forward-mode (JVP) step with 
 flags.DEFINE_bool("jax", False, "Also time case (a) in JAX (needs jax and optax installed).")
 flags.DEFINE_bool("keras", False, "Also time case (a) through Keras fit (SobolevModel, plain "
                   "Keras) against hand-written loops, interleaved.")
-flags.DEFINE_integer("inter_op_threads", 0,
+flags.DEFINE_integer("inter_op_threads", 0, lower_bound=0, help=
                      "TensorFlow inter-op threads (0: TF's default). For case (a)'s small "
                      "ops, 2 inter-op x 1 intra-op thread is about 10% faster on 2 cores.")
 flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
@@ -476,9 +478,12 @@ def main(argv):
                lambda sobolev: distillation_step(sobolev, online_teacher=True)),
            "distillation_cached_jacobian": (
                lambda sobolev: distillation_step(sobolev, cached_jacobian=True))}
+  unknown = [name for name in FLAGS.cases if name not in cases]
+  if unknown:  # All of them before the first is timed.
+    raise ValueError(f"--cases: unknown cases {unknown}; known: {sorted(cases)}")
+  if FLAGS.output:
+    checks.check_output_file(FLAGS.output, "report")
   for name in FLAGS.cases:
-    if name not in cases:
-      raise ValueError(f"--cases: unknown case {name!r}; known: {sorted(cases)}")
     spc = FLAGS.steps_per_call if name == "regression" else max(1, FLAGS.steps_per_call // 20)
     rows.extend(run_case(name, cases[name], spc))
   jvp_lines = jvp_study() if FLAGS.jvp_study else []

@@ -25,6 +25,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "data/distillation", "Where <game>.n
 _NUM_STATES = flags.DEFINE_integer("num_states", 100_000, "Agent steps to record (paper: 100K).",
                                    lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Environment and action seed.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing <data_dir>/<game>.npz.")
 
 
 def main(argv):
@@ -32,11 +33,14 @@ def main(argv):
   tf_startup.default_script_verbosity()
   spec = games.get_game(_GAME.value)
   checks.check_writable_directory(_DATA_DIR.value, "dataset")  # Before the teacher plays.
+  path = os.path.join(_DATA_DIR.value, f"{spec.name}.npz")
+  if os.path.exists(path) and not _OVERWRITE.value:
+    raise ValueError(f"{path} exists (the runs distilled from it would no longer match it); "
+                     "pass --overwrite to replace it, or another --data_dir.")
   net, latest = train_teacher.load_teacher(os.path.join(_TEACHERS_DIR.value, spec.name),
                                            spec.name)
   data = collect.collect(net, spec.name, _NUM_STATES.value, seed=_SEED.value,
                          meta=dict(teacher_checkpoint=latest))
-  path = os.path.join(_DATA_DIR.value, f"{spec.name}.npz")
   dataset.save(data, path)
   print(f"wrote {path}: {len(data)} states, {len(data.frames)} frames, "
         f"{data.meta['episodes_completed']} complete episodes")

@@ -18,6 +18,7 @@ import sobolev_tf  # First: it imports TensorFlow without its C++ start-up lines
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import get_function  # pylint: disable=g-import-not-at-top
@@ -53,6 +54,10 @@ def train_and_evaluate(config, seed: int, sobolev: bool) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
+  checks.check_config(config, positive=("num_train", "num_test", "num_steps", "steps_per_call",
+                                        "learning_rate"))
+  if _OUTPUT.value:
+    checks.check_output_file(_OUTPUT.value, "report")
   rows = []
   for seed in config.seeds:
     for sobolev in (False, True):

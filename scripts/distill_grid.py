@@ -43,7 +43,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/distillation", "Report 
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only report the finished runs.")
 _PLAY_EPISODES = flags.DEFINE_integer(
     "play_episodes", 0, "Also score each selected student (first seed) over this many games, "
-    "next to its teacher's <teachers_dir>/<game>/evaluation.json (0: skip).")
+    "next to its teacher's <teachers_dir>/<game>/evaluation.json (0: skip).", lower_bound=0)
 _MERGE_REPORT = flags.DEFINE_string(
     "merge_report", None, "An earlier report directory (final.csv, curves.csv): its cells "
     "(game, fraction, method) that this workdir has not finished are kept in the report, "
@@ -96,6 +96,8 @@ def main(argv):
   if _REPORT_ONLY.value and not os.path.isdir(_WORKDIR.value):
     raise ValueError(f"--report_only: no grid workdir {_WORKDIR.value}; nothing to report.")
   checks.check_writable_directory(_OUTPUT_DIR.value, "report")
+  # Read before any training, so that a wrong path fails now.
+  earlier = distill_grid.read_report(_MERGE_REPORT.value) if _MERGE_REPORT.value else None
   teachers = {}
   if "sobolev" in config.methods and not _REPORT_ONLY.value:
     # Every teacher before any training: a missing one fails now, not hours later.
@@ -114,8 +116,7 @@ def main(argv):
   if _PLAY_EPISODES.value:
     distill_grid.add_student_scores(summary, _PLAY_EPISODES.value)
   if _MERGE_REPORT.value:
-    summary, curves = distill_grid.merge_report(
-        summary, curves, *distill_grid.read_report(_MERGE_REPORT.value))
+    summary, curves = distill_grid.merge_report(summary, curves, *earlier)
   teacher_scores = {}
   for game in config.games:
     path = os.path.join(_TEACHERS_DIR.value or "", game, "evaluation.json")

@@ -33,7 +33,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   if _OUTPUT.value:  # Before the games are played.
-    checks.check_writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)), "result")
+    checks.check_output_file(_OUTPUT.value, "result")
   spec = games.get_game(_GAME.value)
   net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   result = evaluation.evaluate_policy(tf.function(net), spec.name, _EPISODES.value,

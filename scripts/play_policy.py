@@ -58,7 +58,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   if _GIF.value:  # Before the games are played.
-    checks.check_writable_directory(os.path.dirname(os.path.abspath(_GIF.value)), "GIF")
+    checks.check_output_file(_GIF.value, "GIF", suffix=".gif")
   logits_fn, policy = load_policy(_SAVED_MODEL.value)
   if int(policy.num_actions.numpy()) != games.get_game(_GAME.value).num_actions:
     raise ValueError(f"{_SAVED_MODEL.value} has {int(policy.num_actions.numpy())} actions; "

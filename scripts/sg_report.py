@@ -6,11 +6,13 @@ r"""results/synthetic_gradients/<name>.md and .png from the runs of scripts/synt
 See ``sobolev_tf/synthetic_gradients/report.py``.
 """
 
+import os
 import sys
 
 from absl import app
 from absl import flags
 
+from sobolev_tf import checks
 from sobolev_tf.synthetic_gradients import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory with one subdirectory per method.",
@@ -23,6 +25,9 @@ _OUTPUT = flags.DEFINE_string("output", "results/synthetic_gradients/cifar10",
 
 def main(argv):
   del argv
+  if not os.path.isdir(_WORKDIR.value):  # A mistyped workdir must not empty the report.
+    raise ValueError(f"No workdir {_WORKDIR.value}: nothing to report.")
+  checks.check_output_file(_OUTPUT.value + ".md", "report")
   command = "python scripts/sg_report.py " + " ".join(sys.argv[1:])
   print(report.write_report(_WORKDIR.value, _CONFIG_NAME.value, _OUTPUT.value, command))
 

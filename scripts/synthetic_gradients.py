@@ -19,6 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import training  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import methods as sg  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
 
@@ -43,15 +44,23 @@ def main(argv):
   unknown = [m for m in methods if m not in sg.METHODS]
   if unknown:  # All of them before the first trains.
     raise ValueError(f"Unknown methods {unknown}; known: {', '.join(sg.METHODS)}.")
+  if _MAX_MINUTES.value is not None and not _MAX_MINUTES.value > 0:
+    raise ValueError(f"--max_minutes must be > 0, got {_MAX_MINUTES.value}.")
   for method in methods:
     config.method = method
     done = os.path.join(_WORKDIR.value, method, "result.json")
     if os.path.exists(done):
+      with open(done) as f:
+        differences = training.config_differences(json.load(f).get("config", {}),
+                                                  config.to_dict(), sg_trainer.RESUMABLE_KEYS)
+      if differences:
+        raise ValueError(f"{done} is a run of another configuration ({'; '.join(differences)}); "
+                         "use another --workdir.")
       print(f"[{method}] finished earlier: {done}", flush=True)
       continue
     result = sg_trainer.train_and_evaluate(
         config, os.path.join(_WORKDIR.value, method), data_dir=_DATA_DIR.value,
-        max_seconds=_MAX_MINUTES.value * 60 if _MAX_MINUTES.value else None)
+        max_seconds=None if _MAX_MINUTES.value is None else _MAX_MINUTES.value * 60)
     print(json.dumps(result), flush=True)
 
 

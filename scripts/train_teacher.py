@@ -17,7 +17,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "Teacher configuration: configs/teacher.py:<pong|breakout|space_invaders>.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard, episodes.csv.",
                                required=True)
-_MAX_HOURS = flags.DEFINE_float("max_hours", None, "Stop (with a checkpoint) after this long.")
+_MAX_HOURS = flags.DEFINE_float("max_hours", None, "Stop (with a checkpoint) after this long.",
+                                 lower_bound=0.0)
 
 
 def main(argv):

@@ -7,6 +7,7 @@ with an ``InvalidArgumentError`` carrying the same message.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Sequence
@@ -14,7 +15,8 @@ from typing import Sequence
 import tensorflow as tf
 
 __all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape",
-           "check_config", "check_writable_directory"]
+           "check_config", "check_writable_directory", "check_output_file",
+           "check_loss_weights"]
 
 
 def as_input(x) -> tf.Tensor:
@@ -117,3 +119,23 @@ def check_writable_directory(path: str, what: str) -> str:
   except OSError as e:
     raise ValueError(f"Cannot write the {what} to {path}: {e.strerror or e}.") from e
   return path
+
+
+def check_output_file(path: str, what: str, suffix: str = "") -> str:
+  """Checks, before any work, that the file ``path`` can be written (and ends in ``suffix``)."""
+  if suffix and not path.endswith(suffix):
+    raise ValueError(f"The {what} path {path} must end in {suffix}.")
+  if os.path.isdir(path):
+    raise ValueError(f"The {what} path {path} is a directory; give a file name.")
+  check_writable_directory(os.path.dirname(os.path.abspath(path)), what)
+  return path
+
+
+def check_loss_weights(derivative_weights, value_weight) -> tuple:
+  """``derivative_weights`` as a tuple of floats; every weight must be finite and >= 0."""
+  weights = ((float(derivative_weights),) if isinstance(derivative_weights, (int, float))
+             else tuple(float(w) for w in derivative_weights))
+  for name, values in (("derivative_weights", weights), ("value_weight", (float(value_weight),))):
+    if not all(math.isfinite(w) and w >= 0 for w in values):
+      raise ValueError(f"{name} must be finite and >= 0, got {values if len(values) > 1 else values[0]}.")
+  return weights

@@ -27,6 +27,7 @@ from typing import Optional, Sequence, Union
 import keras
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import losses as losses_lib
 from sobolev_tf import scaling
 
@@ -160,6 +161,10 @@ class SobolevModel(keras.Model):
           f"{keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow.")
     if objective not in OBJECTIVES:
       raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+    if not isinstance(model, keras.layers.Layer):
+      raise ValueError("model must be a Keras model or layer (its weights, losses and config "
+                       f"are trained and saved), got {type(model).__name__}.")
+    checks.check_loss_weights(derivative_weights, value_weight)
     policy = objective == "policy"
     if policy and teacher is None:
       raise ValueError("objective='policy' distils a teacher: pass teacher=<model>.")

@@ -406,8 +406,7 @@ def sobolev_loss(
     means) and ``"total"``.
   """
   x = checks.as_input(x)
-  weights = ((float(derivative_weights),) if isinstance(derivative_weights, (int, float))
-             else tuple(float(w) for w in derivative_weights))
+  weights = checks.check_loss_weights(derivative_weights, value_weight)
   order = len(weights)
   if order < 1:
     raise ValueError("derivative_weights must name at least one order.")

@@ -6,15 +6,20 @@ step of the paper's small regression network, so loops run inside the graph.
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, Mapping, Optional
 
 import sonnet as snt
 import tensorflow as tf
 
+from sobolev_tf import files
 from sobolev_tf import losses
 
-__all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "PeriodicCheckpointer"]
+__all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "check_same_config",
+           "config_differences",
+           "PeriodicCheckpointer"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -111,6 +116,42 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "
     status.expect_partial()
   except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
     raise ValueError(f"Corrupt or incompatible checkpoint {path}: {e}. {hint}".strip()) from e
+
+
+def config_differences(recorded: Mapping, wanted: Mapping, ignore: Iterable[str] = ()) -> list:
+  """``"key: old there, new now"`` for every key (outside ``ignore``) whose JSON value differs."""
+  ignore = set(ignore)
+  as_json = lambda c: json.loads(json.dumps({k: v for k, v in dict(c).items() if k not in ignore},
+                                            sort_keys=True, default=str))
+  recorded, wanted = as_json(recorded), as_json(wanted)
+  return [f"{k}: {recorded.get(k, '(unset)')!r} there, {wanted.get(k, '(unset)')!r} now"
+          for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k)]
+
+
+def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterable[str] = (),
+                      hint: str = "") -> None:
+  """Refuses to resume a run under another configuration; records the config of a new run.
+
+  A checkpoint holds weights, not what they were trained for: resuming a
+  workdir with another function, method or learning rate would report the old
+  model under the new name. ``path``: the JSON record next to the checkpoint,
+  (over)written when not ``resuming`` (a failed start leaves no trap) and
+  compared when resuming. ``ignore``: keys that may change on a resume (step
+  budgets, logging, checkpoint rhythm).
+  """
+  if not resuming or not os.path.exists(path):  # A new run, or one recorded before this check.
+    files.write_text_atomic(path, json.dumps(dict(config), indent=1, sort_keys=True,
+                                             default=str) + "\n")
+    return
+  try:
+    with open(path) as f:
+      recorded = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"Unreadable run config {path}: {e}. {hint}".strip()) from e
+  differences = config_differences(recorded, config, ignore)
+  if differences:
+    raise ValueError(f"{os.path.dirname(path) or '.'} holds a run of another configuration "
+                     f"({'; '.join(differences)}). {hint}".strip())
 
 
 class PeriodicCheckpointer:

@@ -1,5 +1,6 @@
 """Bad input is refused up front, with an error naming it, and nothing already written is lost."""
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from sobolev_tf.atari import distill
 from sobolev_tf.atari import train_teacher
 from sobolev_tf.regression import experiment
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer
+from tests import kill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,6 +65,17 @@ BAD_CONFIGS = [
     (synthetic_gradients, dict(eval_every=0), r"config.eval_every must be > 0"),
     (teacher, dict(total_frames=-5), r"config.total_frames must be > 0, got -5"),
     (teacher, dict(num_envs=0), r"config.num_envs must be > 0, got 0"),
+    (teacher, dict(learning_rate=float("nan")), r"config.learning_rate must be a number"),
+    (teacher, dict(discount=1.5), r"config.discount must be in \(0, 1\], got 1.5"),
+    (regression, dict(hidden_sizes=(0,)), r"config.hidden_sizes must be positive widths"),
+    (regression, dict(seeds=()), r"config.seeds must be a non-empty list"),
+    (regression, dict(seeds=(-1,)), r"config.seeds must be a non-empty list of integers >= 0"),
+    (regression, dict(methods=("",), extra_methods=()), r"config.methods is empty"),
+    (regression, dict(derivative_weight=float("nan")), r"config.derivative_weight must be a"),
+    (synthetic_gradients, dict(learning_rate=float("nan")), r"config.learning_rate must be a"),
+    (synthetic_gradients, dict(eval_batch_size=0), r"config.eval_batch_size must be > 0"),
+    (synthetic_gradients, dict(max_test_examples=-1), r"config.max_test_examples must be >= 0"),
+    (synthetic_gradients, dict(num_classes=0), r"config.num_classes must be > 0"),
 ]
 
 
@@ -74,6 +87,20 @@ class BadConfigTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, message):
       trainer(root, **overrides)
     self.assertEqual(os.listdir(root), [])
+
+  def test_library_loss_weights_and_model_type(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    model = lambda z: tf.reduce_sum(z, axis=1)
+    x, y, dy = tf.ones([4, 2]), tf.ones([4]), tf.ones([4, 2])
+    for kwargs, words in ((dict(derivative_weights=-1.0), "derivative_weights must be finite"),
+                          (dict(derivative_weights=(float("nan"),)), "derivative_weights must"),
+                          (dict(value_weight=-1.0), "value_weight must be finite and >= 0")):
+      with self.assertRaisesRegex(ValueError, words):
+        st.sobolev_loss(model, x, (y, dy), **kwargs)
+      with self.assertRaisesRegex(ValueError, words):
+        st.SobolevModel(tf.keras.Sequential([tf.keras.layers.Dense(1)]), **kwargs)
+    with self.assertRaisesRegex(ValueError, "model must be a Keras model or layer.*function"):
+      st.SobolevModel(model)
 
   def test_fit_full_batch_names_num_steps(self):
     with self.assertRaisesRegex(ValueError, "num_steps must be an integer >= 1, got -10"):
@@ -95,6 +122,65 @@ class BadConfigTest(tf.test.TestCase, parameterized.TestCase):
       dataset.load(path)
 
 
+class ResumeUnderAnotherConfigTest(tf.test.TestCase):
+  """A workdir holds weights, not what they were trained for: another config is refused."""
+
+  def _tiny_regression(self, **overrides):
+    config = regression_configs.get_config("quick")
+    config.update(dict(dict(hidden_sizes=(8, 8), num_steps=20, steps_per_call=10,
+                            eval_steps=(10,), num_test=50, grid_resolution=0,
+                            checkpoint_minutes=0.0), **overrides))
+    return config
+
+  def test_regression_group_of_other_runs_or_settings(self):
+    workdir = self.create_tempdir().full_path
+    runs = [experiment.Run("booth", 20, "sobolev", 0)]
+    experiment.train_group(runs, self._tiny_regression(), workdir, log=lambda s: None)
+    experiment.train_group(runs, self._tiny_regression(num_steps=40), workdir,
+                           log=lambda s: None)  # A longer budget continues the run.
+    checkpoint = os.path.join(workdir, "checkpoints", "n20_relu_order1")
+    for other_runs, overrides, words in (
+        ([experiment.Run("beale", 20, "sobolev", 0)], {}, r"runs: \[\['booth'"),
+        ([experiment.Run("booth", 20, "stochastic", 0)], {}, r"runs: .*'sobolev'.* there"),
+        (runs, dict(learning_rate=0.1), r"learning_rate: 0.0003 there, 0.1 now"),
+        (runs, dict(derivative_weight=10.0), r"derivative_weight: 1.0 there, 10.0 now")):
+      with open(os.path.join(checkpoint, "run_config.json"), "rb") as f:
+        recorded = f.read()
+      with self.assertRaisesRegex(ValueError, f"{checkpoint} holds a run of another "
+                                  f"configuration .*{words}"):
+        experiment.train_group(other_runs, self._tiny_regression(num_steps=40, **overrides),
+                               workdir, log=lambda s: None)
+      with open(os.path.join(checkpoint, "run_config.json"), "rb") as f:
+        self.assertEqual(f.read(), recorded)
+
+  def test_a_failed_start_is_not_recorded(self):
+    workdir = self.create_tempdir().full_path
+    path = os.path.join(workdir, "run_config.json")
+    training.check_same_config(path, {"lr": 1.0, "data": "typo"}, resuming=False)
+    training.check_same_config(path, {"lr": 1.0, "data": "right"}, resuming=False)
+    training.check_same_config(path, {"lr": 1.0, "data": "right", "steps": 9}, resuming=True,
+                               ignore=("steps",))
+    with self.assertRaisesRegex(ValueError, "data: 'right' there, 'other' now"):
+      training.check_same_config(path, {"lr": 1.0, "data": "other"}, resuming=True)
+
+  def test_synthetic_gradients_finished_run_of_another_config(self):
+    workdir = self.create_tempdir().full_path
+    config = sg_configs.get_config("quick")
+    config.method = "noprop"
+    os.makedirs(os.path.join(workdir, "noprop"))
+    with open(os.path.join(workdir, "noprop", "result.json"), "w") as f:
+      f.write(json.dumps({"finished": True, "config": config.to_dict()}, default=str))
+    same = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
+                      "--methods=noprop", f"--workdir={workdir}")
+    self.assertEqual(same.returncode, 0, msg=same.stderr[-2000:])
+    self.assertIn("finished earlier", same.stdout)
+    other = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
+                       "--methods=noprop", "--config.learning_rate=0.5", f"--workdir={workdir}")
+    self.assertNotEqual(other.returncode, 0)
+    self.assertIn("is a run of another configuration (learning_rate: 0.1 there, 0.5 now)",
+                  other.stderr)
+
+
 def run_script(name, *args):
   env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
   return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *args],
@@ -112,6 +198,13 @@ class BadFlagTest(tf.test.TestCase):
                         "--num_states=0")
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("num_states", result.stderr)
+    with open(path, "rb") as f:
+      self.assertEqual(f.read(), b"an existing dataset")
+    result = run_script("collect_atari.py", "--game=pong", f"--data_dir={data_dir}",
+                        "--num_states=20")
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn(f"{path} exists", result.stderr)
+    self.assertIn("--overwrite", result.stderr)
     with open(path, "rb") as f:
       self.assertEqual(f.read(), b"an existing dataset")
 
@@ -149,9 +242,59 @@ class BadFlagTest(tf.test.TestCase):
     for script, flag, what in (("play_policy.py", "--gif", "GIF"),
                                ("evaluate_policy.py", "--output", "result")):
       args = ["--saved_model=unused"] if script == "play_policy.py" else ["--workdir=unused"]
-      result = run_script(script, *args, f"{flag}={blocker}/out")
+      result = run_script(script, *args, f"{flag}={blocker}/out.gif")
       self.assertNotEqual(result.returncode, 0)
       self.assertIn(f"Cannot write the {what} to {blocker}", result.stderr)
+
+  def test_checked_before_any_work(self):
+    root = self.create_tempdir().full_path
+    cases = [
+        (("benchmark.py", "--cases=regression,bogus"), "unknown cases ['bogus']"),
+        (("play_policy.py", "--saved_model=unused", f"--gif={root}/pong.png"),
+         f"GIF path {root}/pong.png must end in .gif"),
+        (("sg_report.py", "--workdir=workdirs/sg_misspelt", f"--output={root}/report"),
+         "No workdir workdirs/sg_misspelt"),
+        (("distill_grid.py", "--config=configs/distill.py:grid_quick",
+          "--config.fractions=(0.5,1.5)", f"--workdir={root}/grid", f"--data_dir={root}",
+          f"--output_dir={root}/out"), r"config.fractions must be in (0, 1), got 1.5"),
+        (("distill_grid.py", "--config=configs/distill.py:grid_quick", f"--workdir={root}/grid",
+          f"--data_dir={root}", f"--output_dir={root}/out", f"--merge_report={root}/none"),
+         "No final.csv in the report directory"),
+        (("demo.py", "--config=configs/demo.py:quick", f"--output={root}"), "is a directory"),
+    ]
+    for args, words in cases:
+      result = run_script(*args)
+      self.assertNotEqual(result.returncode, 0, msg=args)
+      self.assertIn(words, result.stderr, msg=args)
+      self.assertNotIn("s/step", result.stdout + result.stderr, msg=args)  # Nothing timed.
+    self.assertFalse(os.path.exists(os.path.join(root, "grid", "pong")))
+    self.assertFalse(os.path.exists(os.path.join(root, "report.md")))
+
+  def test_weights_written_beside_an_unrelated_tmp_directory(self):
+    root = self.create_tempdir().full_path
+    unrelated = os.path.join(root, "pong.tmp")
+    os.makedirs(unrelated)
+    with open(os.path.join(unrelated, "important.txt"), "w") as f:
+      f.write("keep")
+    net = kill.fixed_teacher(3, seed=0)
+    train_teacher.save_teacher_weights(net, os.path.join(root, "pong"))
+    with open(os.path.join(unrelated, "important.txt")) as f:
+      self.assertEqual(f.read(), "keep")
+    self.assertEqual(sorted(os.listdir(root)), ["pong", "pong.tmp"])
+
+  def test_teacher_of_another_game_than_the_data(self):
+    root = self.create_tempdir().full_path
+    path = os.path.join(root, "pong.npz")
+    writer = dataset.StackedFrameWriter()
+    for i in range(16):  # Eight episodes of two states.
+      writer.add(np.zeros((84, 84, 4), np.uint8), np.log(np.ones(3) / 3), 0, 0.0, i // 2,
+                 i % 2 == 0)
+    dataset.save(writer.build({"game": "pong"}), path)
+    config = distill_configs.get_config("sobolev")
+    config.update(data_path=path, train_fraction=0.5, validation_fraction=0.25)
+    with self.assertRaisesRegex(ValueError, "The teacher has 4 actions but .*pong.npz records 3"):
+      distill.train_and_evaluate(config, os.path.join(root, "work"),
+                                 teacher_logits=kill.fixed_teacher(4, seed=0))
 
   def test_unknown_method_fails_before_any_training(self):
     workdir = self.create_tempdir().full_path

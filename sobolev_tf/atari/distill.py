@@ -23,6 +23,7 @@ from sobolev_tf import checks
 from sobolev_tf import derivatives
 from sobolev_tf import loggers
 from sobolev_tf import losses
+from sobolev_tf import training
 from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
 from sobolev_tf.files import write_text_atomic
@@ -39,6 +40,16 @@ DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
 
 
 CURVE_COLUMNS = ("step", "split", "action_error", "kl")  # curves.csv, one row per evaluation.
+# Config keys a resumed run may change: its budget, evaluation and logging rhythm,
+# the cache size, and the grid's lists (each run's own values are compared).
+RESUMABLE_KEYS = ("num_steps", "eval_every", "checkpoint_minutes", "log_seconds",
+                  "jacobian_cache_gb", "games", "fractions", "methods", "learning_rates",
+                  "seeds", "alpha_search")
+
+
+def resumable_keys(config) -> tuple:
+  """``RESUMABLE_KEYS``, and the gradient term's settings for a regular run (it has none)."""
+  return RESUMABLE_KEYS + (("alpha", "derivative_loss") if config.method == "regular" else ())
 
 
 class Distiller(tf.Module):
@@ -196,6 +207,11 @@ def train_and_evaluate(config, workdir: str,
   splits = dataset.split_by_episodes(data.episodes, config.train_fraction,
                                      config.validation_fraction)
   num_actions = data.log_probs.shape[1]
+  if teacher_logits is not None:
+    width = teacher_logits(tf.constant(data.states(splits.train[:1]))).shape[-1]
+    if width != num_actions:
+      raise ValueError(f"The teacher has {width} actions but {config.data_path} records "
+                       f"{num_actions}: they are of different games.")
   derivative_loss = config.get("derivative_loss", "l2_norm")
   tf.random.set_seed(config.seed)  # The student's initialisation (a resumed run restores it).
   distiller = Distiller(num_actions, config.method, config.learning_rate, config.alpha,
@@ -205,6 +221,9 @@ def train_and_evaluate(config, workdir: str,
   ckpt = tf.train.Checkpoint(student=distiller.student, optimizer=distiller.optimizer,
                              step=distiller.step, wall_seconds=seconds)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
+  training.check_same_config(os.path.join(workdir, "run_config.json"), config.to_dict(),
+                             resuming=manager.latest_checkpoint is not None,
+                             ignore=resumable_keys(config), hint="Use another --workdir.")
   eval_index = {"test": splits.test[:config.max_eval_states],
                 "validation": splits.validation[:config.max_eval_states]}
   if manager.latest_checkpoint:

@@ -24,6 +24,7 @@ import numpy as np
 
 from sobolev_tf.atari import distill
 from sobolev_tf import files
+from sobolev_tf import training
 from sobolev_tf.atari import games
 from sobolev_tf.files import write_text_atomic
 
@@ -68,10 +69,23 @@ def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teach
   directory = run_dir(workdir, game, fraction, method, lr, seed, alpha)
   tags = dict(game=game, run_dir=directory,
               alpha=0.0 if method == "regular" else (base.alpha if alpha is None else alpha))
+  config = copy.deepcopy(base)
+  config.method, config.train_fraction, config.learning_rate, config.seed = (
+      method, fraction, lr, seed)
+  config.alpha = tags["alpha"] or base.alpha
+  config.data_path = os.path.join(data_dir, f"{game}.npz")
   result_path = os.path.join(directory, "result.json")
   if os.path.exists(result_path):
     with open(result_path) as f:
       result = json.load(f)
+    recorded = os.path.join(directory, "run_config.json")
+    if os.path.exists(recorded):
+      with open(recorded) as f:
+        differences = training.config_differences(json.load(f), config.to_dict(),
+                                                  distill.resumable_keys(config) + ("data_path",))
+      if differences:
+        raise ValueError(f"{directory} holds a run of another configuration "
+                         f"({'; '.join(differences)}); give this config its own --workdir.")
     # Directories are not keyed by the gradient term's loss: refuse to mix losses.
     trained, asked = (r.get("derivative_loss") or "l2_norm" for r in (result, base))
     if method == "sobolev" and trained != asked:
@@ -80,16 +94,27 @@ def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teach
     return dict(result, **tags)
   if not train:
     return None
-  config = copy.deepcopy(base)
-  config.method, config.train_fraction, config.learning_rate, config.seed = (
-      method, fraction, lr, seed)
-  config.alpha = tags["alpha"] or base.alpha
-  config.data_path = os.path.join(data_dir, f"{game}.npz")
   teacher = teacher_for(game) if method == "sobolev" else None
   log(f"[grid] {game} fraction {fraction:g} {method} lr {lr:g}"
       + (f" alpha {alpha:g}" if alpha is not None else "") + f" seed {seed}")
   return dict(distill.train_and_evaluate(config, directory, teacher_logits=teacher, log=log),
               **tags)
+
+
+def _check_grid_values(config) -> None:
+  """Every value of the grid's lists, before the first run trains."""
+  for name in ("games", "fractions", "methods", "learning_rates", "seeds"):
+    if not len(config[name]):
+      raise ValueError(f"config.{name} is empty.")
+  for fraction in config.fractions:
+    if not 0 < fraction < 1:
+      raise ValueError(f"config.fractions must be in (0, 1), got {fraction!r}.")
+  for lr in config.learning_rates:
+    if not lr > 0:
+      raise ValueError(f"config.learning_rates must be > 0, got {lr!r}.")
+  for alpha in config.get("alpha_search", ()):
+    if not alpha >= 0:
+      raise ValueError(f"config.alpha_search must be >= 0, got {alpha!r}.")
 
 
 def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherFn],
@@ -103,6 +128,7 @@ def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherF
   for method in config.methods:
     if method not in distill.METHODS:
       raise ValueError(f"Unknown method {method!r}; known: {', '.join(distill.METHODS)}.")
+  _check_grid_values(config)
   for game in config.games:
     games.get_game(game)  # Unknown names fail before hours of work.
     path = os.path.join(data_dir, f"{game}.npz")

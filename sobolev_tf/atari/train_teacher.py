@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from typing import Callable, Optional
 
@@ -26,6 +27,7 @@ from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
 from sobolev_tf import checks
 from sobolev_tf import loggers
+from sobolev_tf import training
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
@@ -101,13 +103,18 @@ def load_teacher(workdir: str, game: str):
 def save_teacher_weights(net: tf.Module, directory: str) -> str:
   """Writes the network's weights only (no optimiser state) as ``directory/weights.*``.
 
-  Written to a temporary directory that replaces ``directory`` when complete.
+  Written to a fresh temporary directory beside it, whose files then replace the old ones.
   """
-  tmp = directory.rstrip("/") + ".tmp"
-  if os.path.exists(tmp):
-    shutil.rmtree(tmp)
-  os.makedirs(tmp)
-  tf.train.Checkpoint(net=net).write(os.path.join(tmp, WEIGHTS))
+  directory = directory.rstrip("/")
+  os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
+  # A fresh name beside it: never a fixed one that another directory could hold.
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
+                         dir=os.path.dirname(os.path.abspath(directory)))
+  try:
+    tf.train.Checkpoint(net=net).write(os.path.join(tmp, WEIGHTS))
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   if os.path.isdir(directory):
     for name in os.listdir(directory):
       if name.startswith(WEIGHTS + "."):
@@ -135,13 +142,23 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
   """Trains a teacher for ``config.game`` until ``config.total_frames`` (or ``max_seconds``)."""
   spec = games.get_game(config.game)
   learning_rate_at(config, 0)  # Rejects an unknown schedule before any work.
-  checks.check_config(config, positive=("total_frames", "num_envs", "rollout_length"),
+  checks.check_config(config, positive=("total_frames", "num_envs", "rollout_length",
+                                        "learning_rate"),
                       non_negative=("checkpoint_minutes", "log_seconds"))
+  if not 0 < config.discount <= 1:
+    raise ValueError(f"config.discount must be in (0, 1], got {config.discount!r}.")
   checks.check_writable_directory(workdir, "checkpoints and episodes")
   learner = a2c.A2CLearner(spec.num_actions, _hparams(config))
   ckpt, frames, rng_counter = make_checkpoint(learner)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"),
                                        max_to_keep=2)
+  training.check_same_config(os.path.join(workdir, "run_config.json"), config.to_dict(),
+                             resuming=manager.latest_checkpoint is not None,
+                             # A teacher may be trained on under a new rate schedule.
+                             ignore=("total_frames", "max_hours", "checkpoint_minutes",
+                                     "log_seconds", "num_threads", "learning_rate",
+                                     "learning_rate_schedule"),
+                             hint="Use another --workdir.")
   # Create every variable (network, optimiser slots) before restoring, so that
   # assert_existing_objects_matched covers all of them. A zero-gradient RMSProp
   # step from the initial state changes nothing.

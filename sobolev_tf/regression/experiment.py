@@ -17,6 +17,14 @@ Methods (same network, data, budget and optimiser within a size group):
 Models are trained in groups that share the number of training points and the
 network (activation, derivative order); inside a group every model is an
 independent slice of one ``StackedMLP``.
+
+Options of the objective beyond the paper (``configs/regression.py``; the
+sensitivity study varies them): ``activation`` replaces every method's own
+(``relu``, ``softplus``, ``tanh``); ``derivative_weight`` multiplies the
+derivative terms (the paper weights values and derivatives equally); ``balance``
+(a ``lam`` > 0) weights first-order methods as Huge & Savine (2020),
+``alpha * value + (1 - alpha) * mean_j lambda_j^2 e_j^2`` with ``lambda_j`` the
+inverse RMS of the scaled training gradients (``scaling.DerivativeBalance``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from sobolev_tf.files import save_npz_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
 from sobolev_tf.training import multi_step
+from sobolev_tf.training import check_same_config
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
@@ -66,7 +75,7 @@ METHODS: Dict[str, Method] = {
     "sobolev2": Method("softplus", 2, "analytic"),
     "regular_softplus": Method("softplus", 0),
 }
-ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus}
+ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus, "tanh": tf.nn.tanh}
 CSV_COLUMNS = ("function", "num_train", "method", "seed", "test_mse", "test_grad_mse",
                "steps", "wall_seconds")
 
@@ -136,12 +145,22 @@ def make_data(run: Run, num_test: int = 10_000, fd_step: float = 1e-3) -> Dict[s
   return data
 
 
-def group_runs(runs: Iterable[Run]) -> Dict[tuple, List[Run]]:
+def activation_of(method: str, override: str = "") -> str:
+  """The network's activation: ``override`` (``config.activation``) or the method's own."""
+  activation = override or METHODS[method].activation
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"Unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}.")
+  if METHODS[method].order >= 2 and activation == "relu":
+    raise ValueError(f"Method {method!r} matches Hessians, which are 0 for a ReLU network.")
+  return activation
+
+
+def group_runs(runs: Iterable[Run], activation: str = "") -> Dict[tuple, List[Run]]:
   """Runs that can share one StackedMLP: same size, activation and derivative order."""
   groups = collections.defaultdict(list)
   for run in sorted(runs):
-    method = METHODS[run.method]
-    groups[(run.num_train, method.activation, method.order)].append(run)
+    groups[(run.num_train, activation_of(run.method, activation),
+            METHODS[run.method].order)].append(run)
   return dict(groups)
 
 
@@ -163,7 +182,11 @@ class _Group:
   def __init__(self, runs: Sequence[Run], config):
     self.runs = list(runs)
     self.config = config
-    activation = METHODS[runs[0].method].activation
+    self.activation = activation_of(runs[0].method, config.activation)
+    if config.balance and any(METHODS[r.method].stochastic or METHODS[r.method].order >= 2
+                              for r in runs):
+      raise ValueError("config.balance weights first-order methods with full gradients "
+                       f"(sobolev, finite_difference), not {sorted({r.method for r in runs})}.")
     self.order = max(METHODS[r.method].order for r in runs)
     datas = [make_data(r, config.num_test, config.fd_step) for r in runs]
     self.scalers = [_scaler(r, d, config.standardize) for r, d in zip(runs, datas)]
@@ -184,7 +207,7 @@ class _Group:
     self.stochastic = tf.constant([METHODS[m].stochastic for m in methods])
     self.model = ensemble.StackedMLP([run.seed for run in runs],
                                      hidden_sizes=tuple(config.hidden_sizes),
-                                     activation=ACTIVATIONS[activation])
+                                     activation=ACTIVATIONS[self.activation])
     self.optimizer = snt.optimizers.Adam(config.learning_rate)
     self.step = tf.Variable(0, dtype=tf.int64, name="step")
     self.num_models = len(runs)
@@ -200,6 +223,20 @@ class _Group:
                        f"{config.derivative_units!r}.")
     self.derivative_scale = tf.constant(
         np.repeat(inv_r, self.batch, axis=1).reshape(-1, 2), tf.float32)  # [M*B, 2]
+    # First-order weights: value, derivative term and per-partial weights [M*B, 2].
+    ones = np.ones(self.num_models)
+    value_weight, derivative_weight = ones, ones * config.derivative_weight
+    partial_weights = np.square(self.derivative_scale.numpy())
+    if config.balance:
+      balances = [scaling.DerivativeBalance.from_derivatives(dy, lam=config.balance)
+                  for dy in arrays["dy"]]
+      value_weight = np.array([b.value_weight for b in balances])
+      derivative_weight = derivative_weight * np.array([b.derivative_weight for b in balances])
+      partial_weights = np.repeat(np.stack([b.partial_weights for b in balances])[:, None],
+                                  self.batch, axis=1).reshape(-1, 2)
+    self.value_weight = tf.constant(value_weight, tf.float32)
+    self.derivative_weight = tf.constant(derivative_weight, tf.float32)
+    self.partial_weights = tf.constant(partial_weights, tf.float32)
 
   def loss_terms(self, step: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Per-model losses ``[M]`` of one step (minibatch drawn from ``step``)."""
@@ -223,7 +260,7 @@ class _Group:
     # standardising x would up-weight gradients r^2-fold.
     scale = self.derivative_scale  # [M*B, 2]
     targets.append(tf.reshape(t["dy"], [m * b, 2]))
-    weights = [tf.square(scale)]
+    weights = [self.partial_weights]
     if self.order >= 2:
       targets.append(tf.reshape(t["d2y"], [m * b, 2, 2]))
       weights.append(tf.square(scale[:, :, None] * scale[:, None, :]))
@@ -242,11 +279,11 @@ class _Group:
       first = tf.where(self.stochastic, projected, full)
     else:
       first = full
-    loss = value + self.w1 * first
+    loss = self.value_weight * value + self.derivative_weight * self.w1 * first
     terms = {"value": value, "derivative_1": first}
     if self.order >= 2:
       second = per_model(per_example["derivative_2"])
-      loss = loss + self.w2 * second
+      loss = loss + self.derivative_weight * self.w2 * second
       terms["derivative_2"] = second
     terms["loss"] = loss
     return terms
@@ -303,16 +340,32 @@ def _group_name(key) -> str:
 
 
 CURVE_COLUMNS = ("step", "function", "num_train", "method", "seed", "test_mse", "test_grad_mse")
+# Config keys a resumed group may change: the grid's extent (its runs are compared
+# instead), budgets, evaluation, reporting and speed settings.
+RESUMABLE_KEYS = ("functions", "sizes", "methods", "extra_methods", "second_order_methods",
+                  "second_order_sizes", "seeds", "num_steps", "steps_per_call", "eval_steps",
+                  "jit_compile", "checkpoint_minutes", "grid_resolution", "plot_sizes", "workdir",
+                  "results_dir")
 _CURVE_TYPES = dict(step=int, num_train=int, seed=int, test_mse=float, test_grad_mse=float)
 
 
 def _check_config(config) -> None:
   checks.check_config(config, positive=("num_steps", "steps_per_call", "batch_size", "num_test",
                                         "learning_rate", "fd_step"),
-                      non_negative=("checkpoint_minutes", "grid_resolution"))
+                      non_negative=("checkpoint_minutes", "grid_resolution", "derivative_weight",
+                                    "balance"))
   if config.num_steps % config.steps_per_call:
     raise ValueError(f"config.num_steps ({config.num_steps}) must be a multiple of "
                      f"config.steps_per_call ({config.steps_per_call}).")
+  if not all(isinstance(h, int) and h > 0 for h in config.hidden_sizes):
+    raise ValueError(f"config.hidden_sizes must be positive widths, got {config.hidden_sizes}.")
+  for name, least in (("seeds", 0), ("sizes", 1)):
+    if not len(config[name]) or not all(isinstance(v, int) and v >= least for v in config[name]):
+      raise ValueError(f"config.{name} must be a non-empty list of integers >= {least}, "
+                       f"got {config[name]}.")
+  if not _names(config.methods) + _names(config.extra_methods) + _names(
+      config.second_order_methods):
+    raise ValueError("config.methods is empty: no run to train.")
 
 
 def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
@@ -330,7 +383,7 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   """
   _check_config(config)
   group = _Group(runs, config)
-  name = _group_name((runs[0].num_train, METHODS[runs[0].method].activation, group.order))
+  name = _group_name((runs[0].num_train, group.activation, group.order))
   # Training time, summed over resumed segments up to their last checkpoint.
   elapsed = tf.Variable(0.0, dtype=tf.float64, name="elapsed_seconds")
   ckpt = tf.train.Checkpoint(model=group.model, optimizer=group.optimizer, step=group.step,
@@ -339,9 +392,13 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   if workdir:
     checkpoint_dir = os.path.join(workdir, "checkpoints", name)
     manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=1)
+    hint = f"Delete {checkpoint_dir} to start this group again, or use another --workdir."
+    check_same_config(os.path.join(checkpoint_dir, "run_config.json"),
+                      dict(config.to_dict(), runs=[dataclasses.astuple(r) for r in runs]),
+                      resuming=manager.latest_checkpoint is not None, ignore=RESUMABLE_KEYS,
+                      hint=hint)
     if manager.latest_checkpoint:
-      restore_checkpoint(ckpt, manager.latest_checkpoint,
-                         f"Delete {checkpoint_dir} to start this group again.")
+      restore_checkpoint(ckpt, manager.latest_checkpoint, hint)
   start_step = int(group.step.numpy())
   if start_step > config.num_steps:
     raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
@@ -427,7 +484,7 @@ def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
   """Trains every run, one compiled group at a time, under one progress bar (models)."""
   results = []
   with loggers.Progress(len(runs), "Figure 2", unit="model") as progress:
-    for key, group in group_runs(runs).items():
+    for key, group in group_runs(runs, config.activation).items():
       results.extend(train_group(group, config, workdir, log or progress.write, progress,
                                  progress_offset=len(results)))
   return results

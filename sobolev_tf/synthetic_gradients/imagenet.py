@@ -1,7 +1,7 @@
 """ImageNet (SM section 4.3): ResNet-50 split for synthetic gradients, TFDS pipeline.
 
 ``imagenet2012`` needs a manual download, so nothing here runs on it in this
-repository; the tests run the whole path on ``tfds.testing.mock_data``.
+repository; the tests run the whole path on tiny TFDS files (``tests/fake_tfds.py``).
 
 Splits: the SM attaches the single SG module "after second ResNet block"; a
 ResNet-50 has four block groups (stages of 3, 4, 6, 3 bottleneck blocks) and the

@@ -31,6 +31,7 @@ from sobolev_tf import files
 from sobolev_tf import loggers
 from sobolev_tf.synthetic_gradients import optimizers
 from sobolev_tf.synthetic_gradients import methods as sg
+from sobolev_tf import training
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
@@ -38,6 +39,9 @@ __all__ = ["DATASETS", "build_model", "make_datasets", "make_evaluator", "train_
 
 DATASETS = ("cifar10", "imagenet2012")
 CURVE_COLUMNS = ("step", "images", "wall_seconds", "train_loss", "test_top1", "test_top5")
+# Config keys a resumed run may change: its budget, evaluation and logging rhythm.
+RESUMABLE_KEYS = ("num_steps", "steps_per_call", "eval_every", "eval_batch_size",
+                  "checkpoint_minutes", "log_seconds")
 
 
 def _check_dataset(name: str) -> str:
@@ -140,8 +144,11 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   """
   if config.method not in sg.METHODS:
     raise ValueError(f"Unknown method {config.method!r}; known: {', '.join(sg.METHODS)}.")
-  checks.check_config(config, positive=("num_steps", "steps_per_call", "eval_every", "batch_size"),
-                      non_negative=("checkpoint_minutes", "log_seconds"))
+  checks.check_config(config, positive=("num_steps", "steps_per_call", "eval_every", "batch_size",
+                                        "eval_batch_size", "learning_rate",
+                                        "module_learning_rate", "num_classes"),
+                      non_negative=("checkpoint_minutes", "log_seconds", "max_test_examples",
+                                    "weight_decay", "momentum", "label_gradient_weight"))
   chief = distribute.is_chief()
   checks.check_writable_directory(workdir, "checkpoints and curve")
   strategy = distribute.make_strategy(config.strategy)
@@ -178,6 +185,10 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   ckpt = tf.train.Checkpoint(parts=parts, modules=modules, main_optimizer=main_opt,
                              module_optimizer=module_opt, train_iterator=iterator)
   manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir), max_to_keep=2)
+  if chief:
+    training.check_same_config(os.path.join(workdir, "run_config.json"), config.to_dict(),
+                               resuming=manager.latest_checkpoint is not None,
+                               ignore=RESUMABLE_KEYS, hint="Use another --workdir.")
   if manager.latest_checkpoint:
     restore_checkpoint(ckpt, manager.latest_checkpoint,
                        "Move it away to start again, or point --workdir elsewhere.")

@@ -64,9 +64,15 @@ class GridTest(tf.test.TestCase):
     # Finished Sobolev runs are not reused for another gradient-term loss.
     squared = copy.deepcopy(config)
     squared.derivative_loss = "squared_l2"
-    with self.assertRaisesRegex(ValueError, "derivative_loss='l2_norm' but the config asks "
-                                "for 'squared_l2'"):
+    with self.assertRaisesRegex(ValueError, "sobolev/lr.* holds a run of another configuration "
+                                r"\(derivative_loss: 'l2_norm' there, 'squared_l2' now\)"):
       distill_grid.run_grid(squared, workdir, data_dir, lambda game: teacher, log=logs.append)
+    # So is a finished run of another batch size (a regular one: checked first).
+    bigger = copy.deepcopy(config)
+    bigger.batch_size *= 2
+    with self.assertRaisesRegex(ValueError, "regular/lr.* holds a run of another configuration "
+                                r"\(batch_size: "):
+      distill_grid.run_grid(bigger, workdir, data_dir, lambda game: teacher, log=logs.append)
     summary = distill_grid.summarise(again)
     self.assertLen(summary, 2)
     self.assertTrue(all(s["seeds"] == 2 for s in summary))

@@ -54,6 +54,50 @@ class ObjectiveTest(tf.test.TestCase):
         self.assertAllClose(terms["derivative_1"][i], expected["derivative_1"], rtol=1e-5)
         self.assertAllClose(terms["loss"][i], total, rtol=1e-5)
 
+  def test_balance_and_derivative_weight_equal_sobolev_loss(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    for weight, lam in ((0.1, 0.0), (3.0, 1.0), (1.0, 0.5)):
+      config = tiny_config(batch_size=20, derivative_weight=weight, balance=lam)
+      runs = [experiment.Run("beale", 20, "sobolev", 0), experiment.Run("ackley", 20, "sobolev", 1)]
+      group = experiment._Group(runs, config)  # pylint: disable=protected-access
+      terms = group.loss_terms(tf.constant(0, tf.int64))
+      for i in range(2):
+        x = group.train["x"][i]
+        others = tf.stack([tf.zeros_like(x)] * 2)
+        one_model = lambda z, i=i: group.model.per_example(20)(
+            tf.reshape(tf.tensor_scatter_nd_update(others, [[i]], [z]), [-1, 2]))[i * 20:(i + 1) * 20]
+        targets = {"y": group.train["y"][i], "dy": group.train["dy"][i]}
+        if lam:
+          balance = st.DerivativeBalance.from_derivatives(group.train["dy"][i].numpy(), lam=lam)
+          self.assertNotAllClose(balance.partial_weights, [0.5, 0.5])  # Not a trivial case.
+          kwargs = dict(balance=balance)
+        else:
+          targets["dy_weight"] = tf.constant(
+              np.broadcast_to(1.0 / group.scalers[i].x_scale**2, (20, 2)), tf.float32)
+          kwargs = {}
+        total, _ = st.sobolev_loss(one_model, x, targets, derivative_weights=(weight,), **kwargs)
+        self.assertAllClose(terms["loss"][i], total, rtol=1e-5)
+
+  def test_derivative_weight_zero_trains_as_regular_and_activation_override(self):
+    runs = [experiment.Run("booth", 20, m, 0) for m in ("regular", "sobolev")]
+    results = experiment.run_grid(runs, tiny_config(derivative_weight=0.0), log=lambda s: None)
+    regular, sobolev = sorted(results, key=lambda r: r["method"])
+    self.assertAllClose(regular["test_mse"], sobolev["test_mse"], rtol=1e-5)
+    self.assertNotAllClose(regular["test_grad_mse"], 0.0)
+    groups = experiment.group_runs(runs, "tanh")
+    self.assertEqual(sorted(k[1] for k in groups), ["tanh", "tanh"])
+    tanh = experiment._Group(runs[:1], tiny_config(activation="tanh"))  # pylint: disable=protected-access
+    self.assertIs(tanh.model.activation, tf.nn.tanh)
+    with self.assertRaisesRegex(ValueError, "Unknown activation 'gelu'"):
+      experiment.group_runs(runs, "gelu")
+    with self.assertRaisesRegex(ValueError, "Hessians, which are 0 for a ReLU"):
+      experiment.group_runs([experiment.Run("booth", 20, "sobolev2", 0)], "relu")
+    with self.assertRaisesRegex(ValueError, "config.balance weights first-order"):
+      experiment._Group([experiment.Run("booth", 20, "stochastic", 0)],  # pylint: disable=protected-access
+                        tiny_config(balance=1.0))
+    with self.assertRaisesRegex(ValueError, "config.derivative_weight must be >= 0"):
+      experiment.run_grid(runs, tiny_config(derivative_weight=-1.0))
+
   def test_stochastic_and_second_order_terms_by_hand(self):
     import sobolev_tf as st  # pylint: disable=g-import-not-at-top
     config = tiny_config(batch_size=20)  # Full batch: no minibatch indices to replay.
