@@ -61,7 +61,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.derivative_units = "original"
   config.activation = ""                  # Each method's own (ReLU; softplus for Hessians).
   config.derivative_weight = 1.0          # Paper: values and derivatives weighted equally.
-  config.balance = 0.0                    # Huge & Savine's lam (0: off); first order only.
+  # Huge & Savine's lam (0: off); first order, standardised only. Its per-partial
+  # weights replace those of derivative_units.
+  config.balance = 0.0
   config.batch_size = 100                 # Paper: not given. Full batch below this.
   config.num_steps = 10_000               # Paper: not given.
   config.steps_per_call = 500

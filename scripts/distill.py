@@ -38,6 +38,8 @@ def main(argv):
   if _GAME.value is not None:
     games.get_game(_GAME.value)  # An unknown name fails first, for either method.
   data_game = dataset.read_meta(config.data_path).get("game")
+  if _GAME.value is None and data_game is None:
+    raise ValueError(f"{config.data_path} does not record its game: pass --game.")
   game = games.get_game(_GAME.value or data_game).name
   if data_game is not None and games.get_game(data_game).name != game:
     raise ValueError(f"--game={_GAME.value} but {config.data_path} holds {data_game} states; "

@@ -51,13 +51,15 @@ def main(argv):
     done = os.path.join(_WORKDIR.value, method, "result.json")
     if os.path.exists(done):
       with open(done) as f:
-        differences = training.config_differences(json.load(f).get("config", {}),
-                                                  config.to_dict(), sg_trainer.RESUMABLE_KEYS)
+        finished = json.load(f)
+      differences = training.config_differences(finished.get("config", {}), config.to_dict(),
+                                                sg_trainer.RESUMABLE_KEYS)
       if differences:
         raise ValueError(f"{done} is a run of another configuration ({'; '.join(differences)}); "
                          "use another --workdir.")
-      print(f"[{method}] finished earlier: {done}", flush=True)
-      continue
+      if finished.get("steps") == config.num_steps:
+        print(f"[{method}] finished earlier: {done}", flush=True)
+        continue  # Otherwise the trainer extends the run, or refuses a shorter budget.
     result = sg_trainer.train_and_evaluate(
         config, os.path.join(_WORKDIR.value, method), data_dir=_DATA_DIR.value,
         max_seconds=None if _MAX_MINUTES.value is None else _MAX_MINUTES.value * 60)

@@ -18,8 +18,7 @@ from sobolev_tf import files
 from sobolev_tf import losses
 
 __all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "check_same_config",
-           "config_differences",
-           "PeriodicCheckpointer"]
+           "config_differences", "PeriodicCheckpointer"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -129,19 +128,24 @@ def config_differences(recorded: Mapping, wanted: Mapping, ignore: Iterable[str]
 
 
 def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterable[str] = (),
-                      hint: str = "") -> None:
+                      hint: str = "", record: bool = True) -> None:
   """Refuses to resume a run under another configuration; records the config of a new run.
 
   A checkpoint holds weights, not what they were trained for: resuming a
   workdir with another function, method or learning rate would report the old
   model under the new name. ``path``: the JSON record next to the checkpoint,
   (over)written when not ``resuming`` (a failed start leaves no trap) and
-  compared when resuming. ``ignore``: keys that may change on a resume (step
-  budgets, logging, checkpoint rhythm).
+  compared when resuming; a workdir from before these records stays unchecked
+  and unrecorded. ``ignore``: keys that may change on a resume (step budgets,
+  logging, checkpoint rhythm). ``record=False`` (workers other than the chief)
+  only compares.
   """
-  if not resuming or not os.path.exists(path):  # A new run, or one recorded before this check.
-    files.write_text_atomic(path, json.dumps(dict(config), indent=1, sort_keys=True,
-                                             default=str) + "\n")
+  if not resuming:
+    if record:
+      files.write_text_atomic(path, json.dumps(dict(config), indent=1, sort_keys=True,
+                                               default=str) + "\n")
+    return
+  if not os.path.exists(path):
     return
   try:
     with open(path) as f:
@@ -162,17 +166,25 @@ class PeriodicCheckpointer:
   ``tf.train.CheckpointManager`` checkpoint and whatever state goes with it.
   """
 
-  def __init__(self, save: Callable[[int], None], minutes: float):
+  def __init__(self, save: Callable[[int], None], minutes: float,
+               agree: Optional[Callable[[bool], bool]] = None):
+    """``agree(due) -> bool``: one decision for all machines of a multi-worker run
+    (e.g. any machine's clock says it is due), so they save at the same steps."""
     if not minutes >= 0:
       raise ValueError(f"checkpoint_minutes must be >= 0, got {minutes!r}.")
     self._save = save
     self._period = 60.0 * minutes
     self._last = time.monotonic()
+    self._agree = agree
 
   def maybe_save(self, step: int, force: bool = False) -> bool:
     """Saves if forced or if the period has passed since the last save; True if it saved."""
-    if not force and self._period and time.monotonic() - self._last <= self._period:
-      return False  # A period of 0 saves every time.
+    # A period of 0 saves every time.
+    due = force or not self._period or time.monotonic() - self._last > self._period
+    if self._agree is not None:
+      due = self._agree(due)
+    if not due:
+      return False
     self._save(step)
     self._last = time.monotonic()
     return True

@@ -72,6 +72,9 @@ BAD_CONFIGS = [
     (regression, dict(seeds=(-1,)), r"config.seeds must be a non-empty list of integers >= 0"),
     (regression, dict(methods=("",), extra_methods=()), r"config.methods is empty"),
     (regression, dict(derivative_weight=float("nan")), r"config.derivative_weight must be a"),
+    (regression, dict(balance=1.0, standardize=False), r"config.balance needs config.standardize"),
+    (regression, dict(balance=1.0, extra_methods=("stochastic",)), r"not \['stochastic'\]"),
+    (regression, dict(activation="gelu"), r"Unknown activation 'gelu'"),
     (synthetic_gradients, dict(learning_rate=float("nan")), r"config.learning_rate must be a"),
     (synthetic_gradients, dict(eval_batch_size=0), r"config.eval_batch_size must be > 0"),
     (synthetic_gradients, dict(max_test_examples=-1), r"config.max_test_examples must be >= 0"),
@@ -169,7 +172,8 @@ class ResumeUnderAnotherConfigTest(tf.test.TestCase):
     config.method = "noprop"
     os.makedirs(os.path.join(workdir, "noprop"))
     with open(os.path.join(workdir, "noprop", "result.json"), "w") as f:
-      f.write(json.dumps({"finished": True, "config": config.to_dict()}, default=str))
+      f.write(json.dumps({"finished": True, "steps": config.num_steps,
+                          "config": config.to_dict()}, default=str))
     same = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
                       "--methods=noprop", f"--workdir={workdir}")
     self.assertEqual(same.returncode, 0, msg=same.stderr[-2000:])

@@ -42,9 +42,9 @@ DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
 CURVE_COLUMNS = ("step", "split", "action_error", "kl")  # curves.csv, one row per evaluation.
 # Config keys a resumed run may change: its budget, evaluation and logging rhythm,
 # the cache size, and the grid's lists (each run's own values are compared).
-RESUMABLE_KEYS = ("num_steps", "eval_every", "checkpoint_minutes", "log_seconds",
-                  "jacobian_cache_gb", "games", "fractions", "methods", "learning_rates",
-                  "seeds", "alpha_search")
+# The dataset is compared by what it holds (``data``), not by its path.
+RESUMABLE_KEYS = ("num_steps", "eval_every", "checkpoint_minutes", "log_seconds", "data_path",
+                  "games", "fractions", "methods", "learning_rates", "seeds", "alpha_search")
 
 
 def resumable_keys(config) -> tuple:
@@ -221,7 +221,9 @@ def train_and_evaluate(config, workdir: str,
   ckpt = tf.train.Checkpoint(student=distiller.student, optimizer=distiller.optimizer,
                              step=distiller.step, wall_seconds=seconds)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
-  training.check_same_config(os.path.join(workdir, "run_config.json"), config.to_dict(),
+  held = {k: data.meta.get(k) for k in ("game", "num_states", "seed", "teacher_checkpoint")}
+  training.check_same_config(os.path.join(workdir, "run_config.json"),
+                             dict(config.to_dict(), data=held),
                              resuming=manager.latest_checkpoint is not None,
                              ignore=resumable_keys(config), hint="Use another --workdir.")
   eval_index = {"test": splits.test[:config.max_eval_states],

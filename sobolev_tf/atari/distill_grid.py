@@ -81,8 +81,9 @@ def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teach
     recorded = os.path.join(directory, "run_config.json")
     if os.path.exists(recorded):
       with open(recorded) as f:
+        # Not the data: a report may be made without them (--report_only).
         differences = training.config_differences(json.load(f), config.to_dict(),
-                                                  distill.resumable_keys(config) + ("data_path",))
+                                                  distill.resumable_keys(config) + ("data",))
       if differences:
         raise ValueError(f"{directory} holds a run of another configuration "
                          f"({'; '.join(differences)}); give this config its own --workdir.")

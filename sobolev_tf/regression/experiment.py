@@ -183,10 +183,7 @@ class _Group:
     self.runs = list(runs)
     self.config = config
     self.activation = activation_of(runs[0].method, config.activation)
-    if config.balance and any(METHODS[r.method].stochastic or METHODS[r.method].order >= 2
-                              for r in runs):
-      raise ValueError("config.balance weights first-order methods with full gradients "
-                       f"(sobolev, finite_difference), not {sorted({r.method for r in runs})}.")
+    _check_balance(runs, config)
     self.order = max(METHODS[r.method].order for r in runs)
     datas = [make_data(r, config.num_test, config.fd_step) for r in runs]
     self.scalers = [_scaler(r, d, config.standardize) for r, d in zip(runs, datas)]
@@ -344,9 +341,23 @@ CURVE_COLUMNS = ("step", "function", "num_train", "method", "seed", "test_mse", 
 # instead), budgets, evaluation, reporting and speed settings.
 RESUMABLE_KEYS = ("functions", "sizes", "methods", "extra_methods", "second_order_methods",
                   "second_order_sizes", "seeds", "num_steps", "steps_per_call", "eval_steps",
-                  "jit_compile", "checkpoint_minutes", "grid_resolution", "plot_sizes", "workdir",
+                  "checkpoint_minutes", "grid_resolution", "plot_sizes", "workdir",
                   "results_dir")
 _CURVE_TYPES = dict(step=int, num_train=int, seed=int, test_mse=float, test_grad_mse=float)
+
+
+def _check_balance(runs: Sequence[Run], config) -> None:
+  """Huge & Savine's weights are defined for standardised first-order training."""
+  if not config.balance:
+    return
+  if not config.standardize:
+    raise ValueError("config.balance needs config.standardize=True (its value and derivative "
+                     "terms are both in standardised units).")
+  others = sorted({r.method for r in runs if METHODS[r.method].stochastic
+                   or METHODS[r.method].order >= 2})
+  if others:
+    raise ValueError("config.balance weights first-order methods with full gradients "
+                     f"(sobolev, finite_difference), not {others}.")
 
 
 def _check_config(config) -> None:
@@ -482,6 +493,9 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
 def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
              log: Optional[Callable[[str], None]] = None) -> List[dict]:
   """Trains every run, one compiled group at a time, under one progress bar (models)."""
+  _check_config(config)
+  _check_balance(runs, config)  # Before the first group trains.
+  group_runs(runs, config.activation)  # Unknown activations too.
   results = []
   with loggers.Progress(len(runs), "Figure 2", unit="model") as progress:
     for key, group in group_runs(runs, config.activation).items():
@@ -528,6 +542,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   from sobolev_tf.regression import report  # pylint: disable=g-import-not-at-top
   _check_config(config)
   runs = grid_runs(config)  # Unknown functions or methods fail here.
+  _check_balance(runs, config)
+  group_runs(runs, config.activation)  # And unknown activations.
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
   start = time.time()

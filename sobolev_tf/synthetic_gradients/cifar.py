@@ -107,4 +107,4 @@ def load_cifar10(split: str, batch_size: int, data_dir: Optional[str] = None,
                        "Pass --data_dir or set TFDS_DATA_DIR, e.g. ../shared/tensorflow_datasets.")
   return data.image_batches(ds, batch_size, MEAN, STD, _augment if augment else None,
                             shuffle_seed=seed if augment else None, repeat=repeat,
-                       image_shape=(32, 32, 3), shard=shard)
+                            image_shape=(32, 32, 3), shard=shard)

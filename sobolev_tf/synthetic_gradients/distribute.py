@@ -82,12 +82,16 @@ def is_chief() -> bool:
           and "chief" not in tf_config.get("cluster", {}))
 
 
-def input_pipeline() -> Tuple[int, int]:
-  """(number of machines, this machine's index), chief first, from ``TF_CONFIG``.
+def input_pipeline(strategy: tf.distribute.Strategy) -> Tuple[int, int]:
+  """(number of machines, this machine's index) of ``strategy``, chief first.
 
   Each machine reads its own shard of the training stream (``data.image_batches``);
-  the numbering is MultiWorkerMirroredStrategy's (the chief, then the workers).
+  the numbering is MultiWorkerMirroredStrategy's (the chief, then the workers,
+  from ``TF_CONFIG``). One machine for any other strategy, ``TF_CONFIG`` or not.
   """
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return 1, 0
+  machines = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
   tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
   task = tf_config.get("task")
   if not task:
@@ -96,4 +100,7 @@ def input_pipeline() -> Tuple[int, int]:
   chiefs = len(cluster.get("chief", []))
   num = chiefs + len(cluster.get("worker", []))
   index = 0 if task.get("type") == "chief" else chiefs + int(task.get("index", 0))
+  if num != machines:
+    raise ValueError(f"TF_CONFIG lists {num} machines but the strategy has {machines} (replicas "
+                     "must be spread evenly over the machines).")
   return num, index

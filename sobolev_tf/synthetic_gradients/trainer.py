@@ -177,26 +177,46 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
         modules[k](h, y)
     main_opt.build(step_fn.main_variables())
     module_opt.build(step_fn.module_variables())
-  train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003,
-                                    shard=distribute.input_pipeline())
+  shard = distribute.input_pipeline(strategy)
+  train_ds, test_ds = make_datasets(config, data_dir, seed=config.seed * 1_000_003, shard=shard)
   # A plain iterator, split over the local replicas in the step: a distributed
   # iterator cannot be checkpointed, and a resumed run must see the same batches.
   iterator = iter(train_ds)
   ckpt = tf.train.Checkpoint(parts=parts, modules=modules, main_optimizer=main_opt,
                              module_optimizer=module_opt, train_iterator=iterator)
   manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir), max_to_keep=2)
-  if chief:
-    training.check_same_config(os.path.join(workdir, "run_config.json"), config.to_dict(),
-                               resuming=manager.latest_checkpoint is not None,
-                               ignore=RESUMABLE_KEYS, hint="Use another --workdir.")
+  # The device layout decides the per-replica batch and BatchNorm statistics.
+  training.check_same_config(os.path.join(workdir, "run_config.json"),
+                             dict(config.to_dict(), replicas=replicas, machines=shard[0]),
+                             resuming=manager.latest_checkpoint is not None,
+                             ignore=RESUMABLE_KEYS, hint="Use another --workdir.", record=chief)
   if manager.latest_checkpoint:
     restore_checkpoint(ckpt, manager.latest_checkpoint,
-                       "Move it away to start again, or point --workdir elsewhere.")
+                       "Checkpoints without the data iterator (sobolev-tf < 0.3) cannot resume "
+                       "exactly. Move it away to start again, or point --workdir elsewhere.")
   start_step = int(main_opt.step.numpy())
+  if start_step > config.num_steps:
+    raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
+                     f"({config.num_steps}); use a fresh --workdir for a shorter run.")
   local_replicas = len(strategy.extended.worker_devices)
   per_replica_batch = config.batch_size // replicas
+  agree = None
+  if shard[0] > 1:
+    # Machines save and stop at the same steps, and must resume from the same one.
+    total = tf.function(lambda value: strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None))
+    agree = lambda due: bool(total(tf.constant(int(due), tf.int64)).numpy() > 0)
+    steps = total(tf.constant([start_step, start_step**2], tf.int64)).numpy()
+    if steps[1] * replicas != steps[0]**2:  # Zero variance: every replica at one step.
+      raise ValueError(f"The machines restored different steps (mean {steps[0] / replicas}, "
+                       f"here {start_step}): delete the workdir's checkpoints and "
+                       "worker_scratch_* to start again.")
 
   def replica_share(batch):
+    if batch[0].shape[0] != local_replicas * per_replica_batch:
+      raise ValueError(f"A batch of {batch[0].shape[0]} for {local_replicas} local replicas "
+                       f"of {per_replica_batch}.")
+
     def share(context):
       begin = context.replica_id_in_sync_group % local_replicas * per_replica_batch
       return tuple(t[begin:begin + per_replica_batch] for t in batch)
@@ -229,7 +249,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   step = start_step
   start_time = time.time()
   checkpointer = PeriodicCheckpointer(
-      lambda step: manager.save(checkpoint_number=step), config.checkpoint_minutes)
+      lambda step: manager.save(checkpoint_number=step), config.checkpoint_minutes, agree)
   metrics: Dict[str, float] = {}
   result: Dict = {}
 
@@ -245,7 +265,8 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     return scores
 
   while step < config.num_steps:
-    if max_seconds is not None and time.time() - start_time > max_seconds:
+    out_of_time = max_seconds is not None and time.time() - start_time > max_seconds
+    if agree(out_of_time) if agree else out_of_time:
       break
     n = min(config.steps_per_call, config.num_steps - step,
             config.eval_every - step % config.eval_every)

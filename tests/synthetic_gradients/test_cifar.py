@@ -23,7 +23,7 @@ class CifarTest(tf.test.TestCase):
     aug2, _ = next(iter(cifar.load_cifar10("train", 8, DATA_DIR, augment=True, seed=3)))
     self.assertAllEqual(aug, aug2)  # Deterministic for a seed.
 
-  def test_images_decoded_after_the_shuffle_equal_tfds_decoding(self):
+  def test_images_decoded_by_the_pipeline_equal_tfds_decoding(self):
     if not os.path.isdir(os.path.join(DATA_DIR, "cifar10")):
       self.skipTest(f"no CIFAR-10 at {DATA_DIR}")
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

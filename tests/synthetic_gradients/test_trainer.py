@@ -104,6 +104,13 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
     final = tf.train.load_checkpoint(tf.train.latest_checkpoint(
         os.path.join(workdir, "checkpoints")))
     self.assertEqual(final.get_tensor("main_optimizer/step/.ATTRIBUTES/VARIABLE_VALUE"), 6)
+    config.num_steps = 4
+    with self.assertRaisesRegex(ValueError, "ckpt-6 is at step 6, beyond num_steps \\(4\\)"):
+      train(config, workdir)
+    config.update(num_steps=8, learning_rate=0.5)
+    with self.assertRaisesRegex(ValueError, "holds a run of another configuration "
+                                r"\(learning_rate: 0.1 there, 0.5 now\)"):
+      train(config, workdir)
 
   def test_killed_after_the_last_checkpoint_writes_each_step_once(self):
     workdir = self.create_tempdir().full_path
