@@ -1,0 +1,208 @@
+"""The Figure 2 sensitivity study: which choices decide the size of Sobolev training's gain.
+
+``configs/regression_sensitivity.py`` lists the settings (overrides of one base
+regression config). Each trains with ``experiment.run_grid`` in its own workdir;
+the report compares regular and Sobolev training per setting, function and size
+by the median over seeds of log10 test MSE, and their difference: the gain in
+decades (1 = 10x lower test error with Sobolev training). A run converged at the
+first evaluation from which its test MSE stays within ``CONVERGED_DECADES`` of its
+final value.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from sobolev_tf import files
+from sobolev_tf.regression import experiment
+
+__all__ = ["setting_config", "run_study", "converged_step", "summarize", "at_budget",
+           "write_report", "train_and_evaluate", "CSV_COLUMNS", "CONVERGED_DECADES"]
+
+CONVERGED_DECADES = 0.1
+CSV_COLUMNS = ("setting",) + experiment.CSV_COLUMNS + ("converged_step", "still_improving")
+
+
+def setting_config(config, name: str):
+  """The base config with the overrides of setting ``name``."""
+  if name not in config.settings:
+    raise ValueError(f"Unknown setting {name!r}; known: {', '.join(config.settings)}.")
+  setting = copy.deepcopy(config.base)
+  setting.update(config.settings[name].to_dict())
+  setting.methods, setting.extra_methods, setting.second_order_methods = (
+      ("regular", "sobolev"), (), ())
+  return setting
+
+
+def converged_step(curve: Sequence[tuple], final_mse: float) -> tuple:
+  """(first step from which log10 test MSE stays within CONVERGED_DECADES of the final,
+  whether the last evaluation still improved on the one before by more than that)."""
+  points = [(step, mse) for step, mse, _ in curve]
+  target = np.log10(final_mse)
+  step = points[-1][0] if points else 0
+  for s, mse in reversed(points):
+    if abs(np.log10(mse) - target) > CONVERGED_DECADES:
+      break
+    step = s
+  improving = len(points) >= 2 and np.log10(points[-2][1]) - target > CONVERGED_DECADES
+  return step, bool(improving)
+
+
+def _check_settings(config) -> None:
+  for name in config.settings:
+    setting = setting_config(config, name)
+    experiment._check_config(setting)  # pylint: disable=protected-access
+    runs = experiment.grid_runs(setting)
+    experiment._check_balance(runs, setting)  # pylint: disable=protected-access
+    experiment.group_runs(runs, setting.activation)
+  if config.reference not in config.settings:
+    raise ValueError(f"config.reference={config.reference!r} is not a setting.")
+
+
+def run_study(config, workdir: str, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
+  """Trains (or resumes) every setting; one row per run, with its learning curve."""
+  _check_settings(config)  # Every setting before the first trains.
+  rows = []
+  for name in config.settings:
+    setting = setting_config(config, name)
+    (log or print)(f"[sensitivity] {name}: {setting.num_steps:,} steps")
+    for r in experiment.run_grid(experiment.grid_runs(setting), setting,
+                                 os.path.join(workdir, name), log):
+      step, improving = converged_step(r["curve"], r["test_mse"])
+      rows.append(dict(r, setting=name, converged_step=step, still_improving=improving))
+  return rows
+
+
+def at_budget(rows: Sequence[Dict], setting: str, steps: int) -> List[Dict]:
+  """The runs of ``setting`` as they stood at ``steps`` (from their learning curves)."""
+  out = []
+  for r in rows:
+    if r["setting"] != setting:
+      continue
+    if r["steps"] == steps:
+      out.append(r)
+      continue
+    point = [c for c in r["curve"] if c[0] == steps]
+    if not point:
+      raise ValueError(f"Setting {setting!r} has no evaluation at step {steps}; add it to "
+                       "base.eval_steps.")
+    out.append(dict(r, test_mse=point[0][1], test_grad_mse=point[0][2], steps=steps,
+                    converged_step=None, still_improving=None))
+  return out
+
+
+def summarize(rows: Sequence[Dict]) -> List[Dict]:
+  """Per (setting, function, size): median log10 test MSE of both methods, the gain."""
+  cells = {}
+  for r in rows:
+    cells.setdefault((r["setting"], r["function"], r["num_train"], r["steps"]), {}).setdefault(
+        r["method"], []).append(r)
+  out = []
+  for (setting, function, num_train, steps), by_method in cells.items():
+    med = {m: float(np.median(np.log10([r["test_mse"] for r in rs])))
+           for m, rs in by_method.items()}
+    known = all(r.get("converged_step") is not None for rs in by_method.values() for r in rs)
+    conv = {m: int(np.median([r["converged_step"] for r in rs])) if known else None
+            for m, rs in by_method.items()}
+    improving = (sum(bool(r["still_improving"]) for rs in by_method.values() for r in rs)
+                 if known else None)
+    out.append(dict(setting=setting, function=function, num_train=num_train, steps=steps,
+                    seeds=len(by_method.get("sobolev", [])),
+                    regular=med.get("regular"), sobolev=med.get("sobolev"),
+                    gain=med["regular"] - med["sobolev"] if len(med) == 2 else None,
+                    converged_regular=conv.get("regular"), converged_sobolev=conv.get("sobolev"),
+                    still_improving=improving))
+  return out
+
+
+def _comparison(rows: Sequence[Dict], config) -> List[Dict]:
+  """Every setting's summary, each after the reference at that setting's budget."""
+  table, shown = [], set()
+  reference_steps = next((r["steps"] for r in rows if r["setting"] == config.reference), None)
+  for name in config.settings:
+    own = [r for r in rows if r["setting"] == name]
+    if not own:
+      continue
+    steps = own[0]["steps"]
+    if name != config.reference and reference_steps not in (None, steps) and steps not in shown:
+      shown.add(steps)
+      table += [dict(t, setting=f"{config.reference} @ {steps:,}")
+                for t in summarize(at_budget(rows, config.reference, steps))]
+    table += summarize(own)
+  return table
+
+
+def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
+  """sensitivity.csv (one row per run), sensitivity.md and sensitivity.png; returns the md."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  files.write_csv(os.path.join(output_dir, "sensitivity.csv"),
+                  [{c: r[c] for c in CSV_COLUMNS} for r in rows], CSV_COLUMNS)
+  table = _comparison(rows, config)
+  fmt = lambda v: "" if v is None else f"{v:.2f}"
+  lines = ["# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?", "",
+           f"Command: `{command}`  ",
+           "Config: `configs/regression_sensitivity.py` (its docstring has the design). "
+           "Median over seeds of log10 test MSE (original units); gain = regular - Sobolev in "
+           f"decades (1.00 = 10x). Converged: median first evaluation step from which the test "
+           f"MSE stays within {CONVERGED_DECADES} decade of its final value; improving: runs "
+           "whose last evaluation still improved by more than that.", "",
+           "| setting | steps | function | n | seeds | regular | Sobolev | gain | converged "
+           "(regular / Sobolev) | improving |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+  for t in table:
+    conv = (f"{t['converged_regular']:,} / {t['converged_sobolev']:,}"
+            if t["converged_regular"] is not None else "")
+    lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
+                 f"{t['seeds']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
+                 f"**{fmt(t['gain'])}** | {conv} | "
+                 f"{'' if t['still_improving'] is None else t['still_improving']} |")
+  own = [t for t in table if t["setting"] in config.settings and t["gain"] is not None]
+  big = [t for t in own if t["gain"] >= 1.0]
+  paper = [t for t in own if t["setting"] == config.paper_setting]
+  cell = lambda t: f"{t['function']} n={t['num_train']} ({t['gain']:.2f})"
+  if paper:
+    reaches = "reaches" if any(t["gain"] >= 1 for t in paper) else "does not reach"
+    paper_line = f"gains {', '.join(cell(t) for t in paper)}; it {reaches} 10x anywhere."
+  else:
+    paper_line = "not run."
+  lines += ["", "## Short answer", "",
+            "Cells that reach 10x (gain >= 1 decade): "
+            + (", ".join(f"{t['setting']} {cell(t)}" for t in big) or "none") + ".", "",
+            f"The setting of the paper's text (`{config.paper_setting}`): {paper_line}", ""]
+  text = "\n".join(lines)
+  files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)
+  fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(own) / 4 + 3), 4))
+  names = [n for n in config.settings if any(t["setting"] == n for t in own)]
+  cells = sorted({(t["function"], t["num_train"]) for t in own})
+  for k, (function, num_train) in enumerate(cells):
+    ys = [next((t["gain"] for t in own if t["setting"] == n and t["function"] == function
+                and t["num_train"] == num_train), np.nan) for n in names]
+    ax.plot(np.arange(len(names)) + 0.08 * (k - len(cells) / 2), ys, "o" if num_train < 50 else "s",
+            label=f"{function} n={num_train}")
+  ax.axhline(1.0, color="k", lw=0.8, ls="--")
+  ax.axhline(0.0, color="k", lw=0.5)
+  ax.set_xticks(range(len(names)))
+  ax.set_xticklabels(names, rotation=30, ha="right")
+  ax.set_ylabel("gain: log10 test MSE, regular - Sobolev")
+  ax.set_title("Sobolev gain per setting (dashed: 10x)")
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  files.save_figure_atomic(fig, os.path.join(output_dir, "sensitivity.png"), dpi=120)
+  plt.close(fig)
+  return text
+
+
+def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> str:
+  """Runs the study (resumably, in ``workdir``) and writes the report to ``output_dir``."""
+  _check_settings(config)
+  from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
+  checks.check_writable_directory(workdir, "checkpoints")
+  checks.check_writable_directory(output_dir, "report")
+  rows = run_study(config, workdir)
+  return write_report(rows, config, output_dir, command)

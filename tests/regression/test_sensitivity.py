@@ -1,0 +1,54 @@
+"""The sensitivity study: settings, convergence steps, budgets and the report, on tiny data."""
+
+import os
+
+import tensorflow as tf
+
+from configs import regression_sensitivity as sensitivity_configs
+from sobolev_tf.regression import sensitivity
+
+
+class SensitivityTest(tf.test.TestCase):
+
+  def test_converged_step(self):
+    curve = [(100, 1000.0, 0), (200, 12.0, 0), (300, 10.5, 0), (400, 10.0, 0)]
+    self.assertEqual(sensitivity.converged_step(curve, 10.0), (200, False))
+    improving = [(100, 1000.0, 0), (200, 100.0, 0), (300, 10.0, 0)]
+    self.assertEqual(sensitivity.converged_step(improving, 10.0), (300, True))
+
+  def test_settings_are_overrides_of_the_base(self):
+    config = sensitivity_configs.get_config("default")
+    self.assertEqual(sensitivity.setting_config(config, "tanh").activation, "tanh")
+    paper = sensitivity.setting_config(config, "paper_text")
+    self.assertEqual((paper.standardize, paper.learning_rate, paper.hidden_sizes),
+                     (False, 3e-5, (256, 256)))
+    self.assertEqual(sensitivity.setting_config(config, "default").methods,
+                     ("regular", "sobolev"))
+    # Every budget compared with the reference is one of its evaluations.
+    reference = sensitivity.setting_config(config, config.reference)
+    for name in config.settings:
+      steps = sensitivity.setting_config(config, name).num_steps
+      self.assertIn(steps, tuple(reference.eval_steps) + (reference.num_steps,), msg=name)
+    with self.assertRaisesRegex(ValueError, "Unknown setting 'gelu'"):
+      sensitivity.setting_config(config, "gelu")
+
+  def test_quick_study_writes_the_report(self):
+    config = sensitivity_configs.get_config("quick")
+    workdir, output = self.create_tempdir().full_path, self.create_tempdir().full_path
+    text = sensitivity.train_and_evaluate(config, workdir, output, "test command")
+    for name in ("sensitivity.md", "sensitivity.csv", "sensitivity.png"):
+      self.assertTrue(os.path.exists(os.path.join(output, name)), msg=name)
+    self.assertIn("| default @ 200 | 200 | booth | 20 | 2 |", text)
+    self.assertIn("The setting of the paper's text (`paper_text`): gains booth n=20", text)
+    with open(os.path.join(output, "sensitivity.csv")) as f:
+      lines = f.read().splitlines()
+    self.assertEqual(lines[0], ",".join(sensitivity.CSV_COLUMNS))
+    self.assertLen(lines, 1 + 3 * 4)  # Three settings of two methods x two seeds.
+    self.assertEqual(sorted(os.listdir(workdir)), sorted(config.settings))
+    # A second call resumes every setting: the same numbers.
+    again = sensitivity.train_and_evaluate(config, workdir, output, "test command")
+    self.assertEqual(again, text)
+
+
+if __name__ == "__main__":
+  tf.test.main()
