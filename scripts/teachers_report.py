@@ -28,7 +28,36 @@ def _episodes(path):
   if not os.path.exists(path):
     raise ValueError(f"No {path}; train the teacher first.")
   data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+  if not data.size:  # No finished game yet.
+    return np.zeros(0), np.zeros(0)
   return data[:, 0], data[:, 1]
+
+
+def _pairs(values):
+  """(game, workdir) from ``game:workdir`` values, all checked before any is read."""
+  pairs = []
+  for value in values:
+    if ":" not in value:
+      raise ValueError(f"--workdirs: {value!r} is not game:workdir (e.g. pong:teachers/pong).")
+    game, workdir = value.split(":", 1)
+    games.get_game(game)
+    if not os.path.isdir(workdir):
+      raise ValueError(f"--workdirs: no directory {workdir} (for {game}).")
+    if game in [g for g, _ in pairs]:
+      raise ValueError(f"--workdirs: {game} is given twice.")
+    pairs.append((game, workdir))
+  return pairs
+
+
+def _evaluation(path, game):
+  with open(path) as f:
+    e = json.load(f)
+  missing = [k for k in ("mean", "std", "episodes") if k not in e]
+  if missing:
+    raise ValueError(f"{path} lacks {', '.join(missing)}: write it with scripts/evaluate_policy.py.")
+  if e.get("game", game) != game:
+    raise ValueError(f"{path} evaluates {e['game']}, not {game}.")
+  return e
 
 
 def main(argv):
@@ -36,7 +65,7 @@ def main(argv):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  pairs = [p.split(":", 1) for p in _WORKDIRS.value]
+  pairs = _pairs(_WORKDIRS.value)
   fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
   lines = ["# Atari teachers (SM section 3, A2C)", "",
            f"Command: `python scripts/teachers_report.py {' '.join(sys.argv[1:])}`", "",
@@ -68,8 +97,7 @@ def main(argv):
     for eval_path in evaluations or [None]:
       evaluation, command, checkpoint = "not evaluated yet", "", ""
       if eval_path:
-        with open(eval_path) as f:
-          e = json.load(f)
+        e = _evaluation(eval_path, game)
         evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
         command = f"`{e.get('command', '')}`"
         checkpoint = os.path.basename(e.get("checkpoint", ""))

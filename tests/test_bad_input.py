@@ -274,6 +274,25 @@ class BadFlagTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(os.path.join(root, "grid", "pong")))
     self.assertFalse(os.path.exists(os.path.join(root, "report.md")))
 
+  def test_teachers_report_pairs_and_evaluations(self):
+    root = self.create_tempdir().full_path
+    workdir = os.path.join(root, "pong")
+    os.makedirs(workdir)
+    with open(os.path.join(workdir, "episodes.csv"), "w") as f:
+      f.write("frames,score,length\n")  # No finished game yet: a valid report.
+    out = os.path.join(root, "out")
+    result = run_script("teachers_report.py", f"--workdirs=pong:{workdir}", f"--output_dir={out}")
+    self.assertEqual(result.returncode, 0, msg=result.stderr[-2000:])
+    with open(os.path.join(workdir, "evaluation.json"), "w") as f:
+      f.write(json.dumps({"game": "pong", "mean": 1.0, "std": 0.5, "episodes": 3}))
+    for args, words in (((f"--workdirs={workdir}",), "is not game:workdir"),
+                        ((f"--workdirs=breakout:{workdir}",), "evaluates pong, not breakout"),
+                        ((f"--workdirs=pong:{workdir},pong:{workdir}",), "pong is given twice")):
+      result = run_script("teachers_report.py", *args, f"--output_dir={root}/other")
+      self.assertNotEqual(result.returncode, 0, msg=args)
+      self.assertIn(words, result.stderr, msg=args)
+    self.assertFalse(os.path.exists(os.path.join(root, "other", "teachers.md")))
+
   def test_weights_written_beside_an_unrelated_tmp_directory(self):
     root = self.create_tempdir().full_path
     unrelated = os.path.join(root, "pong.tmp")
