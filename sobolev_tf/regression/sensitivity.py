@@ -61,6 +61,15 @@ def _check_settings(config) -> None:
     experiment.group_runs(runs, setting.activation)
   if config.reference not in config.settings:
     raise ValueError(f"config.reference={config.reference!r} is not a setting.")
+  reference = setting_config(config, config.reference)
+  # Evaluations happen after whole calls of steps_per_call steps.
+  evaluated = {s for s in tuple(reference.eval_steps) + (reference.num_steps,)
+               if s <= reference.num_steps and s % reference.steps_per_call == 0}
+  for name in config.settings:
+    steps = setting_config(config, name).num_steps
+    if steps not in evaluated:
+      raise ValueError(f"Setting {name!r} trains {steps} steps, at which the reference "
+                       f"{config.reference!r} is not evaluated; add it to base.eval_steps.")
 
 
 def run_study(config, workdir: str, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
@@ -95,8 +104,15 @@ def at_budget(rows: Sequence[Dict], setting: str, steps: int) -> List[Dict]:
   return out
 
 
+def _paired_gain(by_method: Dict[str, List[Dict]]) -> float:
+  regular = {r["seed"]: np.log10(r["test_mse"]) for r in by_method["regular"]}
+  return float(np.median([regular[r["seed"]] - np.log10(r["test_mse"])
+                          for r in by_method["sobolev"] if r["seed"] in regular]))
+
+
 def summarize(rows: Sequence[Dict]) -> List[Dict]:
-  """Per (setting, function, size): median log10 test MSE of both methods, the gain."""
+  """Per (setting, function, size): median log10 test MSE of both methods, and the gain:
+  the median over seeds of each seed's log10 MSE difference (same data and initialisation)."""
   cells = {}
   for r in rows:
     cells.setdefault((r["setting"], r["function"], r["num_train"], r["steps"]), {}).setdefault(
@@ -113,7 +129,7 @@ def summarize(rows: Sequence[Dict]) -> List[Dict]:
     out.append(dict(setting=setting, function=function, num_train=num_train, steps=steps,
                     seeds=len(by_method.get("sobolev", [])),
                     regular=med.get("regular"), sobolev=med.get("sobolev"),
-                    gain=med["regular"] - med["sobolev"] if len(med) == 2 else None,
+                    gain=_paired_gain(by_method) if len(med) == 2 else None,
                     converged_regular=conv.get("regular"), converged_sobolev=conv.get("sobolev"),
                     still_improving=improving))
   return out
@@ -174,7 +190,23 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines += ["", "## Short answer", "",
             "Cells that reach 10x (gain >= 1 decade): "
             + (", ".join(f"{t['setting']} {cell(t)}" for t in big) or "none") + ".", "",
-            f"The setting of the paper's text (`{config.paper_setting}`): {paper_line}", ""]
+            f"The setting of the paper's text (`{config.paper_setting}`): {paper_line}", "",
+            f"Each setting against `{config.reference}` at the same budget (median over "
+            "cells of the change in gain, decades):", ""]
+  for name in config.settings:
+    mine = {(t["function"], t["num_train"]): t["gain"] for t in own if t["setting"] == name}
+    if name == config.reference or not mine:
+      continue
+    steps = next(t["steps"] for t in own if t["setting"] == name)
+    label = (config.reference if steps == next((t["steps"] for t in own
+                                                if t["setting"] == config.reference), None)
+             else f"{config.reference} @ {steps:,}")
+    base = {(t["function"], t["num_train"]): t["gain"] for t in table if t["setting"] == label}
+    deltas = [mine[k] - base[k] for k in mine if k in base and base[k] is not None]
+    if deltas:
+      lines.append(f"- {name} ({steps:,} steps): {np.median(deltas):+.2f} "
+                   f"(range {min(deltas):+.2f} to {max(deltas):+.2f})")
+  lines.append("")
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)
   fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(own) / 4 + 3), 4))

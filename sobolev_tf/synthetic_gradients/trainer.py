@@ -126,9 +126,10 @@ _CURVE_TYPES = dict(step=int, images=int, wall_seconds=float, train_loss=float, 
                     test_top5=float)
 
 
-def _checkpoint_dir(workdir: str) -> str:
-  """The chief writes ``workdir/checkpoints``; other workers a scratch copy (MWMS saves on all)."""
-  if distribute.is_chief():
+def _checkpoint_dir(workdir: str, chief: bool) -> str:
+  """The chief writes ``workdir/checkpoints``; other workers a scratch copy (MWMS saves on
+  all), kept until the run has finished: it holds their data iterator's state."""
+  if chief:
     return os.path.join(workdir, "checkpoints")
   task = json.loads(os.environ["TF_CONFIG"])["task"]
   return os.path.join(workdir, f"worker_scratch_{task['type']}_{task['index']}")
@@ -149,9 +150,11 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                                         "module_learning_rate", "num_classes"),
                       non_negative=("checkpoint_minutes", "log_seconds", "max_test_examples",
                                     "weight_decay", "momentum", "label_gradient_weight"))
-  chief = distribute.is_chief()
   checks.check_writable_directory(workdir, "checkpoints and curve")
   strategy = distribute.make_strategy(config.strategy)
+  # Only a multi-worker run has other workers (TF_CONFIG alone does not make one).
+  chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+           or distribute.is_chief())
   replicas = strategy.num_replicas_in_sync
   if config.batch_size % replicas:
     raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
@@ -184,7 +187,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   iterator = iter(train_ds)
   ckpt = tf.train.Checkpoint(parts=parts, modules=modules, main_optimizer=main_opt,
                              module_optimizer=module_opt, train_iterator=iterator)
-  manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir), max_to_keep=2)
+  manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir, chief), max_to_keep=2)
   # The device layout decides the per-replica batch and BatchNorm statistics.
   training.check_same_config(os.path.join(workdir, "run_config.json"),
                              dict(config.to_dict(), replicas=replicas, machines=shard[0]),
@@ -195,9 +198,6 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                        "Checkpoints without the data iterator (sobolev-tf < 0.3) cannot resume "
                        "exactly. Move it away to start again, or point --workdir elsewhere.")
   start_step = int(main_opt.step.numpy())
-  if start_step > config.num_steps:
-    raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
-                     f"({config.num_steps}); use a fresh --workdir for a shorter run.")
   local_replicas = len(strategy.extended.worker_devices)
   per_replica_batch = config.batch_size // replicas
   agree = None
@@ -211,6 +211,11 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
       raise ValueError(f"The machines restored different steps (mean {steps[0] / replicas}, "
                        f"here {start_step}): delete the workdir's checkpoints and "
                        "worker_scratch_* to start again.")
+
+  # After the machines agreed on the step, so that all of them raise together.
+  if start_step > config.num_steps:
+    raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
+                     f"({config.num_steps}); use a fresh --workdir for a shorter run.")
 
   def replica_share(batch):
     if batch[0].shape[0] != local_replicas * per_replica_batch:
@@ -286,8 +291,12 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   if step < config.num_steps:  # Stopped by max_seconds.
     manager.save(checkpoint_number=step)
   elif not result:  # Resumed after the last step (killed before result.json).
-    if curve_rows and curve_rows[-1]["step"] == step:  # Its evaluation is in the curve.
-      result = {k: curve_rows[-1][k] for k in ("test_top1", "test_top5")}
+    logged = bool(curve_rows and curve_rows[-1]["step"] == step)
+    if agree is not None:  # Only the chief reads the curve; every worker must evaluate or none.
+      logged = agree(logged)
+    if logged:  # Its evaluation is in the curve.
+      result = ({k: curve_rows[-1][k] for k in ("test_top1", "test_top5")}
+                if curve_rows else {})  # Other workers report no scores.
     else:
       result = record_evaluation()
   progress.close()
@@ -301,6 +310,6 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     files.write_text_atomic(os.path.join(workdir, "result.json"),
                          json.dumps(dict(final, config=config.to_dict()), indent=1,
                                     default=str))
-  if not chief:
-    shutil.rmtree(_checkpoint_dir(workdir), ignore_errors=True)
+  if not chief and final["finished"]:
+    shutil.rmtree(_checkpoint_dir(workdir, chief), ignore_errors=True)
   return final

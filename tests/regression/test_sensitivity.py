@@ -31,6 +31,9 @@ class SensitivityTest(tf.test.TestCase):
       self.assertIn(steps, tuple(reference.eval_steps) + (reference.num_steps,), msg=name)
     with self.assertRaisesRegex(ValueError, "Unknown setting 'gelu'"):
       sensitivity.setting_config(config, "gelu")
+    config.settings.tanh.num_steps = 3000  # Not an evaluation of the reference.
+    with self.assertRaisesRegex(ValueError, "'tanh' trains 3000 steps, at which the reference"):
+      sensitivity.run_study(config, self.create_tempdir().full_path)
 
   def test_quick_study_writes_the_report(self):
     config = sensitivity_configs.get_config("quick")
