@@ -53,7 +53,7 @@ from sobolev_tf.training import check_same_config
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
-__all__ = ["METHODS", "Method", "Run", "grid_runs", "train_and_evaluate", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
+__all__ = ["METHODS", "Method", "Run", "grid_runs", "check_grid", "train_and_evaluate", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
            "write_csv", "read_csv", "group_runs"]
 
 @dataclasses.dataclass(frozen=True)
@@ -379,6 +379,13 @@ def _check_config(config) -> None:
     raise ValueError("config.methods is empty: no run to train.")
 
 
+def check_grid(runs: Sequence[Run], config) -> None:
+  """Every check of a grid's config and runs, before the first group trains."""
+  _check_config(config)
+  _check_balance(runs, config)
+  group_runs(runs, config.activation)  # Unknown activations.
+
+
 def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
                 log: Optional[Callable[[str], None]] = None,
                 progress: Optional[loggers.Progress] = None,
@@ -493,9 +500,7 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
 def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
              log: Optional[Callable[[str], None]] = None) -> List[dict]:
   """Trains every run, one compiled group at a time, under one progress bar (models)."""
-  _check_config(config)
-  _check_balance(runs, config)  # Before the first group trains.
-  group_runs(runs, config.activation)  # Unknown activations too.
+  check_grid(runs, config)
   results = []
   with loggers.Progress(len(runs), "Figure 2", unit="model") as progress:
     for key, group in group_runs(runs, config.activation).items():
@@ -542,8 +547,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   from sobolev_tf.regression import report  # pylint: disable=g-import-not-at-top
   _check_config(config)
   runs = grid_runs(config)  # Unknown functions or methods fail here.
-  _check_balance(runs, config)
-  group_runs(runs, config.activation)  # And unknown activations.
+  check_grid(runs, config)
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
   start = time.time()

@@ -55,10 +55,7 @@ def converged_step(curve: Sequence[tuple], final_mse: float) -> tuple:
 def _check_settings(config) -> None:
   for name in config.settings:
     setting = setting_config(config, name)
-    experiment._check_config(setting)  # pylint: disable=protected-access
-    runs = experiment.grid_runs(setting)
-    experiment._check_balance(runs, setting)  # pylint: disable=protected-access
-    experiment.group_runs(runs, setting.activation)
+    experiment.check_grid(experiment.grid_runs(setting), setting)
   if config.reference not in config.settings:
     raise ValueError(f"config.reference={config.reference!r} is not a setting.")
   reference = setting_config(config, config.reference)
