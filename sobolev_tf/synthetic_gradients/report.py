@@ -1,22 +1,36 @@
-"""The Table 1 report: ``<output>.md`` and ``.png`` from the runs of the trainer.
+"""The Table 1 report over seeds: ``<output>.md``, ``.csv`` and ``.png`` from the trainer's runs.
 
-Reads ``<workdir>/<method>/curve.csv`` (and ``result.json`` when a run finished),
-tabulates the final test accuracy of every method next to the paper's Table 1
-(CIFAR-10 row), checks the paper's ordering, and plots the test top-1 curves.
+Each workdir is one seed of one config, with a subdirectory per method holding
+``result.json`` (a finished run), ``curve.csv`` (test accuracy during training)
+and ``tb/`` (the TensorBoard scalars, including the cosine between synthetic and
+true gradients per split). The report tabulates the test top-1 mean +- std over
+seeds next to the paper's Table 1 (CIFAR-10 row), tests each adjacent pair of the
+paper's ordering with Welch's t-test, and gives the mean cosine per split.
+
+Welch's test (unequal variances) compares the seed means of two methods with
+``t = (m_b - m_a) / sqrt(s_a^2 / n_a + s_b^2 / n_b)`` and the Welch-Satterthwaite
+degrees of freedom; with 3 seeds per method it resolves gaps of a few seed
+standard deviations, not less.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
+import re
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from sobolev_tf.files import save_figure_atomic
-from sobolev_tf.files import write_text_atomic
+from sobolev_tf import files
+from sobolev_tf import training
 from sobolev_tf.synthetic_gradients import methods as sg
+from sobolev_tf.synthetic_gradients import trainer
 
-__all__ = ["write_report", "read_run", "ordering_statement", "PAPER_CIFAR10", "ORDER"]
+__all__ = ["write_report", "read_run", "read_cosines", "pair_statement", "PAPER_CIFAR10",
+           "ORDER", "ALPHA", "CSV_COLUMNS"]
 
 # Table 1, CIFAR-10 with 3 SG modules: test top-1 (%) mean and std; backprop in parentheses.
 PAPER_CIFAR10 = {"backprop": (94.3, None), "noprop": (54.5, 1.15), "direct": (79.2, 0.01),
@@ -25,99 +39,318 @@ NAMES = {"backprop": "Backprop", "noprop": "Noprop", "direct": "Direct SG", "vfb
          "critic": "Critic", "sobolev": "Sobolev"}
 # The paper's ordering: Noprop < Direct SG < VFBN < Critic <= Sobolev <= Backprop.
 ORDER = ("noprop", "direct", "vfbn", "critic", "sobolev", "backprop")
+STRICT = ("noprop", "direct", "vfbn")  # ``a < b`` for these as the lower of a pair, else ``<=``.
+ALPHA = 0.05  # One-sided significance level of the ordering tests.
+# Config keys that may differ between the seeds of one method.
+_SEED_KEYS = ("seed",) + trainer.RESUMABLE_KEYS
+_COSINE_TAG = re.compile(r"(?:^|/)cosine_(\d+)$")
+CSV_COLUMNS = ("seed", "method", "steps", "test_top1", "test_top5", "cosine_1", "cosine_2",
+               "cosine_3", "cosine_samples")
 
 
-def read_run(workdir):
+def read_run(workdir: str) -> Optional[Dict]:
+  """``dict(curve, result)`` of one run (either may be None), or None if there is neither."""
+  curve = None
   curve_path = os.path.join(workdir, "curve.csv")
-  if not os.path.exists(curve_path):
-    return None
-  data = np.genfromtxt(curve_path, delimiter=",", names=True, ndmin=1)
-  if data.size == 0:
-    return None
-  result_path = os.path.join(workdir, "result.json")
+  if os.path.exists(curve_path):
+    data = np.genfromtxt(curve_path, delimiter=",", names=True, ndmin=1)
+    curve = data if data.size else None
   result = None
+  result_path = os.path.join(workdir, "result.json")
   if os.path.exists(result_path):
     with open(result_path) as f:
-      result = json.load(f)
-  return dict(curve=data, result=result)
+      try:
+        result = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{result_path} is not valid JSON ({e}).") from e
+  if curve is None and result is None:
+    return None
+  return dict(curve=curve, result=result)
 
 
-def ordering_statement(top1):
-  done = [m for m in ORDER if m in top1]
-  lines = []
-  for a, b in zip(ORDER[:-1], ORDER[1:]):
-    if a in top1 and b in top1:
-      strict = a in ("noprop", "direct", "vfbn")
-      holds = top1[a] < top1[b] if strict else top1[a] <= top1[b]
-      rel = "<" if strict else "<="
-      lines.append(f"- {NAMES[a]} {rel} {NAMES[b]}: {'holds' if holds else 'does NOT hold'} "
-                   f"({100 * top1[a]:.1f}% vs {100 * top1[b]:.1f}%)")
-  if len(done) < len(ORDER):
-    lines.append(f"- Not yet comparable (runs missing or unfinished): "
-                 f"{', '.join(NAMES[m] for m in ORDER if m not in top1)}.")
-  return lines
+def read_cosines(tb_dir: str, after_step: float) -> Optional[Dict]:
+  """Mean cosine per split (1-based) over the logged training steps beyond ``after_step``.
+
+  The trainer logs the cosine of one batch, every ``log_seconds``, as
+  ``cosine_<k>`` for split ``k`` (0-based); a resumed run has several event files
+  and a step logged twice keeps its last value. Returns ``dict(cosines, samples)``
+  or None when ``tb_dir`` has no cosine.
+  """
+  from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
+  values: Dict[int, Dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
+    for event in event_file_loader.EventFileLoader(path).Load():
+      for value in event.summary.value:
+        match = _COSINE_TAG.search(value.tag)
+        if match and event.step > after_step:
+          number = (float(np.asarray(_tensor_value(value))) if value.HasField("tensor")
+                    else float(value.simple_value))
+          values.setdefault(int(match.group(1)) + 1, {})[event.step] = number
+  if not values:
+    return None
+  return dict(cosines={k: float(np.mean(list(v.values()))) for k, v in sorted(values.items())},
+              samples=min(len(v) for v in values.values()))
 
 
-def write_report(workdir: str, config_name: str, output: str, command: str) -> str:
-  """Writes ``output``.md and .png for the runs in ``workdir``; returns the markdown.
+def _tensor_value(value):
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+  return tensor_util.make_ndarray(value.tensor)
+
+
+def _seed(result: Dict, path: str) -> int:
+  seed = result.get("seed", (result.get("config") or {}).get("seed"))
+  if seed is None:
+    raise ValueError(f"{path} names no seed (neither 'seed' nor 'config.seed').")
+  return int(seed)
+
+
+def _read_seed(workdir: str) -> Dict[str, Dict]:
+  """The runs of one workdir by method, each with its seed and cosines."""
+  runs = {}
+  for method in sg.METHODS:
+    run = read_run(os.path.join(workdir, method))
+    if run is None:
+      continue
+    result = run["result"]
+    run["finished"] = bool(result and result.get("finished"))
+    if run["finished"]:
+      run["seed"] = _seed(result, os.path.join(workdir, method, "result.json"))
+      run["cosines"] = read_cosines(os.path.join(workdir, method, "tb"),
+                                    after_step=result["steps"] / 2)
+    runs[method] = run
+  seeds = {run["seed"] for run in runs.values() if run["finished"]}
+  if len(seeds) > 1:
+    raise ValueError(f"{workdir} holds runs of several seeds {sorted(seeds)}: one workdir per "
+                     "seed.")
+  return runs
+
+
+def _check_seeds(workdirs: Sequence[str], by_workdir: List[Dict[str, Dict]]) -> None:
+  """One seed per workdir, no seed twice, the same config (apart from the seed) per method."""
+  seen = {}
+  for workdir, runs in zip(workdirs, by_workdir):
+    for run in runs.values():
+      if run["finished"]:
+        if run["seed"] in seen and seen[run["seed"]] != workdir:
+          raise ValueError(f"{seen[run['seed']]} and {workdir} both hold seed {run['seed']}: "
+                           "a seed counted twice would shrink the spread.")
+        seen[run["seed"]] = workdir
+  for method in sg.METHODS:
+    configs = [(w, runs[method]["result"]) for w, runs in zip(workdirs, by_workdir)
+               if method in runs and runs[method]["finished"]]
+    if not configs:
+      continue
+    w0, r0 = configs[0]
+    for w, r in configs[1:]:
+      if r0["steps"] != r["steps"]:
+        raise ValueError(f"{method}: {w0} ran {r0['steps']:,} steps, {w} {r['steps']:,}.")
+      if r0.get("config") and r.get("config"):
+        differences = training.config_differences(r0["config"], r["config"], ignore=_SEED_KEYS)
+        if differences:
+          raise ValueError(f"{method}: {w0} and {w} ran different configs: "
+                           + "; ".join(differences))
+
+
+def _mean_std(values: Sequence[float]) -> tuple:
+  values = np.asarray(values, dtype=float)
+  return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else float("nan"))
+
+
+def _welch(a: Sequence[float], b: Sequence[float]) -> Dict:
+  """Welch's t-test of mean(b) > mean(a): t, degrees of freedom, one-sided p either way."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  result = stats.ttest_ind(b, a, equal_var=False, alternative="greater")
+  return dict(t=float(result.statistic), df=float(result.df), p_greater=float(result.pvalue),
+              p_less=float(1.0 - result.pvalue))
+
+
+def pair_statement(a: str, b: str, top1: Dict[str, List[float]]) -> Dict[str, str]:
+  """The paper's ``a < b`` (or ``a <= b``) on each method's top-1 over seeds.
+
+  Returns ``dict(kind, text)``: ``kind`` is ``supported`` (b significantly
+  higher), ``reversed`` (a significantly higher), ``unresolved`` (neither),
+  ``untested`` (fewer than 2 seeds, or no spread) or ``missing``; ``text`` is the
+  report's line.
+  """
+  rel = "<" if a in STRICT else "<="
+  head = f"- {NAMES[a]} {rel} {NAMES[b]}: "
+  if a not in top1 or b not in top1:
+    return dict(kind="missing", text=head + "not comparable yet (runs missing or unfinished).")
+  xa, xb = top1[a], top1[b]
+  (ma, sa), (mb, sb) = _mean_std(xa), _mean_std(xb)
+  gap = f"{100 * (mb - ma):+.1f} points ({100 * ma:.1f}% vs {100 * mb:.1f}%)"
+  if len(xa) < 2 or len(xb) < 2:
+    holds = ma < mb if rel == "<" else ma <= mb
+    return dict(kind="untested", text=head + f"{'holds' if holds else 'does NOT hold'} on one "
+                f"seed, {gap}: no test with fewer than 2 seeds.")
+  if sa == 0 and sb == 0:
+    return dict(kind="untested", text=head + f"{gap}, no spread over the seeds: no test.")
+  test = _welch(xa, xb)
+  stat = (f"Welch t = {test['t']:.2f}, df = {test['df']:.1f}, one-sided p = "
+          f"{min(test['p_greater'], test['p_less']):.3g}")
+  separate = ma + sa < mb - sb or mb + sb < ma - sa
+  spread = ("the mean +- std intervals do not overlap" if separate else
+            "the mean +- std intervals overlap")
+  if test["p_greater"] < ALPHA:
+    kind, verdict = "supported", f"supported, {NAMES[b]} higher"
+  elif test["p_less"] < ALPHA:
+    kind, verdict = "reversed", f"reversed, {NAMES[a]} higher"
+  else:
+    kind = "unresolved"
+    verdict = ("consistent but not resolved" if rel == "<=" and mb >= ma else "not resolved")
+    verdict += ": the gap is within the seed spread"
+  return dict(kind=kind, text=head + f"{verdict}; {gap}; {stat}; {spread}.")
+
+
+def _summary(pairs: Sequence[tuple], verdicts: Sequence[Dict[str, str]]) -> str:
+  """The plain sentence: which orderings the runs support, which they cannot resolve."""
+  named = lambda kind: [f"{NAMES[a]} {'<' if a in STRICT else '<='} {NAMES[b]}"
+                        for (a, b), v in zip(pairs, verdicts) if v["kind"] == kind]
+  parts = []
+  for kind, phrase in (("supported", "support"), ("reversed", "reverse"),
+                       ("unresolved", "cannot resolve"), ("untested", "do not test (one seed)"),
+                       ("missing", "cannot compare yet")):
+    if named(kind):
+      parts.append(f"{phrase} {', '.join(named(kind))}")
+  return ("In short, these runs " + "; they ".join(parts) + f" (one-sided level {ALPHA} per "
+          "pair, no correction for the five comparisons).")
+
+
+def _fmt(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+  if math.isnan(std):
+    return f"{scale * mean:.{digits}f}"
+  return f"{scale * mean:.{digits}f} +- {scale * std:.{digits}f}"
+
+
+def write_report(workdirs: Sequence[str], config_name: str, output: str, command: str) -> str:
+  """Writes ``output``.md, .csv and .png for the seeds in ``workdirs``; returns the markdown.
 
   ``command`` is the command line that made the report, quoted at its top.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  runs = {m: read_run(os.path.join(workdir, m)) for m in sg.METHODS}
+  workdirs = list(workdirs)
+  if not workdirs:
+    raise ValueError("workdirs is empty: give one workdir per seed.")
+  by_workdir = [_read_seed(w) for w in workdirs]
+  _check_seeds(workdirs, by_workdir)
+  finished = {m: [runs[m] for runs in by_workdir if m in runs and runs[m]["finished"]]
+              for m in ORDER}
+  top1 = {m: [r["result"]["test_top1"] for r in runs] for m, runs in finished.items() if runs}
   name = config_name
+  seeds = sorted({r["seed"] for runs in finished.values() for r in runs})
   lines = [f"# Synthetic gradients on CIFAR-10 (section 4.3, Table 1), config `{name}`", "",
            f"Report: `{command}`", "",
-           "Runs: `python scripts/synthetic_gradients.py "
-           f"--config=configs/synthetic_gradients.py:{name} "
-           f"--methods={','.join(sg.METHODS)} --workdir={workdir}` "
-           "(resumable; one method after another on the 2-core CPU).", "",
+           "Runs, one per seed (resumable; one method after another on the 2-core CPU): "
+           "`python scripts/synthetic_gradients.py "
+           f"--config=configs/synthetic_gradients.py:{name} --config.seed=<seed> "
+           f"--methods={','.join(sg.METHODS)} --workdir=workdirs/sg_{name}_seed<seed>`.", "",
            f"Every number below is from config `{name}`"
            + (" (a CPU-scale setting: quarter-width network, 8K updates of batch 64; see "
               "`configs/synthetic_gradients.py`), not the paper's setting; the paper's column "
               "is Table 1 (full-width network, 10 asynchronous GPU workers)."
-              if name != "cifar10" else "."), "",
-           "| method | paper top-1 (Table 1) | ours: test top-1 | test top-5 | updates | "
-           "wall time (min) | status |", "|---|---:|---:|---:|---:|---:|---|"]
-  top1 = {}
-  fig, ax = plt.subplots(figsize=(6, 4))
+              if name != "cifar10" else "."),
+           f"Seeds: {', '.join(map(str, seeds)) or 'none finished'}; test accuracy on the "
+           "10,000 test images at the last update; +- is the standard deviation over seeds.", "",
+           "| method | paper top-1 (Table 1) | ours: test top-1 (%) | per seed | test top-5 (%) "
+           "| seeds | cosine split 1 / 2 / 3 |", "|---|---:|---:|---|---:|---:|---|"]
+  csv_rows = []
   for method in ORDER:
-    run = runs[method]
     paper, paper_std = PAPER_CIFAR10[method]
     paper_cell = f"{paper}%" + (f" +- {paper_std}" if paper_std is not None else " (backprop)")
-    if run is None:
-      lines.append(f"| {NAMES[method]} | {paper_cell} | - | - | - | - | not run yet |")
+    runs = finished[method]
+    if not runs:
+      lines.append(f"| {NAMES[method]} | {paper_cell} | - | - | - | 0 | - |")
       continue
-    c = run["curve"]
-    last = c[-1]
-    finished = run["result"] is not None and run["result"].get("finished")
-    status = "finished" if finished else "running (last evaluation so far)"
-    if finished:
-      top1[method] = float(last["test_top1"])
-    lines.append(f"| {NAMES[method]} | {paper_cell} | {100 * last['test_top1']:.1f}% | "
-                 f"{100 * last['test_top5']:.1f}% | {int(last['step']):,} | "
-                 f"{last['wall_seconds'] / 60:.0f} | {status} |")
-    ax.plot(np.atleast_1d(c["step"]), 100 * np.atleast_1d(c["test_top1"]), "o-", ms=3,
-            label=NAMES[method])
-  lines += ["", "The paper's ordering (Noprop < Direct SG < VFBN < Critic <= Sobolev <= "
-            "Backprop), checked on the finished runs of this config:", ""]
-  lines += ordering_statement(top1)
-  lines += ["", "Caveats: one seed per method, so gaps of under a point (here between VFBN, "
-            "Critic and Sobolev) are not evidence of an ordering; and at this budget every "
-            "decoupled method stays far below backprop, unlike the paper's, whose schedule ran "
-            "100K+ updates of the full-width network: the lower parts, trained by synthetic "
-            "gradients, learn more slowly, and the CPU budget rather than the method dominates "
-            "the gap to backprop."]
-  ax.set_xlabel("main-network updates")
-  ax.set_ylabel("test top-1 (%)")
-  ax.set_title(f"CIFAR-10, config {name}")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  out = output
-  save_figure_atomic(fig, out + ".png", dpi=100, bbox_inches="tight")
+    per_seed = ", ".join(f"{100 * r['result']['test_top1']:.1f} (seed {r['seed']})"
+                         for r in sorted(runs, key=lambda r: r["seed"]))
+    top5 = _mean_std([r["result"]["test_top5"] for r in runs])
+    with_cosines = [r for r in runs if r.get("cosines")]
+    cosine_cell = "-"
+    if with_cosines:
+      splits = sorted(with_cosines[0]["cosines"]["cosines"])
+      cosine_cell = " / ".join(
+          _fmt(*_mean_std([r["cosines"]["cosines"][k] for r in with_cosines]), scale=1,
+               digits=2) for k in splits) + f" ({len(with_cosines)} seeds)"
+    lines.append(f"| {NAMES[method]} | {paper_cell} | {_fmt(*_mean_std(top1[method]))} | "
+                 f"{per_seed} | {_fmt(*top5)} | {len(runs)} | {cosine_cell} |")
+    for r in runs:
+      cos = (r.get("cosines") or {}).get("cosines", {})
+      csv_rows.append(dict(seed=r["seed"], method=method, steps=r["result"]["steps"],
+                           test_top1=r["result"]["test_top1"],
+                           test_top5=r["result"]["test_top5"],
+                           **{f"cosine_{k}": cos.get(k, "") for k in (1, 2, 3)},
+                           cosine_samples=(r.get("cosines") or {}).get("samples", 0)))
+  samples = [r["cosine_samples"] for r in csv_rows if r["cosine_samples"]]
+  unfinished = [f"{NAMES[m]} ({w})" for m in ORDER for w, runs in zip(workdirs, by_workdir)
+                if m in runs and not runs[m]["finished"]]
+  if unfinished:
+    lines += ["", "Still running (not counted): " + ", ".join(unfinished) + "."]
+  lines += ["", "Cosine: between the synthetic gradient a method feeds split k and the true "
+            "gradient of the loss there, over one batch; the mean over the steps logged in the "
+            "second half of training, then mean +- std over the seeds whose TensorBoard logs "
+            "were kept (Noprop and Backprop use no synthetic gradient)"
+            + (f"; {min(samples)}-{max(samples)} logged batches per run." if samples else ".")
+            , "",
+            f"The paper's ordering (Noprop < Direct SG < VFBN < Critic <= Sobolev <= Backprop), "
+            f"each adjacent pair tested on the top-1 over seeds with Welch's t-test, one-sided in "
+            f"the direction of the observed gap, at the {ALPHA} level:", ""]
+  pairs = list(zip(ORDER[:-1], ORDER[1:]))
+  verdicts = [pair_statement(a, b, top1) for a, b in pairs]
+  lines += [v["text"] for v in verdicts] + ["", _summary(pairs, verdicts)]
+  _plot(plt, finished, output + ".png", name)
+  files.write_csv(output + ".csv", csv_rows, CSV_COLUMNS)
+  lines += ["", f"Per run: `{os.path.basename(output)}.csv`.", "",
+            f"![test top-1 over seeds and cosines per split]({os.path.basename(output)}.png)", ""]
+  text = "\n".join(lines)
+  files.write_text_atomic(output + ".md", text)
+  return text
+
+
+def _plot(plt, finished: Dict[str, List[Dict]], path: str, name: str) -> None:
+  """Top-1 per seed and mean +- std; cosine per split; test top-1 curves."""
+  fig, (ax_top1, ax_cos, ax_curve) = plt.subplots(1, 3, figsize=(15, 4))
+  labels = [NAMES[m] for m in ORDER]
+  for i, method in enumerate(ORDER):
+    values = [100 * r["result"]["test_top1"] for r in finished[method]]
+    if not values:
+      continue
+    ax_top1.plot([i] * len(values), values, "o", color=f"C{i}", alpha=0.6, ms=4)
+    mean, std = _mean_std(values)
+    ax_top1.errorbar([i + 0.15], [mean], yerr=[0 if math.isnan(std) else std], fmt="s",
+                     color="k", capsize=3)
+    for r in finished[method]:
+      c = r["curve"]
+      if c is not None:
+        ax_curve.plot(np.atleast_1d(c["step"]), 100 * np.atleast_1d(c["test_top1"]), "-",
+                      color=f"C{i}", alpha=0.6, label=NAMES[method])
+  ax_top1.set_xticks(range(len(ORDER)), labels, rotation=30)
+  ax_top1.set_ylabel("test top-1 (%)")
+  ax_top1.set_title("final test top-1: seeds (dots), mean \u00b1 std")
+  width = 0.2
+  with_modules = [m for m in ORDER if m not in ("noprop", "backprop")]
+  for j, method in enumerate(with_modules):
+    runs = [r for r in finished[method] if r.get("cosines")]
+    if not runs:
+      continue
+    splits = sorted(runs[0]["cosines"]["cosines"])
+    stats_ = [_mean_std([r["cosines"]["cosines"][k] for r in runs]) for k in splits]
+    ax_cos.bar(np.array(splits) + (j - (len(with_modules) - 1) / 2) * width,
+               [m for m, _ in stats_], width, yerr=[0 if math.isnan(s) else s for _, s in stats_],
+               capsize=2, color=f"C{ORDER.index(method)}", label=NAMES[method])
+    ax_cos.set_xticks(splits)
+  ax_cos.set_xlabel("split")
+  ax_cos.set_ylabel("cosine(synthetic, true gradient)")
+  ax_cos.set_title("cosine per split, second half of training (\u00b1 std over seeds)")
+  ax_cos.legend(fontsize=8)
+  handles, curve_labels = ax_curve.get_legend_handles_labels()
+  unique = dict(zip(curve_labels, handles))
+  ax_curve.legend(unique.values(), unique.keys(), fontsize=8)
+  ax_curve.set_xlabel("main-network updates")
+  ax_curve.set_ylabel("test top-1 (%)")
+  ax_curve.set_title(f"CIFAR-10, config {name}: one line per seed")
+  for ax in (ax_top1, ax_cos, ax_curve):
+    ax.grid(alpha=0.3)
+  files.save_figure_atomic(fig, path, dpi=100, bbox_inches="tight")
   plt.close(fig)
-  lines += ["", f"![test top-1 during training]({os.path.basename(out)}.png)", ""]
-  write_text_atomic(out + ".md", "\n".join(lines))
-  return "\n".join(lines)
