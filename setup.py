@@ -22,7 +22,7 @@ setup(
         "ml-collections",
         "numpy",
         "matplotlib",
-        "scipy",  # Welch's t-test of the Table 1 report.
+        "scipy>=1.11",  # Welch's t-test of the Table 1 report.
         "tqdm",
     ],
     extras_require={

@@ -5,11 +5,13 @@ Each workdir is one seed of one config, with a subdirectory per method holding
 and ``tb/`` (the TensorBoard scalars, including the cosine between synthetic and
 true gradients per split). The report tabulates the test top-1 mean +- std over
 seeds next to the paper's Table 1 (CIFAR-10 row), tests each adjacent pair of the
-paper's ordering with Welch's t-test, and gives the mean cosine per split.
+paper's ordering, and gives the mean cosine per split.
 
-Welch's test (unequal variances) compares the seed means of two methods with
-``t = (m_b - m_a) / sqrt(s_a^2 / n_a + s_b^2 / n_b)`` and the Welch-Satterthwaite
-degrees of freedom; with 3 seeds per method it resolves gaps of a few seed
+The test of a pair (a, b) is Welch's t-test (unequal variances) of the seed means:
+``t = (m_b - m_a) / sqrt(s_a^2 / n_a + s_b^2 / n_b)`` with the Welch-Satterthwaite
+degrees of freedom, two-sided at ``ALPHA``; the direction of a significant gap
+decides "supported" or "reversed". Holm's step-down correction over the pairs is
+given next to it. With 3 seeds per method the test resolves gaps of a few seed
 standard deviations, not less.
 """
 
@@ -29,8 +31,8 @@ from sobolev_tf import training
 from sobolev_tf.synthetic_gradients import methods as sg
 from sobolev_tf.synthetic_gradients import trainer
 
-__all__ = ["write_report", "read_run", "read_cosines", "pair_statement", "PAPER_CIFAR10",
-           "ORDER", "ALPHA", "CSV_COLUMNS"]
+__all__ = ["write_report", "read_run", "read_cosines", "ordering_statements", "holm",
+           "PAPER_CIFAR10", "ORDER", "ALPHA", "CSV_COLUMNS"]
 
 # Table 1, CIFAR-10 with 3 SG modules: test top-1 (%) mean and std; backprop in parentheses.
 PAPER_CIFAR10 = {"backprop": (94.3, None), "noprop": (54.5, 1.15), "direct": (79.2, 0.01),
@@ -40,16 +42,16 @@ NAMES = {"backprop": "Backprop", "noprop": "Noprop", "direct": "Direct SG", "vfb
 # The paper's ordering: Noprop < Direct SG < VFBN < Critic <= Sobolev <= Backprop.
 ORDER = ("noprop", "direct", "vfbn", "critic", "sobolev", "backprop")
 STRICT = ("noprop", "direct", "vfbn")  # ``a < b`` for these as the lower of a pair, else ``<=``.
-ALPHA = 0.05  # One-sided significance level of the ordering tests.
+ALPHA = 0.05  # Two-sided significance level of each ordering test.
 # Config keys that may differ between the seeds of one method.
 _SEED_KEYS = ("seed",) + trainer.RESUMABLE_KEYS
-_COSINE_TAG = re.compile(r"(?:^|/)cosine_(\d+)$")
+_COSINE_TAG = re.compile(r"^(?:train/)?cosine_(\d+)$")  # As the trainer writes them.
 CSV_COLUMNS = ("seed", "method", "steps", "test_top1", "test_top5", "cosine_1", "cosine_2",
                "cosine_3", "cosine_samples")
 
 
 def read_run(workdir: str) -> Optional[Dict]:
-  """``dict(curve, result)`` of one run (either may be None), or None if there is neither."""
+  """``dict(curve, result)`` of one run (either may be None), or None if ``workdir`` is absent."""
   curve = None
   curve_path = os.path.join(workdir, "curve.csv")
   if os.path.exists(curve_path):
@@ -64,32 +66,52 @@ def read_run(workdir: str) -> Optional[Dict]:
       except json.JSONDecodeError as e:
         raise ValueError(f"{result_path} is not valid JSON ({e}).") from e
   if curve is None and result is None:
-    return None
+    return dict(curve=None, result=None) if os.path.isdir(workdir) else None
   return dict(curve=curve, result=result)
 
 
 def read_cosines(tb_dir: str, after_step: float) -> Optional[Dict]:
   """Mean cosine per split (1-based) over the logged training steps beyond ``after_step``.
 
-  The trainer logs the cosine of one batch, every ``log_seconds``, as
-  ``cosine_<k>`` for split ``k`` (0-based); a resumed run has several event files
-  and a step logged twice keeps its last value. Returns ``dict(cosines, samples)``
-  or None when ``tb_dir`` has no cosine.
+  The trainer logs the cosine of one batch now and then as ``[train/]cosine_<k>``
+  for split ``k`` (0-based). A resumed run has one event file per segment: a
+  later segment replaces the values an earlier one logged from the later one's
+  first step on (those of a killed segment after its last checkpoint). Returns
+  ``dict(cosines, samples)``, samples being the fewest values of a split, or None
+  when ``tb_dir`` has no cosine.
   """
   from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
   values: Dict[int, Dict[int, float]] = {}
-  for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
+  for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*")),
+                     key=_event_file_order):
+    segment: Dict[int, Dict[int, float]] = {}
+    first_step = None
     for event in event_file_loader.EventFileLoader(path).Load():
       for value in event.summary.value:
-        match = _COSINE_TAG.search(value.tag)
-        if match and event.step > after_step:
+        match = _COSINE_TAG.match(value.tag)
+        if match:
+          first_step = event.step if first_step is None else min(first_step, event.step)
           number = (float(np.asarray(_tensor_value(value))) if value.HasField("tensor")
                     else float(value.simple_value))
-          values.setdefault(int(match.group(1)) + 1, {})[event.step] = number
+          segment.setdefault(int(match.group(1)) + 1, {})[event.step] = number
+    if first_step is None:
+      continue
+    for split in values:
+      values[split] = {s: v for s, v in values[split].items() if s < first_step}
+    for split, by_step in segment.items():
+      values.setdefault(split, {}).update(by_step)
+  values = {k: [v for s, v in by_step.items() if s > after_step] for k, by_step in values.items()}
+  values = {k: v for k, v in values.items() if v}
   if not values:
     return None
-  return dict(cosines={k: float(np.mean(list(v.values()))) for k, v in sorted(values.items())},
+  return dict(cosines={k: float(np.mean(v)) for k, v in sorted(values.items())},
               samples=min(len(v) for v in values.values()))
+
+
+def _event_file_order(path: str) -> tuple:
+  """Event files by creation time (``events.out.tfevents.<seconds>.<host>...``), then name."""
+  match = re.search(r"tfevents\.(\d+)", os.path.basename(path))
+  return (int(match.group(1)) if match else 0, os.path.basename(path))
 
 
 def _tensor_value(value):
@@ -125,8 +147,11 @@ def _read_seed(workdir: str) -> Dict[str, Dict]:
   return runs
 
 
-def _check_seeds(workdirs: Sequence[str], by_workdir: List[Dict[str, Dict]]) -> None:
-  """One seed per workdir, no seed twice, the same config (apart from the seed) per method."""
+def _check_seeds(workdirs: Sequence[str], by_workdir: List[Dict[str, Dict]]) -> Dict[str, List]:
+  """One seed per workdir, no seed twice, the same config (apart from the seed) per method.
+
+  Returns, per workdir, the methods whose result records no config (so were not compared).
+  """
   seen = {}
   for workdir, runs in zip(workdirs, by_workdir):
     for run in runs.values():
@@ -135,20 +160,24 @@ def _check_seeds(workdirs: Sequence[str], by_workdir: List[Dict[str, Dict]]) -> 
           raise ValueError(f"{seen[run['seed']]} and {workdir} both hold seed {run['seed']}: "
                            "a seed counted twice would shrink the spread.")
         seen[run["seed"]] = workdir
+  unchecked: Dict[str, List[str]] = {}
   for method in sg.METHODS:
-    configs = [(w, runs[method]["result"]) for w, runs in zip(workdirs, by_workdir)
-               if method in runs and runs[method]["finished"]]
-    if not configs:
-      continue
-    w0, r0 = configs[0]
-    for w, r in configs[1:]:
-      if r0["steps"] != r["steps"]:
-        raise ValueError(f"{method}: {w0} ran {r0['steps']:,} steps, {w} {r['steps']:,}.")
-      if r0.get("config") and r.get("config"):
-        differences = training.config_differences(r0["config"], r["config"], ignore=_SEED_KEYS)
-        if differences:
-          raise ValueError(f"{method}: {w0} and {w} ran different configs: "
-                           + "; ".join(differences))
+    runs = [(w, runs[method]["result"]) for w, runs in zip(workdirs, by_workdir)
+            if method in runs and runs[method]["finished"]]
+    for w, r in runs:
+      if not r.get("config"):
+        unchecked.setdefault(w, []).append(NAMES[method])
+    for i, (w0, r0) in enumerate(runs):
+      for w, r in runs[i + 1:]:
+        if r0["steps"] != r["steps"]:
+          raise ValueError(f"{method}: {w0} ran {r0['steps']:,} steps, {w} {r['steps']:,}.")
+        if r0.get("config") and r.get("config"):
+          differences = training.config_differences(r0["config"], r["config"],
+                                                    ignore=_SEED_KEYS)
+          if differences:
+            raise ValueError(f"{method}: {w0} and {w} ran different configs: "
+                             + "; ".join(differences))
+  return unchecked
 
 
 def _mean_std(values: Sequence[float]) -> tuple:
@@ -156,70 +185,111 @@ def _mean_std(values: Sequence[float]) -> tuple:
   return float(values.mean()), (float(values.std(ddof=1)) if values.size > 1 else float("nan"))
 
 
-def _welch(a: Sequence[float], b: Sequence[float]) -> Dict:
-  """Welch's t-test of mean(b) > mean(a): t, degrees of freedom, one-sided p either way."""
+def _welch(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
+  """Welch's t-test of mean(b) - mean(a): t, df, two-sided p and the 1 - ALPHA interval."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
-  result = stats.ttest_ind(b, a, equal_var=False, alternative="greater")
-  return dict(t=float(result.statistic), df=float(result.df), p_greater=float(result.pvalue),
-              p_less=float(1.0 - result.pvalue))
+  result = stats.ttest_ind(b, a, equal_var=False)
+  interval = result.confidence_interval(1.0 - ALPHA)
+  return dict(t=float(result.statistic), df=float(result.df), p=float(result.pvalue),
+              low=float(interval.low), high=float(interval.high))
 
 
-def pair_statement(a: str, b: str, top1: Dict[str, List[float]]) -> Dict[str, str]:
-  """The paper's ``a < b`` (or ``a <= b``) on each method's top-1 over seeds.
+def holm(p_values: Sequence[float]) -> List[float]:
+  """Holm's step-down adjusted p-values (family-wise error over ``p_values``)."""
+  order = np.argsort(p_values)
+  adjusted, running = [0.0] * len(p_values), 0.0
+  for rank, i in enumerate(order):
+    running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+    adjusted[i] = running
+  return adjusted
 
-  Returns ``dict(kind, text)``: ``kind`` is ``supported`` (b significantly
-  higher), ``reversed`` (a significantly higher), ``unresolved`` (neither),
-  ``untested`` (fewer than 2 seeds, or no spread) or ``missing``; ``text`` is the
-  report's line.
-  """
+
+def _pair_test(a: str, b: str, top1: Dict[str, List[float]]) -> Dict:
+  """The paper's ``a < b`` (or ``a <= b``): Welch's test, or why there is none."""
   rel = "<" if a in STRICT else "<="
-  head = f"- {NAMES[a]} {rel} {NAMES[b]}: "
+  out = dict(a=a, b=b, rel=rel, head=f"- {NAMES[a]} {rel} {NAMES[b]}: ")
   if a not in top1 or b not in top1:
-    return dict(kind="missing", text=head + "not comparable yet (runs missing or unfinished).")
+    return dict(out, kind="missing", detail="not comparable yet (runs missing or unfinished).")
   xa, xb = top1[a], top1[b]
   (ma, sa), (mb, sb) = _mean_std(xa), _mean_std(xb)
-  gap = f"{100 * (mb - ma):+.1f} points ({100 * ma:.1f}% vs {100 * mb:.1f}%)"
+  out["gap"] = f"{100 * (mb - ma):+.1f} points ({100 * ma:.1f}% vs {100 * mb:.1f}%)"
+  out["positive"] = mb > ma
   if len(xa) < 2 or len(xb) < 2:
-    holds = ma < mb if rel == "<" else ma <= mb
-    return dict(kind="untested", text=head + f"{'holds' if holds else 'does NOT hold'} on one "
-                f"seed, {gap}: no test with fewer than 2 seeds.")
-  if sa == 0 and sb == 0:
-    return dict(kind="untested", text=head + f"{gap}, no spread over the seeds: no test.")
-  test = _welch(xa, xb)
-  stat = (f"Welch t = {test['t']:.2f}, df = {test['df']:.1f}, one-sided p = "
-          f"{min(test['p_greater'], test['p_less']):.3g}")
-  separate = ma + sa < mb - sb or mb + sb < ma - sa
-  spread = ("the mean +- std intervals do not overlap" if separate else
-            "the mean +- std intervals overlap")
-  if test["p_greater"] < ALPHA:
-    kind, verdict = "supported", f"supported, {NAMES[b]} higher"
-  elif test["p_less"] < ALPHA:
-    kind, verdict = "reversed", f"reversed, {NAMES[a]} higher"
-  else:
-    kind = "unresolved"
-    verdict = ("consistent but not resolved" if rel == "<=" and mb >= ma else "not resolved")
-    verdict += ": the gap is within the seed spread"
-  return dict(kind=kind, text=head + f"{verdict}; {gap}; {stat}; {spread}.")
+    few = " and ".join(NAMES[m] for m, x in ((a, xa), (b, xb)) if len(x) < 2)
+    return dict(out, kind="untested", detail=f"{out['gap']}; no test: fewer than 2 seeds of "
+                f"{few}.")
+  if sa + sb < 1e-9 * max(abs(ma), abs(mb), 1.0):
+    return dict(out, kind="untested", detail=f"{out['gap']}; no test: no spread over the seeds.")
+  out.update(_welch(xa, xb))
+  out["separate"] = ma + sa < mb - sb or mb + sb < ma - sa
+  return out
 
 
-def _summary(pairs: Sequence[tuple], verdicts: Sequence[Dict[str, str]]) -> str:
+def ordering_statements(top1: Dict[str, List[float]]) -> List[Dict]:
+  """Every adjacent pair of the paper's ordering, tested on each method's top-1 over seeds.
+
+  Each entry has ``kind``: ``supported`` (b significantly higher, two-sided at
+  ALPHA), ``reversed`` (a significantly higher), ``unresolved``, ``untested``
+  (fewer than 2 seeds, or no spread) or ``missing``; ``holm_significant``; and
+  ``text``, the report's line.
+  """
+  tests = [_pair_test(a, b, top1) for a, b in zip(ORDER[:-1], ORDER[1:])]
+  tested = [t for t in tests if "p" in t]
+  for t, adjusted in zip(tested, holm([t["p"] for t in tested])):
+    t["p_holm"] = adjusted
+  for t in tests:
+    t["holm_significant"] = t.get("p_holm", 1.0) < ALPHA
+    if "p" not in t:
+      t["text"] = t["head"] + t["detail"]
+      continue
+    if t["p"] < ALPHA:
+      t["kind"] = "supported" if t["positive"] else "reversed"
+      verdict = (f"supported, {NAMES[t['b']]} higher" if t["positive"] else
+                 f"reversed, {NAMES[t['a']]} higher")
+    else:
+      t["kind"] = "unresolved"
+      verdict = ("consistent but not resolved" if t["rel"] == "<=" and t["positive"] else
+                 "not resolved") + ": the gap is within the seed spread"
+    t["text"] = (t["head"] + f"{verdict}; {t['gap']}, {100 * (1 - ALPHA):.0f}% interval of the "
+                 f"gap [{100 * t['low']:+.1f}, {100 * t['high']:+.1f}]; Welch t = {t['t']:.2f}, "
+                 f"df = {t['df']:.1f}, p = {t['p']:.2g} (Holm-adjusted {t['p_holm']:.2g}); the "
+                 "mean +- std intervals " + ("do not overlap." if t["separate"] else "overlap."))
+  return tests
+
+
+def _summary(tests: Sequence[Dict]) -> str:
   """The plain sentence: which orderings the runs support, which they cannot resolve."""
-  named = lambda kind: [f"{NAMES[a]} {'<' if a in STRICT else '<='} {NAMES[b]}"
-                        for (a, b), v in zip(pairs, verdicts) if v["kind"] == kind]
+  label = lambda t: f"{NAMES[t['a']]} {t['rel']} {NAMES[t['b']]}"
+  named = lambda kind: [label(t) for t in tests if t["kind"] == kind]
   parts = []
   for kind, phrase in (("supported", "support"), ("reversed", "reverse"),
-                       ("unresolved", "cannot resolve"), ("untested", "do not test (one seed)"),
+                       ("unresolved", "cannot resolve"), ("untested", "do not test"),
                        ("missing", "cannot compare yet")):
     if named(kind):
       parts.append(f"{phrase} {', '.join(named(kind))}")
-  return ("In short, these runs " + "; they ".join(parts) + f" (one-sided level {ALPHA} per "
-          "pair, no correction for the five comparisons).")
+  text = "In short, these runs " + "; they ".join(parts) + "."
+  significant = [t for t in tests if t["kind"] in ("supported", "reversed")]
+  if significant:
+    kept = [label(t) for t in significant if t["holm_significant"]]
+    text += (f" After Holm's correction for the {sum('p' in t for t in tests)} tests, "
+             + (f"{', '.join(kept)} remain{'s' if len(kept) == 1 else ''} significant."
+                if kept else "none remains significant."))
+  return text
 
 
 def _fmt(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
   if math.isnan(std):
     return f"{scale * mean:.{digits}f}"
   return f"{scale * mean:.{digits}f} +- {scale * std:.{digits}f}"
+
+
+def _splits(runs: Sequence[Dict]) -> List[int]:
+  return sorted({k for r in runs for k in r["cosines"]["cosines"]})
+
+
+def _cosine_stats(runs: Sequence[Dict], split: int) -> tuple:
+  values = [r["cosines"]["cosines"][split] for r in runs if split in r["cosines"]["cosines"]]
+  return _mean_std(values) if values else (float("nan"), float("nan"))
 
 
 def write_report(workdirs: Sequence[str], config_name: str, output: str, command: str) -> str:
@@ -234,27 +304,39 @@ def write_report(workdirs: Sequence[str], config_name: str, output: str, command
   if not workdirs:
     raise ValueError("workdirs is empty: give one workdir per seed.")
   by_workdir = [_read_seed(w) for w in workdirs]
-  _check_seeds(workdirs, by_workdir)
+  unchecked = _check_seeds(workdirs, by_workdir)
   finished = {m: [runs[m] for runs in by_workdir if m in runs and runs[m]["finished"]]
               for m in ORDER}
   top1 = {m: [r["result"]["test_top1"] for r in runs] for m, runs in finished.items() if runs}
   name = config_name
   seeds = sorted({r["seed"] for runs in finished.values() for r in runs})
+  sources = {}
+  for runs in finished.values():
+    for r in runs:
+      if r["result"].get("source"):
+        sources.setdefault(r["seed"], r["result"]["source"])
   lines = [f"# Synthetic gradients on CIFAR-10 (section 4.3, Table 1), config `{name}`", "",
            f"Report: `{command}`", "",
            "Runs, one per seed (resumable; one method after another on the 2-core CPU): "
            "`python scripts/synthetic_gradients.py "
            f"--config=configs/synthetic_gradients.py:{name} --config.seed=<seed> "
-           f"--methods={','.join(sg.METHODS)} --workdir=workdirs/sg_{name}_seed<seed>`.", "",
-           f"Every number below is from config `{name}`"
-           + (" (a CPU-scale setting: quarter-width network, 8K updates of batch 64; see "
-              "`configs/synthetic_gradients.py`), not the paper's setting; the paper's column "
-              "is Table 1 (full-width network, 10 asynchronous GPU workers)."
-              if name != "cifar10" else "."),
-           f"Seeds: {', '.join(map(str, seeds)) or 'none finished'}; test accuracy on the "
-           "10,000 test images at the last update; +- is the standard deviation over seeds.", "",
-           "| method | paper top-1 (Table 1) | ours: test top-1 (%) | per seed | test top-5 (%) "
-           "| seeds | cosine split 1 / 2 / 3 |", "|---|---:|---:|---|---:|---:|---|"]
+           f"--methods={','.join(sg.METHODS)} --workdir=workdirs/sg_{name}_seed<seed>`.", ""]
+  lines += [f"Seed {seed}: {source}" for seed, source in sorted(sources.items())]
+  if unchecked:
+    lines.append("Not checked against the other seeds' config (none recorded): " + "; ".join(
+        f"{w}: {'all methods' if len(names) == len(sg.METHODS) else ', '.join(names)}"
+        for w, names in unchecked.items()) + ".")
+  lines += ["" if sources or unchecked else None,
+            f"Every number below is from config `{name}`"
+            + (" (a CPU-scale setting: quarter-width network, 8K updates of batch 64; see "
+               "`configs/synthetic_gradients.py`), not the paper's setting; the paper's column "
+               "is Table 1 (full-width network, 10 asynchronous GPU workers)."
+               if name != "cifar10" else "."), "",
+            f"Seeds: {', '.join(map(str, seeds)) or 'none finished'}; test accuracy on the "
+            "10,000 test images at the last update; +- is the standard deviation over seeds.", "",
+            "| method | paper top-1 (Table 1) | ours: test top-1 (%) | per seed | test top-5 (%) "
+            "| seeds | cosine split 1 / 2 / 3 |", "|---|---:|---:|---|---:|---:|---|"]
+  lines = [line for line in lines if line is not None]
   csv_rows = []
   for method in ORDER:
     paper, paper_std = PAPER_CIFAR10[method]
@@ -269,36 +351,38 @@ def write_report(workdirs: Sequence[str], config_name: str, output: str, command
     with_cosines = [r for r in runs if r.get("cosines")]
     cosine_cell = "-"
     if with_cosines:
-      splits = sorted(with_cosines[0]["cosines"]["cosines"])
-      cosine_cell = " / ".join(
-          _fmt(*_mean_std([r["cosines"]["cosines"][k] for r in with_cosines]), scale=1,
-               digits=2) for k in splits) + f" ({len(with_cosines)} seeds)"
+      cosine_cell = " / ".join(_fmt(*_cosine_stats(with_cosines, k), scale=1, digits=2)
+                               for k in _splits(with_cosines))
+      cosine_cell += f" ({len(with_cosines)} seed{'s' if len(with_cosines) > 1 else ''})"
     lines.append(f"| {NAMES[method]} | {paper_cell} | {_fmt(*_mean_std(top1[method]))} | "
                  f"{per_seed} | {_fmt(*top5)} | {len(runs)} | {cosine_cell} |")
+    has_modules = method not in ("backprop", "noprop")
     for r in runs:
       cos = (r.get("cosines") or {}).get("cosines", {})
       csv_rows.append(dict(seed=r["seed"], method=method, steps=r["result"]["steps"],
                            test_top1=r["result"]["test_top1"],
                            test_top5=r["result"]["test_top5"],
                            **{f"cosine_{k}": cos.get(k, "") for k in (1, 2, 3)},
-                           cosine_samples=(r.get("cosines") or {}).get("samples", 0)))
+                           cosine_samples=((r.get("cosines") or {}).get("samples", 0)
+                                           if has_modules else "")))
   samples = [r["cosine_samples"] for r in csv_rows if r["cosine_samples"]]
   unfinished = [f"{NAMES[m]} ({w})" for m in ORDER for w, runs in zip(workdirs, by_workdir)
                 if m in runs and not runs[m]["finished"]]
   if unfinished:
-    lines += ["", "Still running (not counted): " + ", ".join(unfinished) + "."]
+    lines += ["", "Started, not finished (not counted): " + ", ".join(unfinished) + "."]
   lines += ["", "Cosine: between the synthetic gradient a method feeds split k and the true "
             "gradient of the loss there, over one batch; the mean over the steps logged in the "
             "second half of training, then mean +- std over the seeds whose TensorBoard logs "
             "were kept (Noprop and Backprop use no synthetic gradient)"
-            + (f"; {min(samples)}-{max(samples)} logged batches per run." if samples else ".")
-            , "",
-            f"The paper's ordering (Noprop < Direct SG < VFBN < Critic <= Sobolev <= Backprop), "
-            f"each adjacent pair tested on the top-1 over seeds with Welch's t-test, one-sided in "
-            f"the direction of the observed gap, at the {ALPHA} level:", ""]
-  pairs = list(zip(ORDER[:-1], ORDER[1:]))
-  verdicts = [pair_statement(a, b, top1) for a, b in pairs]
-  lines += [v["text"] for v in verdicts] + ["", _summary(pairs, verdicts)]
+            + (f"; {min(samples)}-{max(samples)} logged batches per run." if samples else "."),
+            "",
+            "The paper's ordering (Noprop < Direct SG < VFBN < Critic <= Sobolev <= Backprop), "
+            "each adjacent pair tested on the top-1 over seeds with Welch's t-test, two-sided at "
+            f"{ALPHA}; \"supported\" means the later method is significantly higher, also for "
+            "<= pairs; the interval is the confidence interval of the difference of the means:",
+            ""]
+  tests = ordering_statements(top1)
+  lines += [t["text"] for t in tests] + ["", _summary(tests)]
   _plot(plt, finished, output + ".png", name)
   files.write_csv(output + ".csv", csv_rows, CSV_COLUMNS)
   lines += ["", f"Per run: `{os.path.basename(output)}.csv`.", "",
@@ -310,8 +394,9 @@ def write_report(workdirs: Sequence[str], config_name: str, output: str, command
 
 def _plot(plt, finished: Dict[str, List[Dict]], path: str, name: str) -> None:
   """Top-1 per seed and mean +- std; cosine per split; test top-1 curves."""
-  fig, (ax_top1, ax_cos, ax_curve) = plt.subplots(1, 3, figsize=(15, 4))
+  fig, (ax_top1, ax_cos, ax_curve) = plt.subplots(1, 3, figsize=(16, 4.5))
   labels = [NAMES[m] for m in ORDER]
+  curve_seeds = set()
   for i, method in enumerate(ORDER):
     values = [100 * r["result"]["test_top1"] for r in finished[method]]
     if not values:
@@ -323,34 +408,40 @@ def _plot(plt, finished: Dict[str, List[Dict]], path: str, name: str) -> None:
     for r in finished[method]:
       c = r["curve"]
       if c is not None:
+        curve_seeds.add(r["seed"])
         ax_curve.plot(np.atleast_1d(c["step"]), 100 * np.atleast_1d(c["test_top1"]), "-",
                       color=f"C{i}", alpha=0.6, label=NAMES[method])
   ax_top1.set_xticks(range(len(ORDER)), labels, rotation=30)
   ax_top1.set_ylabel("test top-1 (%)")
-  ax_top1.set_title("final test top-1: seeds (dots), mean \u00b1 std")
+  ax_top1.set_title("final top-1: seeds (dots), mean \u00b1 std", fontsize=10)
   width = 0.2
   with_modules = [m for m in ORDER if m not in ("noprop", "backprop")]
+  cosine_seeds = set()
   for j, method in enumerate(with_modules):
     runs = [r for r in finished[method] if r.get("cosines")]
     if not runs:
       continue
-    splits = sorted(runs[0]["cosines"]["cosines"])
-    stats_ = [_mean_std([r["cosines"]["cosines"][k] for r in runs]) for k in splits]
+    cosine_seeds.update(r["seed"] for r in runs)
+    splits = _splits(runs)
+    stats_ = [_cosine_stats(runs, k) for k in splits]
     ax_cos.bar(np.array(splits) + (j - (len(with_modules) - 1) / 2) * width,
                [m for m, _ in stats_], width, yerr=[0 if math.isnan(s) else s for _, s in stats_],
                capsize=2, color=f"C{ORDER.index(method)}", label=NAMES[method])
     ax_cos.set_xticks(splits)
+  seeds_label = lambda seeds: ", ".join(map(str, sorted(seeds))) or "none"
   ax_cos.set_xlabel("split")
   ax_cos.set_ylabel("cosine(synthetic, true gradient)")
-  ax_cos.set_title("cosine per split, second half of training (\u00b1 std over seeds)")
+  ax_cos.set_title(f"cosine, 2nd half of training (seeds {seeds_label(cosine_seeds)})",
+                   fontsize=10)
   ax_cos.legend(fontsize=8)
   handles, curve_labels = ax_curve.get_legend_handles_labels()
   unique = dict(zip(curve_labels, handles))
   ax_curve.legend(unique.values(), unique.keys(), fontsize=8)
   ax_curve.set_xlabel("main-network updates")
   ax_curve.set_ylabel("test top-1 (%)")
-  ax_curve.set_title(f"CIFAR-10, config {name}: one line per seed")
+  ax_curve.set_title(f"{name}: test top-1 (seeds {seeds_label(curve_seeds)})", fontsize=10)
   for ax in (ax_top1, ax_cos, ax_curve):
     ax.grid(alpha=0.3)
+  fig.tight_layout()
   files.save_figure_atomic(fig, path, dpi=100, bbox_inches="tight")
   plt.close(fig)
