@@ -19,6 +19,8 @@ about 12 min at width 1024):
 * derivative weight 0.1 and 10, softplus and tanh, Huge & Savine balancing: 10,000
   steps each (the default's budget in Figure 2), against ``default`` at 10,000;
 * width 1024: 2,000 steps, against ``default`` at 2,000;
+* ``raw``: raw scale (inputs, outputs and derivatives not standardised), otherwise the default,
+  10,000 steps;
 * ``paper_text``: the setting the paper's text describes (raw scale, Adam 3e-5,
   ReLU 2x256, first order) to 50,000 steps; ``results/regression/paper/`` has it
   to 200,000 steps with 2 seeds.
@@ -63,6 +65,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       balance=dict(num_steps=10_000, balance=1.0),
       width_1024=dict(num_steps=2000, hidden_sizes=(1024, 1024)),
       paper_text=dict(num_steps=50_000, standardize=False, learning_rate=3e-5),
+      raw=dict(num_steps=10_000, standardize=False),
   ))
   config.reference = "default"     # Compared with every setting at that setting's budget.
   config.paper_setting = "paper_text"
