@@ -149,6 +149,37 @@ def _comparison(rows: Sequence[Dict], config) -> List[Dict]:
   return table
 
 
+def _trajectory(rows: Sequence[Dict], config) -> List[Dict]:
+  """The reference's summary at each of its evaluation steps (the training-length axis)."""
+  reference = [r for r in rows if r["setting"] == config.reference]
+  if not reference:
+    return []
+  final = reference[0]["steps"]
+  steps = sorted({s for s in setting_config(config, config.reference).eval_steps if s < final})
+  table = []
+  for step in steps:
+    table += [dict(t, setting=f"{config.reference} @ {step:,}")
+              for t in summarize(at_budget(rows, config.reference, step))]
+  return table + summarize(reference)
+
+
+def _gain_table(table: Sequence[Dict]) -> List[str]:
+  """One row per setting (and reference budget), one column per (function, size)."""
+  cells = sorted({(t["function"], t["num_train"]) for t in table})
+  rows: Dict[tuple, Dict] = {}
+  for t in table:
+    rows.setdefault((t["setting"], t["steps"]), {})[(t["function"], t["num_train"])] = t["gain"]
+  cell = lambda g: "" if g is None else (f"**{g:.2f}**" if g >= 1.0 else f"{g:.2f}")
+  lines = ["| setting | steps | " + " | ".join(f"{f} n={n}" for f, n in cells)
+           + " | median | >= 10x |", "|---|---:|" + "---:|" * (len(cells) + 2)]
+  for (setting, steps), gains in rows.items():
+    known = [g for g in gains.values() if g is not None]
+    lines.append(f"| {setting} | {steps:,} | " + " | ".join(cell(gains.get(c)) for c in cells)
+                 + f" | {np.median(known):.2f} | {sum(g >= 1.0 for g in known)}/{len(known)} |"
+                 if known else f"| {setting} | {steps:,} | " + " | " * len(cells) + " | |")
+  return lines
+
+
 def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
   """sensitivity.csv (one row per run), sensitivity.md and sensitivity.png; returns the md."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -162,19 +193,10 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
            f"Command: `{command}`  ",
            "Config: `configs/regression_sensitivity.py` (its docstring has the design). "
            "Median over seeds of log10 test MSE (original units); gain = regular - Sobolev in "
-           f"decades (1.00 = 10x). Converged: median first evaluation step from which the test "
-           f"MSE stays within {CONVERGED_DECADES} decade of its final value; improving: runs "
-           "whose last evaluation still improved by more than that.", "",
-           "| setting | steps | function | n | seeds | regular | Sobolev | gain | converged "
-           "(regular / Sobolev) | improving |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
-  for t in table:
-    conv = (f"{t['converged_regular']:,} / {t['converged_sobolev']:,}"
-            if t["converged_regular"] is not None else "")
-    lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
-                 f"{t['seeds']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
-                 f"**{fmt(t['gain'])}** | {conv} | "
-                 f"{'' if t['still_improving'] is None else t['still_improving']} |")
+           f"decades (1.00 = 10x), the median over seeds of each seed's difference. Converged: "
+           f"median first evaluation step from which the test MSE stays within "
+           f"{CONVERGED_DECADES} decade of its final value; improving: runs whose last "
+           "evaluation still improved by more than that.", ""]
   own = [t for t in table if t["setting"] in config.settings and t["gain"] is not None]
   big = [t for t in own if t["gain"] >= 1.0]
   paper = [t for t in own if t["setting"] == config.paper_setting]
@@ -184,7 +206,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
     paper_line = f"gains {', '.join(cell(t) for t in paper)}; it {reaches} 10x anywhere."
   else:
     paper_line = "not run."
-  lines += ["", "## Short answer", "",
+  lines += ["## Short answer", "",
             "Cells that reach 10x (gain >= 1 decade): "
             + (", ".join(f"{t['setting']} {cell(t)}" for t in big) or "none") + ".", "",
             f"The setting of the paper's text (`{config.paper_setting}`): {paper_line}", "",
@@ -203,6 +225,27 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
     if deltas:
       lines.append(f"- {name} ({steps:,} steps): {np.median(deltas):+.2f} "
                    f"(range {min(deltas):+.2f} to {max(deltas):+.2f})")
+  lines += ["", "## Gain per setting", "",
+            "Gain in decades per function and number of training points; bold: at least 10x.",
+            ""]
+  lines += _gain_table(table)
+  trajectory = _trajectory(rows, config)
+  if trajectory:
+    lines += ["", f"Training length: `{config.reference}` at each of its evaluations.", ""]
+    lines += _gain_table(trajectory)
+  lines += ["", "## All cells", "",
+            "Ratio: 10^gain, the median over seeds of regular / Sobolev test MSE.", "",
+            "| setting | steps | function | n | seeds | regular | Sobolev | gain | ratio | "
+            "converged (regular / Sobolev) | improving |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+  for t in table:
+    conv = (f"{t['converged_regular']:,} / {t['converged_sobolev']:,}"
+            if t["converged_regular"] is not None else "")
+    ratio = "" if t["gain"] is None else f"{10**t['gain']:.3g}x"
+    lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
+                 f"{t['seeds']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
+                 f"**{fmt(t['gain'])}** | {ratio} | {conv} | "
+                 f"{'' if t['still_improving'] is None else t['still_improving']} |")
   lines.append("")
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)

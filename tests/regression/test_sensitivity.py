@@ -42,6 +42,12 @@ class SensitivityTest(tf.test.TestCase):
     for name in ("sensitivity.md", "sensitivity.csv", "sensitivity.png"):
       self.assertTrue(os.path.exists(os.path.join(output, name)), msg=name)
     self.assertIn("| default @ 200 | 200 | booth | 20 | 2 |", text)
+    # The pivot of gains per setting, and the reference along its evaluations.
+    self.assertIn("| setting | steps | booth n=20 | median | >= 10x |", text)
+    trajectory = text.split("Training length: `default` at each of its evaluations.")[1]
+    self.assertRegex(trajectory.split("## All cells")[0],
+                     r"\| default @ 100 \| 100 \| -?\d\.\d\d \|[^\n]*\n"
+                     r"\| default @ 200 \| 200 \|[^\n]*\n\| default \| 400 \|")
     self.assertIn("The setting of the paper's text (`paper_text`): gains booth n=20", text)
     with open(os.path.join(output, "sensitivity.csv")) as f:
       lines = f.read().splitlines()
