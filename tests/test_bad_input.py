@@ -254,6 +254,9 @@ class BadFlagTest(tf.test.TestCase):
     root = self.create_tempdir().full_path
     cases = [
         (("benchmark.py", "--cases=regression,bogus"), "unknown cases ['bogus']"),
+        (("benchmark.py", "--min_seconds=nan"), "--min_seconds must be a finite number"),
+        (("sg_report.py", f"--workdir={root}", f"--workdir={root}", f"--output={root}/report"),
+         "--workdir names a directory twice"),
         (("play_policy.py", "--saved_model=unused", f"--gif={root}/pong.png"),
          f"GIF path {root}/pong.png must end in .gif"),
         (("sg_report.py", "--workdir=workdirs/sg_misspelt", f"--output={root}/report"),
