@@ -23,8 +23,9 @@ from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import get_function  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py"),
+    "config", _DEFAULT_CONFIG,
     "Demo configuration.")
 _OUTPUT = flags.DEFINE_string("output", "results/demo.md", "Markdown report ('' to skip).")
 
@@ -54,6 +55,7 @@ def train_and_evaluate(config, seed: int, sobolev: bool) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   checks.check_config(config, positive=("num_train", "num_test", "num_steps", "steps_per_call",
                                         "learning_rate"))
   if _OUTPUT.value:

@@ -14,13 +14,15 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import dataset  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py"),
+    "config", _DEFAULT_CONFIG,
     "Distillation configuration: configs/distill.py:<regular|sobolev>.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and curves.csv.", required=True)
 _GAME = flags.DEFINE_string(
@@ -35,6 +37,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   if _GAME.value is not None:
     games.get_game(_GAME.value)  # An unknown name fails first, for either method.
   data_game = dataset.read_meta(config.data_path).get("game")

@@ -29,8 +29,9 @@ from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-to
 from sobolev_tf.files import save_figure_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py:grid")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "distill.py:grid"),
+    "config", _DEFAULT_CONFIG,
     "configs/distill.py:grid (CPU scale) or :grid_quick.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the grid's runs.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with <game>.npz datasets.",
@@ -93,6 +94,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   if _REPORT_ONLY.value and not os.path.isdir(_WORKDIR.value):
     raise ValueError(f"--report_only: no grid workdir {_WORKDIR.value}; nothing to report.")
   checks.check_writable_directory(_OUTPUT_DIR.value, "report")

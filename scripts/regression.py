@@ -13,10 +13,12 @@ from ml_collections import config_flags
 import numpy as np
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import experiment  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "regression.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "regression.py"),
+    "config", _DEFAULT_CONFIG,
     "Regression configuration (configs/regression.py:<default|full|quick|paper>).")
 _FUNCTION = flags.DEFINE_string("function", "styblinski_tang", "Benchmark function.")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 20, "Training points.")
@@ -29,6 +31,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   config.grid_resolution = 0
   runs = [experiment.Run(_FUNCTION.value, _NUM_TRAIN.value, m, s)
           for m in _METHODS.value for s in config.seeds]

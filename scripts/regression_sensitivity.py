@@ -12,11 +12,13 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import sensitivity  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
+                               "regression_sensitivity.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs",
-                           "regression_sensitivity.py"),
+    "config", _DEFAULT_CONFIG,
     "Study configuration: configs/regression_sensitivity.py[:quick].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, one directory per setting "
                                "(default: the config's workdir).")
@@ -28,6 +30,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   command = "python scripts/regression_sensitivity.py " + " ".join(sys.argv[1:])
   print(sensitivity.train_and_evaluate(config, _WORKDIR.value or config.workdir,
                                        _OUTPUT_DIR.value or config.results_dir, command.strip()))

@@ -21,10 +21,12 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.regression import experiment  # pylint: disable=g-import-not-at-top
 
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "regression.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "regression.py"),
+    "config", _DEFAULT_CONFIG,
     "Regression configuration (configs/regression.py:<default|full|quick|paper>).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, curves and model grids; reused "
                                "to resume (default: the config's workdir).")
@@ -37,6 +39,7 @@ def main(argv):
   tf_startup.default_script_verbosity()
   command = "python scripts/reproduce_figure2.py " + " ".join(sys.argv[1:])
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   experiment.train_and_evaluate(config, _WORKDIR.value or config.workdir,
                                 _OUTPUT_DIR.value or config.results_dir, command.strip())
 

@@ -19,14 +19,17 @@ from absl import flags
 from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import training  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import methods as sg  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
 
 _DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                              "tensorflow_datasets")
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
+                               "synthetic_gradients.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "..", "configs", "synthetic_gradients.py"),
+    "config", _DEFAULT_CONFIG,
     "configs/synthetic_gradients.py:<cifar10|cifar10_cpu|imagenet|imagenet3>.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Runs go to <workdir>/<method>.", required=True)
 _METHODS = flags.DEFINE_list("methods", None, "Methods to run in turn (default: config.method).")
@@ -40,6 +43,7 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
+  checks.check_config_kind(config, _DEFAULT_CONFIG)
   methods = _METHODS.value or [config.method]
   unknown = [m for m in methods if m not in sg.METHODS]
   if unknown:  # All of them before the first trains.

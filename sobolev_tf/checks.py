@@ -7,6 +7,7 @@ with an ``InvalidArgumentError`` carrying the same message.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import tempfile
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 __all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape",
            "check_config", "check_writable_directory", "check_output_file",
-           "check_loss_weights"]
+           "check_loss_weights", "check_config_kind"]
 
 
 def as_input(x) -> tf.Tensor:
@@ -108,6 +109,26 @@ def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[st
   for name in fractions:
     if not 0 < number(name) < 1:
       raise ValueError(f"config.{name} must be in (0, 1), got {config[name]!r}.")
+
+
+def check_config_kind(config, default: str) -> None:
+  """Refuses, before any work, a config written for another script.
+
+  ``default``: the script's default ``--config``, ``path[:variant]``. Every
+  variant of a config file has the keys of its default, so a config that lacks
+  some came from another file (which would otherwise fail later with a bare
+  ``AttributeError``).
+  """
+  path, _, variant = default.partition(":")
+  spec = importlib.util.spec_from_file_location("default_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  expected = module.get_config(variant) if variant else module.get_config()
+  missing = sorted(set(expected) - set(config))
+  if missing:
+    shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+    raise ValueError(f"--config is not a config for this script: it lacks {shown}. This script "
+                     f"takes configs/{os.path.basename(path)}[:<variant>].")
 
 
 def check_writable_directory(path: str, what: str) -> str:

@@ -13,6 +13,7 @@ from configs import distill as distill_configs
 from configs import regression as regression_configs
 from configs import synthetic_gradients as sg_configs
 from configs import teacher as teacher_configs
+from sobolev_tf import checks
 from sobolev_tf import training
 from sobolev_tf.atari import dataset
 from sobolev_tf.atari import distill
@@ -123,6 +124,41 @@ class BadConfigTest(tf.test.TestCase, parameterized.TestCase):
       f.write(b"\xff" * 64)
     with self.assertRaisesRegex(ValueError, f"{path} is truncated or corrupt"):
       dataset.load(path)
+
+
+class ConfigKindTest(tf.test.TestCase):
+
+  def test_every_variant_passes_and_other_files_are_named(self):
+    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    variants = {"demo.py": ("quick",), "distill.py": ("regular", "sobolev", "quick", "grid",
+                                                      "grid_quick"),
+                "regression.py": ("full", "paper", "quick"),
+                "regression_sensitivity.py": ("quick",),
+                "synthetic_gradients.py": ("cifar10", "cifar10_cpu", "imagenet", "imagenet3",
+                                           "quick"),
+                "teacher.py": ("pong", "breakout", "space_invaders", "quick")}
+    loaded = {}
+    for name, names in variants.items():
+      module = _load_config_module(os.path.join(configs, name))
+      for variant in names:
+        config = module.get_config(variant)
+        checks.check_config_kind(config, os.path.join(configs, name))
+        loaded[name] = config
+    checks.check_config_kind(loaded["distill.py"], os.path.join(configs, "distill.py:grid"))
+    for name, config in loaded.items():
+      for other in variants:
+        if other != name:
+          with self.assertRaisesRegex(ValueError, rf"not a config for this script: it lacks .*"
+                                      rf"takes configs/{other}\["):
+            checks.check_config_kind(config, os.path.join(configs, other))
+
+
+def _load_config_module(path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("config_under_test", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 class ResumeUnderAnotherConfigTest(tf.test.TestCase):
@@ -255,6 +291,11 @@ class BadFlagTest(tf.test.TestCase):
     cases = [
         (("benchmark.py", "--cases=regression,bogus"), "unknown cases ['bogus']"),
         (("benchmark.py", "--min_seconds=nan"), "--min_seconds must be a finite number"),
+        (("synthetic_gradients.py", "--config=configs/regression.py:quick",
+          f"--workdir={root}/grid"), "--config is not a config for this script: it lacks"),
+        (("distill_grid.py", "--config=configs/teacher.py:quick", f"--workdir={root}/grid",
+          f"--data_dir={root}", f"--output_dir={root}/out"),
+         "This script takes configs/distill.py[:<variant>]"),
         (("sg_report.py", f"--workdir={root}", f"--workdir={root}", f"--output={root}/report"),
          "--workdir names a directory twice"),
         (("play_policy.py", "--saved_model=unused", f"--gif={root}/pong.png"),
