@@ -104,6 +104,16 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
     final = tf.train.load_checkpoint(tf.train.latest_checkpoint(
         os.path.join(workdir, "checkpoints")))
     self.assertEqual(final.get_tensor("main_optimizer/step/.ATTRIBUTES/VARIABLE_VALUE"), 6)
+    # Extending a finished run ends where a run of the longer budget ends.
+    straight = self.create_tempdir().full_path
+    train(quick_config("sobolev", num_steps=6), straight)
+    uninterrupted = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(straight, "checkpoints")))
+    names = [n for n in final.get_variable_to_shape_map()
+             if n.startswith(("parts/", "modules/", "main_optimizer/", "module_optimizer/"))]
+    self.assertGreater(len(names), 20)
+    for n in names:
+      np.testing.assert_array_equal(final.get_tensor(n), uninterrupted.get_tensor(n), err_msg=n)
     config.num_steps = 4
     with self.assertRaisesRegex(ValueError, "ckpt-6 is at step 6, beyond num_steps \\(4\\)"):
       train(config, workdir)
