@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+import zlib
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -206,6 +207,14 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
     total = tf.function(lambda value: strategy.reduce(
         tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None))
     agree = lambda due: bool(total(tf.constant(int(due), tf.int64)).numpy() > 0)
+    # The same command on every machine: a config that differs on one (another
+    # learning rate, say) would train silently with mismatched updates.
+    fingerprint = zlib.crc32(json.dumps(config.to_dict(), sort_keys=True,
+                                        default=str).encode()) % (1 << 20)
+    prints = total(tf.constant([fingerprint, fingerprint**2], tf.int64)).numpy()
+    if prints[1] * replicas != prints[0]**2:
+      raise ValueError("The machines were given different configs: run the same command "
+                       "(the same --config and overrides) on every machine.")
     steps = total(tf.constant([start_step, start_step**2], tf.int64)).numpy()
     if steps[1] * replicas != steps[0]**2:  # Zero variance: every replica at one step.
       raise ValueError(f"The machines restored different steps (mean {steps[0] / replicas}, "
