@@ -1,6 +1,6 @@
 """Figure 2 sensitivity study: which choices decide the size of Sobolev training's gain.
 
-    python scripts/regression_sensitivity.py            # about 2 h on 2 CPU cores
+    python scripts/regression_sensitivity.py            # about 100 min on 2 CPU cores
     python scripts/regression_sensitivity.py --config=configs/regression_sensitivity.py:quick
 
 Writes ``results/regression/sensitivity.{md,csv,png}`` (``--output_dir``). Every

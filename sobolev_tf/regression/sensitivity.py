@@ -180,13 +180,66 @@ def _gain_table(table: Sequence[Dict]) -> List[str]:
   return lines
 
 
+def _grid(table: Sequence[Dict]) -> tuple:
+  """(row labels, cell labels, gains as a rows x cells array with NaN where missing)."""
+  cells = sorted({(t["function"], t["num_train"]) for t in table})
+  label = lambda t: t["setting"] if "@" in t["setting"] else f"{t['setting']} @ {t['steps']:,}"
+  labels = list(dict.fromkeys(label(t) for t in table))
+  gains = np.full((len(labels), len(cells)), np.nan)
+  for t in table:
+    if t["gain"] is not None:
+      gains[labels.index(label(t)), cells.index((t["function"], t["num_train"]))] = t["gain"]
+  return labels, [f"{f} n={n}" for f, n in cells], gains
+
+
+def _plot(plt, table: Sequence[Dict], trajectory: Sequence[Dict], path: str) -> None:
+  """Heat map of the gain per setting and cell; the reference's gain against training length."""
+  labels, cells, gains = _grid(table)
+  fig, (ax, ax_len) = plt.subplots(1, 2, figsize=(15, 0.45 * len(labels) + 2.5),
+                                   gridspec_kw=dict(width_ratios=(3, 2)))
+  limit = max(1.0, float(np.nanmax(np.abs(gains)))) if np.isfinite(gains).any() else 1.0
+  image = ax.imshow(gains, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+  for (i, j), gain in np.ndenumerate(gains):
+    if np.isfinite(gain):
+      ax.text(j, i, f"{gain:.2f}", ha="center", va="center", fontsize=8,
+              fontweight="bold" if gain >= 1.0 else "normal")
+  ax.set_xticks(range(len(cells)), cells, rotation=30, ha="right", fontsize=8)
+  ax.set_yticks(range(len(labels)), labels, fontsize=8)
+  ax.set_title("gain: log10 test MSE, regular - Sobolev (bold: >= 10x)", fontsize=10)
+  fig.colorbar(image, ax=ax, fraction=0.04)
+  if trajectory:
+    for k, cell in enumerate(sorted({(t["function"], t["num_train"]) for t in trajectory})):
+      points = sorted((t["steps"], t["gain"]) for t in trajectory
+                      if (t["function"], t["num_train"]) == cell and t["gain"] is not None)
+      ax_len.plot(*zip(*points), "o-" if cell[1] < 50 else "s--", ms=3, color=f"C{k // 2}",
+                  label=f"{cell[0]} n={cell[1]}")
+    ax_len.set_xscale("log")
+    ax_len.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax_len.axhline(0.0, color="k", lw=0.5)
+    ax_len.set_xlabel("training steps")
+    ax_len.set_ylabel("gain (decades)")
+    ax_len.set_title(f"training length: {trajectory[-1]['setting']}", fontsize=10)
+    ax_len.legend(fontsize=7, ncol=2)
+    ax_len.grid(alpha=0.3)
+  else:
+    ax_len.set_axis_off()
+  fig.tight_layout()
+  files.save_figure_atomic(fig, path, dpi=110)
+  plt.close(fig)
+
+
 def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
-  """sensitivity.csv (one row per run), sensitivity.md and sensitivity.png; returns the md."""
+  """sensitivity.csv (one row per run), sensitivity_curves.csv, .md and .png; returns the md."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   files.write_csv(os.path.join(output_dir, "sensitivity.csv"),
                   [{c: r[c] for c in CSV_COLUMNS} for r in rows], CSV_COLUMNS)
+  keys = ("setting", "function", "num_train", "method", "seed")
+  files.write_csv(os.path.join(output_dir, "sensitivity_curves.csv"),
+                  [dict({k: r[k] for k in keys}, step=step, test_mse=mse, test_grad_mse=grad)
+                   for r in rows for step, mse, grad in r["curve"]],
+                  keys + ("step", "test_mse", "test_grad_mse"))
   table = _comparison(rows, config)
   fmt = lambda v: "" if v is None else f"{v:.2f}"
   lines = ["# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?", "",
@@ -196,19 +249,28 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
            f"decades (1.00 = 10x), the median over seeds of each seed's difference. Converged: "
            f"median first evaluation step from which the test MSE stays within "
            f"{CONVERGED_DECADES} decade of its final value; improving: runs whose last "
-           "evaluation still improved by more than that.", ""]
+           "evaluation still improved by more than that. Per run: `sensitivity.csv`; learning "
+           "curves: `sensitivity_curves.csv`; what the numbers say: `discussion.md`.", ""]
   own = [t for t in table if t["setting"] in config.settings and t["gain"] is not None]
   big = [t for t in own if t["gain"] >= 1.0]
   paper = [t for t in own if t["setting"] == config.paper_setting]
   cell = lambda t: f"{t['function']} n={t['num_train']} ({t['gain']:.2f})"
   if paper:
-    reaches = "reaches" if any(t["gain"] >= 1 for t in paper) else "does not reach"
-    paper_line = f"gains {', '.join(cell(t) for t in paper)}; it {reaches} 10x anywhere."
+    tenfold = [t for t in paper if t["gain"] >= 1]
+    paper_line = (f"gains {', '.join(cell(t) for t in paper)}; "
+                  + (f"it reaches 10x in {len(tenfold)} of {len(paper)} cells "
+                     f"({', '.join(cell(t) for t in tenfold)})." if tenfold else
+                     "it does not reach 10x in any cell."))
   else:
     paper_line = "not run."
+  best = max(own, key=lambda t: t["gain"]) if own else None
+  hundredfold = [t for t in own if t["gain"] >= 2.0]
   lines += ["## Short answer", "",
             "Cells that reach 10x (gain >= 1 decade): "
             + (", ".join(f"{t['setting']} {cell(t)}" for t in big) or "none") + ".", "",
+            "Cells that reach 100x (orders of magnitude, gain >= 2 decades): "
+            + (", ".join(f"{t['setting']} {cell(t)}" for t in hundredfold) or "none")
+            + (f"; the largest gain is {best['setting']} {cell(best)}." if best else "."), "",
             f"The setting of the paper's text (`{config.paper_setting}`): {paper_line}", "",
             f"Each setting against `{config.reference}` at the same budget (median over "
             "cells of the change in gain, decades):", ""]
@@ -249,24 +311,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines.append("")
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)
-  fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(own) / 4 + 3), 4))
-  names = [n for n in config.settings if any(t["setting"] == n for t in own)]
-  cells = sorted({(t["function"], t["num_train"]) for t in own})
-  for k, (function, num_train) in enumerate(cells):
-    ys = [next((t["gain"] for t in own if t["setting"] == n and t["function"] == function
-                and t["num_train"] == num_train), np.nan) for n in names]
-    ax.plot(np.arange(len(names)) + 0.08 * (k - len(cells) / 2), ys, "o" if num_train < 50 else "s",
-            label=f"{function} n={num_train}")
-  ax.axhline(1.0, color="k", lw=0.8, ls="--")
-  ax.axhline(0.0, color="k", lw=0.5)
-  ax.set_xticks(range(len(names)))
-  ax.set_xticklabels(names, rotation=30, ha="right")
-  ax.set_ylabel("gain: log10 test MSE, regular - Sobolev")
-  ax.set_title("Sobolev gain per setting (dashed: 10x)")
-  ax.legend(fontsize=7, ncol=2)
-  fig.tight_layout()
-  files.save_figure_atomic(fig, os.path.join(output_dir, "sensitivity.png"), dpi=120)
-  plt.close(fig)
+  _plot(plt, table, trajectory, os.path.join(output_dir, "sensitivity.png"))
   return text
 
 

@@ -39,7 +39,7 @@ class SensitivityTest(tf.test.TestCase):
     config = sensitivity_configs.get_config("quick")
     workdir, output = self.create_tempdir().full_path, self.create_tempdir().full_path
     text = sensitivity.train_and_evaluate(config, workdir, output, "test command")
-    for name in ("sensitivity.md", "sensitivity.csv", "sensitivity.png"):
+    for name in ("sensitivity.md", "sensitivity.csv", "sensitivity_curves.csv", "sensitivity.png"):
       self.assertTrue(os.path.exists(os.path.join(output, name)), msg=name)
     self.assertIn("| default @ 200 | 200 | booth | 20 | 2 |", text)
     # The pivot of gains per setting, and the reference along its evaluations.
@@ -53,6 +53,11 @@ class SensitivityTest(tf.test.TestCase):
       lines = f.read().splitlines()
     self.assertEqual(lines[0], ",".join(sensitivity.CSV_COLUMNS))
     self.assertLen(lines, 1 + 3 * 4)  # Three settings of two methods x two seeds.
+    with open(os.path.join(output, "sensitivity_curves.csv")) as f:
+      curves = f.read().splitlines()
+    # Evaluations at 100, 200 (and 400 for default's 400 steps) per run.
+    self.assertLen(curves, 1 + 4 * 3 + 2 * 4 * 2)
+    self.assertEqual(curves[0], "setting,function,num_train,method,seed,step,test_mse,test_grad_mse")
     self.assertEqual(sorted(os.listdir(workdir)), sorted(config.settings))
     # A second call resumes every setting: the same numbers.
     again = sensitivity.train_and_evaluate(config, workdir, output, "test command")
