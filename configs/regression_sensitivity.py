@@ -68,6 +68,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       raw=dict(num_steps=10_000, standardize=False),
   ))
   config.reference = "default"     # Compared with every setting at that setting's budget.
+  # Reported at each of their evaluations (the training-length axis).
+  config.length_settings = ("default", "paper_text")
   config.paper_setting = "paper_text"
   config.workdir = "workdirs/regression_sensitivity"
   config.results_dir = "results/regression"

@@ -17,6 +17,7 @@ and with many steps per call (``sobolev_tf.multi_step``).
 Run it alone: a second heavy process on the 2 cores distorts every number.
 """
 
+import math
 import os
 import platform
 import sys
@@ -44,7 +45,7 @@ flags.DEFINE_integer("repeats", 5, "Timed repetitions; the median is reported.",
 flags.DEFINE_integer("steps_per_call", 100, "Steps per call in the many-steps mode.")
 flags.DEFINE_float("min_seconds", 1.0, "Minimum duration of one timed repetition.",
                    lower_bound=0.0)
-flags.register_validator("min_seconds", lambda v: v == v and v != float("inf"),  # NaN != NaN.
+flags.register_validator("min_seconds", math.isfinite,
                          message="--min_seconds must be a finite number of seconds.")
 flags.DEFINE_list("cases", ["regression", "distillation", "distillation_online_teacher",
                             "distillation_cached_jacobian"],

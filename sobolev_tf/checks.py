@@ -117,7 +117,7 @@ def check_config_kind(config, default: str) -> None:
   ``default``: the script's default ``--config``, ``path[:variant]``. Every
   variant of a config file has the keys of its default, so a config that lacks
   some came from another file (which would otherwise fail later with a bare
-  ``AttributeError``).
+  ``AttributeError``). Only top-level keys are compared; extra keys pass.
   """
   path, _, variant = default.partition(":")
   spec = importlib.util.spec_from_file_location("default_config", path)

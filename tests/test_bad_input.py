@@ -137,15 +137,16 @@ class ConfigKindTest(tf.test.TestCase):
                 "synthetic_gradients.py": ("cifar10", "cifar10_cpu", "imagenet", "imagenet3",
                                            "quick"),
                 "teacher.py": ("pong", "breakout", "space_invaders", "quick")}
-    loaded = {}
+    loaded = []
     for name, names in variants.items():
       module = _load_config_module(os.path.join(configs, name))
       for variant in names:
         config = module.get_config(variant)
         checks.check_config_kind(config, os.path.join(configs, name))
-        loaded[name] = config
-    checks.check_config_kind(loaded["distill.py"], os.path.join(configs, "distill.py:grid"))
-    for name, config in loaded.items():
+        loaded.append((name, config))
+    for name, config in loaded:
+      if name == "distill.py":
+        checks.check_config_kind(config, os.path.join(configs, "distill.py:grid"))
       for other in variants:
         if other != name:
           with self.assertRaisesRegex(ValueError, rf"not a config for this script: it lacks .*"
@@ -291,6 +292,7 @@ class BadFlagTest(tf.test.TestCase):
     cases = [
         (("benchmark.py", "--cases=regression,bogus"), "unknown cases ['bogus']"),
         (("benchmark.py", "--min_seconds=nan"), "--min_seconds must be a finite number"),
+        (("benchmark.py", "--min_seconds=inf"), "--min_seconds must be a finite number"),
         (("synthetic_gradients.py", "--config=configs/regression.py:quick",
           f"--workdir={root}/grid"), "--config is not a config for this script: it lacks"),
         (("distill_grid.py", "--config=configs/teacher.py:quick", f"--workdir={root}/grid",

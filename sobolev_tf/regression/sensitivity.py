@@ -2,11 +2,16 @@
 
 ``configs/regression_sensitivity.py`` lists the settings (overrides of one base
 regression config). Each trains with ``experiment.run_grid`` in its own workdir;
-the report compares regular and Sobolev training per setting, function and size
-by the median over seeds of log10 test MSE, and their difference: the gain in
-decades (1 = 10x lower test error with Sobolev training). A run converged at the
-first evaluation from which its test MSE stays within ``CONVERGED_DECADES`` of its
-final value.
+the report compares regular and Sobolev training per setting, function and size.
+The gain is the median over seeds of each seed's difference of log10 test MSE,
+regular minus Sobolev (same data and initialisation), in decades: 1 = 10x lower
+test error with Sobolev training. The median log10 test MSE of each method is
+shown beside it; the two medians need not subtract to the gain.
+
+A run converged at the first evaluation from which its test MSE stays within
+``CONVERGED_DECADES`` of its final value; one that only does so at its last
+evaluation has not converged. Its last change (improving, worsening, flat or
+diverged) compares the last two evaluations.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ __all__ = ["setting_config", "run_study", "converged_step", "summarize", "at_bud
            "write_report", "train_and_evaluate", "CSV_COLUMNS", "CONVERGED_DECADES"]
 
 CONVERGED_DECADES = 0.1
-CSV_COLUMNS = ("setting",) + experiment.CSV_COLUMNS + ("converged_step", "still_improving")
+CSV_COLUMNS = ("setting",) + experiment.CSV_COLUMNS + ("converged_step", "last_change")
 
 
 def setting_config(config, name: str):
@@ -39,17 +44,31 @@ def setting_config(config, name: str):
 
 
 def converged_step(curve: Sequence[tuple], final_mse: float) -> tuple:
-  """(first step from which log10 test MSE stays within CONVERGED_DECADES of the final,
-  whether the last evaluation still improved on the one before by more than that)."""
+  """(convergence step or None, last change) of one run's ``(step, mse, grad_mse)`` curve.
+
+  The convergence step is the first evaluation from which log10 test MSE stays
+  within CONVERGED_DECADES of the final value; None when that holds only at the
+  last evaluation (not converged) or the final MSE is not finite. The last
+  change is ``improving`` or ``worsening`` (the last evaluation moved by more
+  than CONVERGED_DECADES from the one before), ``flat``, or ``diverged``.
+  """
   points = [(step, mse) for step, mse, _ in curve]
+  if not np.isfinite(final_mse) or final_mse <= 0 or not points:
+    return None, "diverged" if points else "flat"
   target = np.log10(final_mse)
-  step = points[-1][0] if points else 0
+  step = points[-1][0]
   for s, mse in reversed(points):
-    if abs(np.log10(mse) - target) > CONVERGED_DECADES:
+    if not np.isfinite(mse) or mse <= 0 or abs(np.log10(mse) - target) > CONVERGED_DECADES:
       break
     step = s
-  improving = len(points) >= 2 and np.log10(points[-2][1]) - target > CONVERGED_DECADES
-  return step, bool(improving)
+  converged = step if len(points) == 1 or step != points[-1][0] else None
+  change = "flat"
+  if len(points) >= 2:
+    previous = points[-2][1]
+    delta = np.log10(previous) - target if np.isfinite(previous) and previous > 0 else np.inf
+    change = ("improving" if delta > CONVERGED_DECADES else
+              "worsening" if delta < -CONVERGED_DECADES else "flat")
+  return converged, change
 
 
 def _check_settings(config) -> None:
@@ -78,8 +97,8 @@ def run_study(config, workdir: str, log: Optional[Callable[[str], None]] = None)
     (log or print)(f"[sensitivity] {name}: {setting.num_steps:,} steps")
     for r in experiment.run_grid(experiment.grid_runs(setting), setting,
                                  os.path.join(workdir, name), log):
-      step, improving = converged_step(r["curve"], r["test_mse"])
-      rows.append(dict(r, setting=name, converged_step=step, still_improving=improving))
+      step, change = converged_step(r["curve"], r["test_mse"])
+      rows.append(dict(r, setting=name, converged_step=step, last_change=change))
   return rows
 
 
@@ -97,19 +116,31 @@ def at_budget(rows: Sequence[Dict], setting: str, steps: int) -> List[Dict]:
       raise ValueError(f"Setting {setting!r} has no evaluation at step {steps}; add it to "
                        "base.eval_steps.")
     out.append(dict(r, test_mse=point[0][1], test_grad_mse=point[0][2], steps=steps,
-                    converged_step=None, still_improving=None))
+                    converged_step=None, last_change=None))
   return out
 
 
-def _paired_gain(by_method: Dict[str, List[Dict]]) -> float:
-  regular = {r["seed"]: np.log10(r["test_mse"]) for r in by_method["regular"]}
-  return float(np.median([regular[r["seed"]] - np.log10(r["test_mse"])
-                          for r in by_method["sobolev"] if r["seed"] in regular]))
+def _paired_gains(by_method: Dict[str, List[Dict]]) -> List[float]:
+  """Each seed's regular - Sobolev log10 test MSE, for the seeds that have both."""
+  regular = {r["seed"]: np.log10(r["test_mse"]) for r in by_method.get("regular", [])}
+  return [regular[r["seed"]] - np.log10(r["test_mse"]) for r in by_method.get("sobolev", [])
+          if r["seed"] in regular]
+
+
+def _lower_median(values: Sequence[int]) -> int:
+  """A median that is one of the values (an evaluated step)."""
+  return sorted(values)[(len(values) - 1) // 2]
 
 
 def summarize(rows: Sequence[Dict]) -> List[Dict]:
-  """Per (setting, function, size): median log10 test MSE of both methods, and the gain:
-  the median over seeds of each seed's log10 MSE difference (same data and initialisation)."""
+  """Per (setting, function, size, steps): both methods' median log10 test MSE and the gain.
+
+  ``gain``: the median over seeds of each seed's difference (None without a
+  pair), with ``gain_min`` / ``gain_max`` over the seeds and ``pairs``;
+  per method, the lower median of the convergence steps of the runs that
+  converged and how many did not; the counts of runs whose last change was
+  an improvement or a worsening (None at an intermediate budget).
+  """
   cells = {}
   for r in rows:
     cells.setdefault((r["setting"], r["function"], r["num_train"], r["steps"]), {}).setdefault(
@@ -118,17 +149,24 @@ def summarize(rows: Sequence[Dict]) -> List[Dict]:
   for (setting, function, num_train, steps), by_method in cells.items():
     med = {m: float(np.median(np.log10([r["test_mse"] for r in rs])))
            for m, rs in by_method.items()}
-    known = all(r.get("converged_step") is not None for rs in by_method.values() for r in rs)
-    conv = {m: int(np.median([r["converged_step"] for r in rs])) if known else None
-            for m, rs in by_method.items()}
-    improving = (sum(bool(r["still_improving"]) for rs in by_method.values() for r in rs)
-                 if known else None)
+    gains = _paired_gains(by_method)
+    runs = [r for rs in by_method.values() for r in rs]
+    known = all(r.get("last_change") is not None for r in runs)
+    conv, not_converged = {}, {}
+    for m, rs in by_method.items():
+      steps_ = [r["converged_step"] for r in rs if r.get("converged_step") is not None]
+      conv[m] = _lower_median(steps_) if known and steps_ else None
+      not_converged[m] = sum(r.get("converged_step") is None for r in rs) if known else None
+    count = lambda change: sum(r["last_change"] == change for r in runs) if known else None
     out.append(dict(setting=setting, function=function, num_train=num_train, steps=steps,
-                    seeds=len(by_method.get("sobolev", [])),
-                    regular=med.get("regular"), sobolev=med.get("sobolev"),
-                    gain=_paired_gain(by_method) if len(med) == 2 else None,
+                    pairs=len(gains), regular=med.get("regular"), sobolev=med.get("sobolev"),
+                    gain=float(np.median(gains)) if gains else None,
+                    gain_min=min(gains) if gains else None,
+                    gain_max=max(gains) if gains else None,
                     converged_regular=conv.get("regular"), converged_sobolev=conv.get("sobolev"),
-                    still_improving=improving))
+                    not_converged_regular=not_converged.get("regular"),
+                    not_converged_sobolev=not_converged.get("sobolev"),
+                    improving=count("improving"), worsening=count("worsening")))
   return out
 
 
@@ -149,18 +187,23 @@ def _comparison(rows: Sequence[Dict], config) -> List[Dict]:
   return table
 
 
-def _trajectory(rows: Sequence[Dict], config) -> List[Dict]:
-  """The reference's summary at each of its evaluation steps (the training-length axis)."""
-  reference = [r for r in rows if r["setting"] == config.reference]
-  if not reference:
-    return []
-  final = reference[0]["steps"]
-  steps = sorted({s for s in setting_config(config, config.reference).eval_steps if s < final})
-  table = []
-  for step in steps:
-    table += [dict(t, setting=f"{config.reference} @ {step:,}")
-              for t in summarize(at_budget(rows, config.reference, step))]
-  return table + summarize(reference)
+def _trajectories(rows: Sequence[Dict], config) -> Dict[str, List[Dict]]:
+  """Per ``config.length_settings`` setting that ran: its summary at each evaluation."""
+  out = {}
+  for name in config.get("length_settings", (config.reference,)):
+    own = [r for r in rows if r["setting"] == name]
+    if not own:
+      continue
+    setting = setting_config(config, name)
+    final = own[0]["steps"]
+    steps = sorted({s for s in setting.eval_steps
+                    if s < final and s % setting.steps_per_call == 0})
+    table = []
+    for step in steps:
+      table += [dict(t, setting=f"{name} @ {step:,}")
+                for t in summarize(at_budget(rows, name, step))]
+    out[name] = table + summarize(own)
+  return out
 
 
 def _gain_table(table: Sequence[Dict]) -> List[str]:
@@ -192,11 +235,14 @@ def _grid(table: Sequence[Dict]) -> tuple:
   return labels, [f"{f} n={n}" for f, n in cells], gains
 
 
-def _plot(plt, table: Sequence[Dict], trajectory: Sequence[Dict], path: str) -> None:
-  """Heat map of the gain per setting and cell; the reference's gain against training length."""
+def _plot(plt, table: Sequence[Dict], trajectories: Dict[str, List[Dict]], path: str) -> None:
+  """Heat map of the gain per setting and cell; each length setting's gain against steps."""
   labels, cells, gains = _grid(table)
-  fig, (ax, ax_len) = plt.subplots(1, 2, figsize=(15, 0.45 * len(labels) + 2.5),
-                                   gridspec_kw=dict(width_ratios=(3, 2)))
+  widths = (3,) + (2,) * len(trajectories)
+  fig, axes = plt.subplots(1, len(widths), figsize=(9 + 6 * len(trajectories),
+                                                    0.45 * len(labels) + 2.5),
+                           gridspec_kw=dict(width_ratios=widths), squeeze=False)
+  ax = axes[0][0]
   limit = max(1.0, float(np.nanmax(np.abs(gains)))) if np.isfinite(gains).any() else 1.0
   image = ax.imshow(gains, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
   for (i, j), gain in np.ndenumerate(gains):
@@ -207,25 +253,30 @@ def _plot(plt, table: Sequence[Dict], trajectory: Sequence[Dict], path: str) -> 
   ax.set_yticks(range(len(labels)), labels, fontsize=8)
   ax.set_title("gain: log10 test MSE, regular - Sobolev (bold: >= 10x)", fontsize=10)
   fig.colorbar(image, ax=ax, fraction=0.04)
-  if trajectory:
+  for ax_len, (name, trajectory) in zip(axes[0][1:], trajectories.items()):
     for k, cell in enumerate(sorted({(t["function"], t["num_train"]) for t in trajectory})):
       points = sorted((t["steps"], t["gain"]) for t in trajectory
                       if (t["function"], t["num_train"]) == cell and t["gain"] is not None)
-      ax_len.plot(*zip(*points), "o-" if cell[1] < 50 else "s--", ms=3, color=f"C{k // 2}",
-                  label=f"{cell[0]} n={cell[1]}")
+      if points:
+        ax_len.plot(*zip(*points), "o-" if cell[1] < 50 else "s--", ms=3, color=f"C{k // 2}",
+                    label=f"{cell[0]} n={cell[1]}")
     ax_len.set_xscale("log")
     ax_len.axhline(1.0, color="k", lw=0.8, ls=":")
     ax_len.axhline(0.0, color="k", lw=0.5)
     ax_len.set_xlabel("training steps")
     ax_len.set_ylabel("gain (decades)")
-    ax_len.set_title(f"training length: {trajectory[-1]['setting']}", fontsize=10)
+    ax_len.set_title(f"training length: {name}", fontsize=10)
     ax_len.legend(fontsize=7, ncol=2)
     ax_len.grid(alpha=0.3)
-  else:
-    ax_len.set_axis_off()
   fig.tight_layout()
   files.save_figure_atomic(fig, path, dpi=110)
   plt.close(fig)
+
+
+def _converged_cell(t: Dict, method: str) -> str:
+  step, not_converged = t[f"converged_{method}"], t[f"not_converged_{method}"]
+  text = "none" if step is None else f"{step:,}"
+  return text + (f" ({not_converged} not)" if step is not None and not_converged else "")
 
 
 def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
@@ -245,12 +296,14 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines = ["# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?", "",
            f"Command: `{command}`  ",
            "Config: `configs/regression_sensitivity.py` (its docstring has the design). "
-           "Median over seeds of log10 test MSE (original units); gain = regular - Sobolev in "
-           f"decades (1.00 = 10x), the median over seeds of each seed's difference. Converged: "
-           f"median first evaluation step from which the test MSE stays within "
-           f"{CONVERGED_DECADES} decade of its final value; improving: runs whose last "
-           "evaluation still improved by more than that. Per run: `sensitivity.csv`; learning "
-           "curves: `sensitivity_curves.csv`; what the numbers say: `discussion.md`.", ""]
+           "Regular, Sobolev: median over seeds of log10 test MSE (original units). Gain: the "
+           "median over seeds of each seed's regular - Sobolev difference, in decades (1.00 = "
+           "10x); the two medians need not subtract to it. Per run: `sensitivity.csv`; "
+           "learning curves: `sensitivity_curves.csv`; what the numbers say: `discussion.md`.",
+           ""]
+  missing = [n for n in config.settings if not any(r["setting"] == n for r in rows)]
+  if missing:
+    lines += [f"Not run yet (left out below): {', '.join(missing)}.", ""]
   own = [t for t in table if t["setting"] in config.settings and t["gain"] is not None]
   big = [t for t in own if t["gain"] >= 1.0]
   paper = [t for t in own if t["setting"] == config.paper_setting]
@@ -291,27 +344,32 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
             "Gain in decades per function and number of training points; bold: at least 10x.",
             ""]
   lines += _gain_table(table)
-  trajectory = _trajectory(rows, config)
-  if trajectory:
-    lines += ["", f"Training length: `{config.reference}` at each of its evaluations.", ""]
+  trajectories = _trajectories(rows, config)
+  for name, trajectory in trajectories.items():
+    lines += ["", f"Training length: `{name}` at each of its evaluations.", ""]
     lines += _gain_table(trajectory)
   lines += ["", "## All cells", "",
-            "Ratio: 10^gain, the median over seeds of regular / Sobolev test MSE.", "",
-            "| setting | steps | function | n | seeds | regular | Sobolev | gain | ratio | "
-            "converged (regular / Sobolev) | improving |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+            "Per-seed gains: the smallest and largest over the seeds. Ratio: 10^gain. "
+            f"Converged: the (lower) median step from which a run's test MSE stays within "
+            f"{CONVERGED_DECADES} decade of its final value, over the runs that converged, and "
+            "how many did not (the rest only at their last evaluation). Last change: runs whose "
+            f"last evaluation improved / worsened by more than {CONVERGED_DECADES} decade.", "",
+            "| setting | steps | function | n | pairs | regular | Sobolev | gain | per-seed gains "
+            "| ratio | converged (regular / Sobolev) | last change: improving / worsening |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
   for t in table:
-    conv = (f"{t['converged_regular']:,} / {t['converged_sobolev']:,}"
-            if t["converged_regular"] is not None else "")
+    conv = ("" if t["not_converged_regular"] is None else
+            f"{_converged_cell(t, 'regular')} / {_converged_cell(t, 'sobolev')}")
     ratio = "" if t["gain"] is None else f"{10**t['gain']:.3g}x"
+    spread = "" if t["gain"] is None else f"{t['gain_min']:.2f} to {t['gain_max']:.2f}"
+    changes = "" if t["improving"] is None else f"{t['improving']} / {t['worsening']}"
     lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
-                 f"{t['seeds']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
-                 f"**{fmt(t['gain'])}** | {ratio} | {conv} | "
-                 f"{'' if t['still_improving'] is None else t['still_improving']} |")
+                 f"{t['pairs']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
+                 f"**{fmt(t['gain'])}** | {spread} | {ratio} | {conv} | {changes} |")
   lines.append("")
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)
-  _plot(plt, table, trajectory, os.path.join(output_dir, "sensitivity.png"))
+  _plot(plt, table, trajectories, os.path.join(output_dir, "sensitivity.png"))
   return text
 
 

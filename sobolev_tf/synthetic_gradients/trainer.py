@@ -136,6 +136,31 @@ def _checkpoint_dir(workdir: str, chief: bool) -> str:
   return os.path.join(workdir, f"worker_scratch_{task['type']}_{task['index']}")
 
 
+# Keys whose value may differ between machines: their saves and logs are agreed or local.
+_LOCAL_KEYS = ("checkpoint_minutes", "log_seconds")
+
+
+def _check_same_config_everywhere(strategy, config, replicas: int):
+  """On several machines: refuses a run whose machines were given different configs.
+
+  Runs before the model is built, whose variables the chief broadcasts: a config
+  that differs on one machine (another learning rate or width) would otherwise
+  train with mismatched updates, or fail in that broadcast. Returns the SUM
+  collective over replicas (None on one machine).
+  """
+  if distribute.input_pipeline(strategy)[0] < 2:
+    return None
+  total = tf.function(lambda value: strategy.reduce(
+      tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None))
+  shared = {k: v for k, v in config.to_dict().items() if k not in _LOCAL_KEYS}
+  fingerprint = zlib.crc32(json.dumps(shared, sort_keys=True, default=str).encode()) % (1 << 20)
+  prints = total(tf.constant([fingerprint, fingerprint**2], tf.int64)).numpy()
+  if prints[1] * replicas != prints[0]**2:  # Zero variance: one value on every replica.
+    raise ValueError("The machines were given different configs: run the same command "
+                     "(the same --config and overrides) on every machine.")
+  return total
+
+
 def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                        log: Optional[Callable[[str], None]] = None,
                        max_seconds: Optional[float] = None) -> Dict:
@@ -157,6 +182,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   chief = (not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
            or distribute.is_chief())
   replicas = strategy.num_replicas_in_sync
+  total = _check_same_config_everywhere(strategy, config, replicas)
   if config.batch_size % replicas:
     raise ValueError(f"batch_size={config.batch_size} is not divisible by the "
                      f"{replicas} replicas.")
@@ -204,17 +230,7 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
   agree = None
   if shard[0] > 1:
     # Machines save and stop at the same steps, and must resume from the same one.
-    total = tf.function(lambda value: strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None))
     agree = lambda due: bool(total(tf.constant(int(due), tf.int64)).numpy() > 0)
-    # The same command on every machine: a config that differs on one (another
-    # learning rate, say) would train silently with mismatched updates.
-    fingerprint = zlib.crc32(json.dumps(config.to_dict(), sort_keys=True,
-                                        default=str).encode()) % (1 << 20)
-    prints = total(tf.constant([fingerprint, fingerprint**2], tf.int64)).numpy()
-    if prints[1] * replicas != prints[0]**2:
-      raise ValueError("The machines were given different configs: run the same command "
-                       "(the same --config and overrides) on every machine.")
     steps = total(tf.constant([start_step, start_step**2], tf.int64)).numpy()
     if steps[1] * replicas != steps[0]**2:  # Zero variance: every replica at one step.
       raise ValueError(f"The machines restored different steps (mean {steps[0] / replicas}, "

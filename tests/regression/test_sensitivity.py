@@ -12,9 +12,34 @@ class SensitivityTest(tf.test.TestCase):
 
   def test_converged_step(self):
     curve = [(100, 1000.0, 0), (200, 12.0, 0), (300, 10.5, 0), (400, 10.0, 0)]
-    self.assertEqual(sensitivity.converged_step(curve, 10.0), (200, False))
+    self.assertEqual(sensitivity.converged_step(curve, 10.0), (200, "flat"))
+    # Within 0.1 decade of the final value only at the last evaluation: not converged.
     improving = [(100, 1000.0, 0), (200, 100.0, 0), (300, 10.0, 0)]
-    self.assertEqual(sensitivity.converged_step(improving, 10.0), (300, True))
+    self.assertEqual(sensitivity.converged_step(improving, 10.0), (None, "improving"))
+    worsening = [(100, 1000.0, 0), (200, 1.0, 0), (300, 10.0, 0)]
+    self.assertEqual(sensitivity.converged_step(worsening, 10.0), (None, "worsening"))
+    diverged = [(100, 1000.0, 0), (200, float("nan"), 0)]
+    self.assertEqual(sensitivity.converged_step(diverged, float("nan")), (None, "diverged"))
+    self.assertEqual(sensitivity.converged_step([(100, 5.0, 0)], 5.0), (100, "flat"))
+
+  def test_summary_by_hand(self):
+    def run(method, seed, mse, steps=10, change="flat", converged=10):
+      return dict(setting="s", function="booth", num_train=20, steps=steps, method=method,
+                  seed=seed, test_mse=mse, last_change=change, converged_step=converged)
+    rows = [run("regular", 0, 1e3), run("regular", 1, 1e2), run("regular", 2, 1e4),
+            run("sobolev", 0, 1e1, change="improving", converged=None),
+            run("sobolev", 1, 1e1, change="worsening", converged=None),
+            run("sobolev", 2, 1e3, converged=5), run("sobolev", 3, 1e0)]  # Seed 3: no pair.
+    (t,) = sensitivity.summarize(rows)
+    # Paired differences 2, 1, 1 (seed 3 has no regular run): median 1, not the
+    # difference of the medians (3 - 1).
+    self.assertEqual((t["pairs"], t["gain"], t["gain_min"], t["gain_max"]), (3, 1.0, 1.0, 2.0))
+    self.assertEqual((t["regular"], t["sobolev"]), (3.0, 1.0))
+    self.assertEqual((t["converged_regular"], t["not_converged_regular"]), (10, 0))
+    self.assertEqual((t["converged_sobolev"], t["not_converged_sobolev"]), (5, 2))
+    self.assertEqual((t["improving"], t["worsening"]), (1, 1))
+    (lonely,) = sensitivity.summarize([run("sobolev", 0, 1.0)])
+    self.assertIsNone(lonely["gain"])
 
   def test_settings_are_overrides_of_the_base(self):
     config = sensitivity_configs.get_config("default")
@@ -44,6 +69,7 @@ class SensitivityTest(tf.test.TestCase):
     self.assertIn("| default @ 200 | 200 | booth | 20 | 2 |", text)
     # The pivot of gains per setting, and the reference along its evaluations.
     self.assertIn("| setting | steps | booth n=20 | median | >= 10x |", text)
+    self.assertIn("Training length: `paper_text` at each of its evaluations.", text)
     trajectory = text.split("Training length: `default` at each of its evaluations.")[1]
     self.assertRegex(trajectory.split("## All cells")[0],
                      r"\| default @ 100 \| 100 \| -?\d\.\d\d \|[^\n]*\n"

@@ -267,7 +267,9 @@ from configs import synthetic_gradients as sg_configs
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer
 config = sg_configs.get_config("quick")
 config.update(method="noprop", strategy="multi_worker", num_steps=2, steps_per_call=1,
-              eval_every=2, learning_rate=float(sys.argv[3]))
+              eval_every=2)
+key, value = sys.argv[3].split("=")
+config[key] = type(config[key])(eval(value))  # pylint: disable=eval-used
 try:
   sg_trainer.train_and_evaluate(config, sys.argv[1], sys.argv[2], log=lambda s: None)
 except ValueError as e:
@@ -277,43 +279,46 @@ except Exception as e:  # pylint: disable=broad-except
 """
 
 
-class MultiWorkerTest(tf.test.TestCase):
+def _run_workers(test, workdir, per_worker_args, timeout=300):
+  """Two workers on localhost, each ``python -c _MISMATCHED_WORKER workdir *args``: stdouts."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  cluster = {"worker": [f"localhost:{p}" for p in multiprocess.free_ports(2)]}
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", _MISMATCHED_WORKER, workdir, *args], cwd=REPO,
+      env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
+                                          "task": {"type": "worker", "index": index}})),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for index, args in enumerate(per_worker_args)]
+  try:
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+  finally:
+    for p in procs:  # No orphans if a worker hangs.
+      p.kill()
+  for p, (_, stderr) in zip(procs, outputs):
+    test.assertEqual(p.returncode, 0, msg=stderr[-3000:])
+  return [stdout for stdout, _ in outputs]
 
-  def test_workers_given_different_configs_refuse_together(self):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    cluster = {"worker": [f"localhost:{p}" for p in multiprocess.free_ports(2)]}
+
+class MultiWorkerTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters(("learning_rate=0.1", "learning_rate=0.2"),
+                            ("widths=(4,4,8,8)", "widths=(4,4,8,16)"))
+  def test_workers_given_different_configs_refuse_together(self, first, second):
     workdir = self.create_tempdir().full_path
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", _MISMATCHED_WORKER, workdir, DATA_DIR, rate], cwd=REPO,
-        env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
-                                            "task": {"type": "worker", "index": index}})),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for index, rate in enumerate(("0.1", "0.2"))]
-    for p in procs:
-      stdout, stderr = p.communicate(timeout=600)
-      self.assertEqual(p.returncode, 0, msg=stderr[-3000:])
-      self.assertIn("REFUSED The machines were given different configs", stdout,
-                    msg=stderr[-3000:])
+    for stdout in _run_workers(self, workdir, [(DATA_DIR, first), (DATA_DIR, second)]):
+      self.assertIn("REFUSED The machines were given different configs", stdout)
     self.assertFalse(os.path.exists(os.path.join(workdir, "curve.csv")))
 
   def test_a_worker_that_fails_alone_stops_the_others(self):
-    # Worker 1 cannot read its data and exits before the first collective; the
-    # chief, waiting in it, is told by TensorFlow's coordination service
-    # (missed heartbeats) instead of waiting forever.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    cluster = {"worker": [f"localhost:{p}" for p in multiprocess.free_ports(2)]}
+    # Worker 1 cannot read its data and exits; the chief, waiting in a
+    # collective, is told by TensorFlow's coordination service (missed
+    # heartbeats) instead of waiting forever.
     workdir = self.create_tempdir().full_path
     missing = os.path.join(self.create_tempdir().full_path, "no_data")
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", _MISMATCHED_WORKER, workdir, data_dir, "0.1"], cwd=REPO,
-        env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
-                                            "task": {"type": "worker", "index": index}})),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for index, data_dir in enumerate((DATA_DIR, missing))]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    outputs = _run_workers(self, workdir, [(DATA_DIR, "learning_rate=0.1"),
+                                           (missing, "learning_rate=0.1")])
     self.assertRegex(outputs[1], "(REFUSED|FAILED).*no_data")
     self.assertIn("FAILED UnavailableError", outputs[0])
-    self.assertIn("unhealthy", outputs[0])
 
   def test_two_workers_and_two_devices_agree_with_one_device(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
