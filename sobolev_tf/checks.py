@@ -17,7 +17,7 @@ import tensorflow as tf
 
 __all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape",
            "check_config", "check_writable_directory", "check_output_file",
-           "check_loss_weights", "check_config_kind"]
+           "check_loss_weights", "check_config_kind", "load_config_file"]
 
 
 def as_input(x) -> tf.Tensor:
@@ -111,6 +111,15 @@ def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[st
       raise ValueError(f"config.{name} must be in (0, 1), got {config[name]!r}.")
 
 
+def load_config_file(spec: str):
+  """The config of ``path[:variant]`` (a config file, loaded by path as ml_collections does)."""
+  path, _, variant = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("config_file", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()
+
+
 def check_config_kind(config, default: str) -> None:
   """Refuses, before any work, a config written for another script.
 
@@ -119,11 +128,8 @@ def check_config_kind(config, default: str) -> None:
   some came from another file (which would otherwise fail later with a bare
   ``AttributeError``). Only top-level keys are compared; extra keys pass.
   """
-  path, _, variant = default.partition(":")
-  spec = importlib.util.spec_from_file_location("default_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  expected = module.get_config(variant) if variant else module.get_config()
+  path = default.partition(":")[0]
+  expected = load_config_file(default)
   missing = sorted(set(expected) - set(config))
   if missing:
     shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")

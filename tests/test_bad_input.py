@@ -139,9 +139,8 @@ class ConfigKindTest(tf.test.TestCase):
                 "teacher.py": ("pong", "breakout", "space_invaders", "quick")}
     loaded = []
     for name, names in variants.items():
-      module = _load_config_module(os.path.join(configs, name))
       for variant in names:
-        config = module.get_config(variant)
+        config = checks.load_config_file(f"{os.path.join(configs, name)}:{variant}")
         checks.check_config_kind(config, os.path.join(configs, name))
         loaded.append((name, config))
     for name, config in loaded:
@@ -152,14 +151,6 @@ class ConfigKindTest(tf.test.TestCase):
           with self.assertRaisesRegex(ValueError, rf"not a config for this script: it lacks .*"
                                       rf"takes configs/{other}\["):
             checks.check_config_kind(config, os.path.join(configs, other))
-
-
-def _load_config_module(path):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("config_under_test", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 class ResumeUnderAnotherConfigTest(tf.test.TestCase):

@@ -10,8 +10,8 @@ shown beside it; the two medians need not subtract to the gain.
 
 A run converged at the first evaluation from which its test MSE stays within
 ``CONVERGED_DECADES`` of its final value; one that only does so at its last
-evaluation has not converged. Its last change (improving, worsening, flat or
-diverged) compares the last two evaluations.
+evaluation has not converged (a single evaluation counts as converged). Its last
+change (improving, worsening, flat or diverged) compares the last two evaluations.
 """
 
 from __future__ import annotations
@@ -75,8 +75,12 @@ def _check_settings(config) -> None:
   for name in config.settings:
     setting = setting_config(config, name)
     experiment.check_grid(experiment.grid_runs(setting), setting)
-  if config.reference not in config.settings:
-    raise ValueError(f"config.reference={config.reference!r} is not a setting.")
+  for key in ("reference", "paper_setting"):
+    if config[key] not in config.settings:
+      raise ValueError(f"config.{key}={config[key]!r} is not a setting.")
+  for name in config.get("length_settings", ()):
+    if name not in config.settings:
+      raise ValueError(f"config.length_settings names {name!r}, which is not a setting.")
   reference = setting_config(config, config.reference)
   # Evaluations happen after whole calls of steps_per_call steps.
   evaluated = {s for s in tuple(reference.eval_steps) + (reference.num_steps,)
@@ -122,9 +126,10 @@ def at_budget(rows: Sequence[Dict], setting: str, steps: int) -> List[Dict]:
 
 def _paired_gains(by_method: Dict[str, List[Dict]]) -> List[float]:
   """Each seed's regular - Sobolev log10 test MSE, for the seeds that have both."""
-  regular = {r["seed"]: np.log10(r["test_mse"]) for r in by_method.get("regular", [])}
+  finite = lambda r: np.isfinite(r["test_mse"]) and r["test_mse"] > 0  # Diverged runs: none.
+  regular = {r["seed"]: np.log10(r["test_mse"]) for r in by_method.get("regular", []) if finite(r)}
   return [regular[r["seed"]] - np.log10(r["test_mse"]) for r in by_method.get("sobolev", [])
-          if r["seed"] in regular]
+          if r["seed"] in regular and finite(r)]
 
 
 def _lower_median(values: Sequence[int]) -> int:
@@ -166,7 +171,8 @@ def summarize(rows: Sequence[Dict]) -> List[Dict]:
                     converged_regular=conv.get("regular"), converged_sobolev=conv.get("sobolev"),
                     not_converged_regular=not_converged.get("regular"),
                     not_converged_sobolev=not_converged.get("sobolev"),
-                    improving=count("improving"), worsening=count("worsening")))
+                    improving=count("improving"), worsening=count("worsening"),
+                    diverged=count("diverged")))
   return out
 
 
@@ -362,7 +368,8 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
             f"{_converged_cell(t, 'regular')} / {_converged_cell(t, 'sobolev')}")
     ratio = "" if t["gain"] is None else f"{10**t['gain']:.3g}x"
     spread = "" if t["gain"] is None else f"{t['gain_min']:.2f} to {t['gain_max']:.2f}"
-    changes = "" if t["improving"] is None else f"{t['improving']} / {t['worsening']}"
+    changes = ("" if t["improving"] is None else f"{t['improving']} / {t['worsening']}"
+               + (f" ({t['diverged']} diverged)" if t["diverged"] else ""))
     lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
                  f"{t['pairs']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
                  f"**{fmt(t['gain'])}** | {spread} | {ratio} | {conv} | {changes} |")

@@ -59,6 +59,14 @@ class SensitivityTest(tf.test.TestCase):
     config.settings.tanh.num_steps = 3000  # Not an evaluation of the reference.
     with self.assertRaisesRegex(ValueError, "'tanh' trains 3000 steps, at which the reference"):
       sensitivity.run_study(config, self.create_tempdir().full_path)
+    config = sensitivity_configs.get_config("default")
+    config.length_settings = ("default", "paper")  # A misspelt setting, before any training.
+    with self.assertRaisesRegex(ValueError, "length_settings names 'paper', which is not a"):
+      sensitivity.run_study(config, self.create_tempdir().full_path)
+    config = sensitivity_configs.get_config("default")
+    config.paper_setting = "papertext"
+    with self.assertRaisesRegex(ValueError, "config.paper_setting='papertext' is not a setting"):
+      sensitivity.run_study(config, self.create_tempdir().full_path)
 
   def test_quick_study_writes_the_report(self):
     config = sensitivity_configs.get_config("quick")
