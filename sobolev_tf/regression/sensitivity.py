@@ -176,6 +176,12 @@ def summarize(rows: Sequence[Dict]) -> List[Dict]:
   return out
 
 
+def _summary_at(rows: Sequence[Dict], setting: str, steps: int) -> List[Dict]:
+  """``setting``'s summary as it stood at ``steps``, labelled ``<setting> @ <steps>``."""
+  return [dict(t, setting=f"{setting} @ {steps:,}")
+          for t in summarize(at_budget(rows, setting, steps))]
+
+
 def _comparison(rows: Sequence[Dict], config) -> List[Dict]:
   """Every setting's summary, each after the reference at that setting's budget."""
   table, shown = [], set()
@@ -187,8 +193,7 @@ def _comparison(rows: Sequence[Dict], config) -> List[Dict]:
     steps = own[0]["steps"]
     if name != config.reference and reference_steps not in (None, steps) and steps not in shown:
       shown.add(steps)
-      table += [dict(t, setting=f"{config.reference} @ {steps:,}")
-                for t in summarize(at_budget(rows, config.reference, steps))]
+      table += _summary_at(rows, config.reference, steps)
     table += summarize(own)
   return table
 
@@ -206,44 +211,43 @@ def _trajectories(rows: Sequence[Dict], config) -> Dict[str, List[Dict]]:
                     if s < final and s % setting.steps_per_call == 0})
     table = []
     for step in steps:
-      table += [dict(t, setting=f"{name} @ {step:,}")
-                for t in summarize(at_budget(rows, name, step))]
+      table += _summary_at(rows, name, step)
     out[name] = table + summarize(own)
   return out
 
 
-def _gain_table(table: Sequence[Dict]) -> List[str]:
-  """One row per setting (and reference budget), one column per (function, size)."""
-  cells = sorted({(t["function"], t["num_train"]) for t in table})
-  rows: Dict[tuple, Dict] = {}
-  for t in table:
-    rows.setdefault((t["setting"], t["steps"]), {})[(t["function"], t["num_train"])] = t["gain"]
-  cell = lambda g: "" if g is None else (f"**{g:.2f}**" if g >= 1.0 else f"{g:.2f}")
-  lines = ["| setting | steps | " + " | ".join(f"{f} n={n}" for f, n in cells)
-           + " | median | >= 10x |", "|---|---:|" + "---:|" * (len(cells) + 2)]
-  for (setting, steps), gains in rows.items():
-    known = [g for g in gains.values() if g is not None]
-    lines.append(f"| {setting} | {steps:,} | " + " | ".join(cell(gains.get(c)) for c in cells)
-                 + f" | {np.median(known):.2f} | {sum(g >= 1.0 for g in known)}/{len(known)} |"
-                 if known else f"| {setting} | {steps:,} | " + " | " * len(cells) + " | |")
-  return lines
-
-
 def _grid(table: Sequence[Dict]) -> tuple:
-  """(row labels, cell labels, gains as a rows x cells array with NaN where missing)."""
+  """The gains pivoted: ((setting, steps) per row, (function, size) per column, rows x
+  columns array with NaN where there is no gain)."""
   cells = sorted({(t["function"], t["num_train"]) for t in table})
-  label = lambda t: t["setting"] if "@" in t["setting"] else f"{t['setting']} @ {t['steps']:,}"
-  labels = list(dict.fromkeys(label(t) for t in table))
-  gains = np.full((len(labels), len(cells)), np.nan)
+  rows = list(dict.fromkeys((t["setting"], t["steps"]) for t in table))
+  gains = np.full((len(rows), len(cells)), np.nan)
   for t in table:
     if t["gain"] is not None:
-      gains[labels.index(label(t)), cells.index((t["function"], t["num_train"]))] = t["gain"]
-  return labels, [f"{f} n={n}" for f, n in cells], gains
+      gains[rows.index((t["setting"], t["steps"])),
+            cells.index((t["function"], t["num_train"]))] = t["gain"]
+  return rows, cells, gains
+
+
+def _gain_table(table: Sequence[Dict]) -> List[str]:
+  """One row per setting (and reference budget), one column per (function, size)."""
+  rows, cells, gains = _grid(table)
+  cell = lambda g: "" if np.isnan(g) else (f"**{g:.2f}**" if g >= 1.0 else f"{g:.2f}")
+  lines = ["| setting | steps | " + " | ".join(f"{f} n={n}" for f, n in cells)
+           + " | median | >= 10x |", "|---|---:|" + "---:|" * (len(cells) + 2)]
+  for (setting, steps), row in zip(rows, gains):
+    known = row[~np.isnan(row)]
+    lines.append(f"| {setting} | {steps:,} | " + " | ".join(cell(g) for g in row)
+                 + (f" | {np.median(known):.2f} | {int(np.sum(known >= 1.0))}/{known.size} |"
+                    if known.size else " | | |"))
+  return lines
 
 
 def _plot(plt, table: Sequence[Dict], trajectories: Dict[str, List[Dict]], path: str) -> None:
   """Heat map of the gain per setting and cell; each length setting's gain against steps."""
-  labels, cells, gains = _grid(table)
+  rows, cells, gains = _grid(table)
+  labels = [setting if "@" in setting else f"{setting} @ {steps:,}" for setting, steps in rows]
+  cells = [f"{f} n={n}" for f, n in cells]
   widths = (3,) + (2,) * len(trajectories)
   fig, axes = plt.subplots(1, len(widths), figsize=(9 + 6 * len(trajectories),
                                                     0.45 * len(labels) + 2.5),
