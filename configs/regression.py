@@ -55,6 +55,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.num_test = 10_000                # Paper: 10,000 uniform test points.
   config.hidden_sizes = (256, 256)        # Paper: two hidden layers of 256 ReLU units.
   config.learning_rate = 3e-4             # Paper: 3e-5 (see the module docstring).
+  # "constant", or annealed over num_steps from learning_rate: "cosine" (to 0) or
+  # "one_cycle" (Huge & Savine's, learning_rate at its peak).
+  config.lr_schedule = "constant"         # Paper: not given (a constant rate is implied).
   config.standardize = True               # Paper: raw scale.
   # Derivative errors in the original input units keep the paper's weighting of
   # value vs derivative terms under standardisation ("standardized" drops it).

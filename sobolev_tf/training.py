@@ -6,11 +6,14 @@ step of the paper's small regression network, so loops run inside the graph.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import time
-from typing import Callable, Dict, Iterable, Mapping, Optional
+from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
@@ -18,7 +21,8 @@ from sobolev_tf import files
 from sobolev_tf import losses
 
 __all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "check_same_config",
-           "config_differences", "PeriodicCheckpointer"]
+           "config_differences", "PeriodicCheckpointer", "PiecewiseLinear", "CosineDecay",
+           "one_cycle", "constant_rate", "learning_rate_schedule", "SCHEDULES"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
 
@@ -66,6 +70,101 @@ def multi_step(step_fn: StepFn, steps_per_call: int,
     return compiled(tf.cast(first_step, tf.int64))
 
   return run
+
+
+@dataclasses.dataclass(frozen=True)
+class PiecewiseLinear:
+  """A learning rate interpolated linearly between ``(fraction of training, rate)`` points.
+
+  ``schedule(t)`` takes the fraction ``t`` in [0, 1] of the training done (a
+  float, NumPy array or tensor) and returns the rate; before the first point and
+  after the last it is held constant. Huge & Savine's one-cycle schedule
+  (``one_cycle``) is one of these.
+  """
+  points: Tuple[Tuple[float, float], ...]
+
+  def __post_init__(self):
+    points = tuple((float(t), float(r)) for t, r in self.points)
+    fractions = [t for t, _ in points]
+    if not points or fractions != sorted(fractions) or not all(
+        math.isfinite(t) and math.isfinite(r) and r >= 0 for t, r in points):
+      raise ValueError("PiecewiseLinear points must be (fraction, rate) pairs with increasing "
+                       f"fractions and finite rates >= 0, got {self.points!r}.")
+    object.__setattr__(self, "points", points)
+
+  @property
+  def peak(self) -> float:
+    return max(r for _, r in self.points)
+
+  def __call__(self, fraction):
+    fractions, rates = zip(*self.points)
+    if isinstance(fraction, (tf.Tensor, tf.Variable)):
+      t = tf.cast(fraction, tf.float32)
+      xs, ys = tf.constant(fractions, tf.float32), tf.constant(rates, tf.float32)
+      if len(fractions) == 1:
+        return tf.fill(tf.shape(t), ys[0])
+      # The segment [x_i, x_{i+1}] holding t (clamped to the ends).
+      i = tf.clip_by_value(tf.searchsorted(xs[1:-1], tf.reshape(t, [-1]), side="right"),
+                           0, len(fractions) - 2)
+      x0, x1 = tf.gather(xs, i), tf.gather(xs, i + 1)
+      y0, y1 = tf.gather(ys, i), tf.gather(ys, i + 1)
+      w = tf.clip_by_value((tf.reshape(t, [-1]) - x0) / tf.maximum(x1 - x0, 1e-12), 0.0, 1.0)
+      return tf.reshape(y0 + w * (y1 - y0), tf.shape(t))
+    return np.interp(fraction, fractions, rates)
+
+
+@dataclasses.dataclass(frozen=True)
+class CosineDecay:
+  """``peak * (final + (1 - final) * (1 + cos(pi t)) / 2)`` over the fraction ``t`` of training.
+
+  Anneals from ``peak`` to ``final * peak`` (Loshchilov & Hutter's SGDR without restarts).
+  """
+  peak: float
+  final: float = 0.0
+
+  def __post_init__(self):
+    if not (math.isfinite(self.peak) and self.peak > 0 and 0 <= self.final <= 1):
+      raise ValueError(f"CosineDecay needs a finite peak > 0 and final in [0, 1], got "
+                       f"peak={self.peak!r}, final={self.final!r}.")
+
+  def __call__(self, fraction):
+    if isinstance(fraction, (tf.Tensor, tf.Variable)):
+      t = tf.clip_by_value(tf.cast(fraction, tf.float32), 0.0, 1.0)
+      return self.peak * (self.final + (1 - self.final) * 0.5 * (1 + tf.cos(math.pi * t)))
+    t = np.clip(fraction, 0.0, 1.0)
+    return self.peak * (self.final + (1 - self.final) * 0.5 * (1 + np.cos(np.pi * t)))
+
+
+# Huge & Savine's one-cycle schedule (their notebook's defaults): from about 0 up
+# to the peak at 20% of training, down to a tenth of it at 60%, 1e-5 of it at 90%
+# and about 0 at the end.
+_ONE_CYCLE_SHAPE = ((0.0, 1e-7), (0.2, 1.0), (0.6, 0.1), (0.9, 1e-5), (1.0, 1e-7))
+
+
+def one_cycle(peak: float = 0.1) -> PiecewiseLinear:
+  """Huge & Savine's one-cycle schedule with its peak rate (0.1 in their notebook)."""
+  if not (math.isfinite(peak) and peak > 0):
+    raise ValueError(f"one_cycle needs a finite peak > 0, got {peak!r}.")
+  return PiecewiseLinear(tuple((t, peak * r) for t, r in _ONE_CYCLE_SHAPE))
+
+
+def constant_rate(rate: float) -> PiecewiseLinear:
+  """A constant learning rate as a schedule."""
+  return PiecewiseLinear(((0.0, float(rate)),))
+
+
+SCHEDULES = ("constant", "cosine", "one_cycle")
+
+
+def learning_rate_schedule(name: str, peak: float):
+  """The schedule called ``name`` (one of ``SCHEDULES``) with peak rate ``peak``."""
+  if name == "constant":
+    return constant_rate(peak)
+  if name == "cosine":
+    return CosineDecay(peak)
+  if name == "one_cycle":
+    return one_cycle(peak)
+  raise ValueError(f"Unknown learning-rate schedule {name!r}; known: {', '.join(SCHEDULES)}.")
 
 
 def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,

@@ -1,5 +1,6 @@
 """multi_step runs the same steps as calling the step function one by one."""
 
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
@@ -87,6 +88,42 @@ class PeriodicCheckpointerTest(tf.test.TestCase):
     self.assertEqual(saved, [1, 3])
     with self.assertRaisesRegex(ValueError, "checkpoint_minutes must be >= 0"):
       st.training.PeriodicCheckpointer(saved.append, minutes=-1.0)
+
+
+class ScheduleTest(tf.test.TestCase):
+
+  def test_one_cycle_is_huge_and_savine_values(self):
+    # Their notebook: (0, 1e-8), (0.2, 0.1), (0.6, 0.01), (0.9, 1e-6), (1, 1e-8), linear between.
+    schedule = st.training.one_cycle(0.1)
+    fractions = np.array([0.0, 0.1, 0.2, 0.4, 0.6, 0.75, 0.9, 0.95, 1.0, 1.5])
+    expected = [1e-8, 0.05 + 0.5e-8, 0.1, 0.055, 0.01, 0.005 + 0.5e-6, 1e-6, 0.5e-6 + 0.5e-8,
+                1e-8, 1e-8]
+    self.assertAllClose(schedule(fractions), expected, rtol=1e-6)
+    self.assertAllClose(schedule(tf.constant(fractions, tf.float32)), expected, rtol=1e-4)
+    for jit in (False, True):
+      at = tf.function(schedule, jit_compile=jit)
+      self.assertAllClose(at(tf.constant(0.4)), 0.055, rtol=1e-5)
+
+  def test_cosine_and_constant(self):
+    cosine = st.training.CosineDecay(1e-3)
+    self.assertAllClose([cosine(0.0), cosine(0.5), cosine(1.0)], [1e-3, 5e-4, 0.0])
+    self.assertAllClose(cosine(tf.constant([0.0, 0.5, 1.0])), [1e-3, 5e-4, 0.0])
+    self.assertAllClose(st.training.CosineDecay(1.0, final=0.1)(1.0), 0.1)
+    constant = st.training.learning_rate_schedule("constant", 3e-4)
+    self.assertAllClose(constant(tf.constant([0.0, 0.7])), [3e-4, 3e-4])
+    self.assertAllClose(constant(0.3), 3e-4)
+
+  def test_bad_schedules(self):
+    with self.assertRaisesRegex(ValueError, "increasing fractions"):
+      st.training.PiecewiseLinear(((0.5, 1.0), (0.2, 1.0)))
+    with self.assertRaisesRegex(ValueError, "rates >= 0"):
+      st.training.PiecewiseLinear(((0.0, float("nan")),))
+    with self.assertRaisesRegex(ValueError, "peak > 0"):
+      st.training.CosineDecay(0.0)
+    with self.assertRaisesRegex(ValueError, "peak > 0"):
+      st.training.one_cycle(-1.0)
+    with self.assertRaisesRegex(ValueError, "Unknown learning-rate schedule 'linear'"):
+      st.training.learning_rate_schedule("linear", 1.0)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from sobolev_tf import files
 from sobolev_tf import loggers
 from sobolev_tf import losses
 from sobolev_tf import scaling
+from sobolev_tf import training
 from sobolev_tf.files import save_npz_atomic
 from sobolev_tf.regression import ensemble
 from sobolev_tf.regression import functions
@@ -205,7 +206,15 @@ class _Group:
     self.model = ensemble.StackedMLP([run.seed for run in runs],
                                      hidden_sizes=tuple(config.hidden_sizes),
                                      activation=ACTIVATIONS[self.activation])
-    self.optimizer = snt.optimizers.Adam(config.learning_rate)
+    # An annealed rate is recomputed from the step at every step; a constant one
+    # stays a float, so checkpoints written before schedules existed still restore.
+    self.schedule = training.learning_rate_schedule(config.lr_schedule, config.learning_rate)
+    self.learning_rate = (None if config.lr_schedule == "constant"
+                          else tf.Variable(float(self.schedule(0.0)), trainable=False,
+                                           name="learning_rate"))
+    self.num_steps = config.num_steps
+    self.optimizer = snt.optimizers.Adam(self.learning_rate if self.learning_rate is not None
+                                         else config.learning_rate)
     self.step = tf.Variable(0, dtype=tf.int64, name="step")
     self.num_models = len(runs)
     # Per-model RNG keys from the run alone: minibatches and directions do not
@@ -286,6 +295,8 @@ class _Group:
     return terms
 
   def train_step(self, step: tf.Tensor) -> Dict[str, tf.Tensor]:
+    if self.learning_rate is not None:
+      self.learning_rate.assign(self.schedule(tf.cast(step, tf.float32) / self.num_steps))
     with tf.GradientTape() as tape:
       terms = self.loss_terms(step)
       total = tf.reduce_sum(terms["loss"])
@@ -343,6 +354,15 @@ RESUMABLE_KEYS = ("functions", "sizes", "methods", "extra_methods", "second_orde
                   "second_order_sizes", "seeds", "num_steps", "steps_per_call", "eval_steps",
                   "checkpoint_minutes", "grid_resolution", "plot_sizes", "workdir",
                   "results_dir")
+
+
+def resumable_keys(config) -> tuple:
+  """``RESUMABLE_KEYS``, less the budget when the learning rate is annealed over it."""
+  if config.get("lr_schedule", "constant") == "constant":
+    return RESUMABLE_KEYS
+  return tuple(k for k in RESUMABLE_KEYS if k != "num_steps")
+
+
 _CURVE_TYPES = dict(step=int, num_train=int, seed=int, test_mse=float, test_grad_mse=float)
 
 
@@ -360,7 +380,19 @@ def _check_balance(runs: Sequence[Run], config) -> None:
                      f"(sobolev, finite_difference), not {others}.")
 
 
+def _recorded_config(config, runs: Sequence[Run]) -> dict:
+  """What a group's checkpoint records: its config and runs (a constant rate, the only
+  one before schedules existed, is left out so that earlier records still match)."""
+  recorded = dict(config.to_dict(), runs=[dataclasses.astuple(r) for r in runs])
+  if recorded.get("lr_schedule") == "constant":
+    del recorded["lr_schedule"]
+  return recorded
+
+
 def _check_config(config) -> None:
+  if config.lr_schedule not in training.SCHEDULES:
+    raise ValueError(f"config.lr_schedule must be one of {', '.join(training.SCHEDULES)}, "
+                     f"got {config.lr_schedule!r}.")
   checks.check_config(config, positive=("num_steps", "steps_per_call", "batch_size", "num_test",
                                         "learning_rate", "fd_step"),
                       non_negative=("checkpoint_minutes", "grid_resolution", "derivative_weight",
@@ -412,9 +444,9 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
     manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=1)
     hint = f"Delete {checkpoint_dir} to start this group again, or use another --workdir."
     check_same_config(os.path.join(checkpoint_dir, "run_config.json"),
-                      dict(config.to_dict(), runs=[dataclasses.astuple(r) for r in runs]),
-                      resuming=manager.latest_checkpoint is not None, ignore=RESUMABLE_KEYS,
-                      hint=hint)
+                      _recorded_config(config, runs),
+                      resuming=manager.latest_checkpoint is not None,
+                      ignore=resumable_keys(config), hint=hint)
     if manager.latest_checkpoint:
       restore_checkpoint(ckpt, manager.latest_checkpoint, hint)
   start_step = int(group.step.numpy())

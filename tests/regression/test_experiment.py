@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs import regression as regression_configs
+from sobolev_tf import loggers
 from sobolev_tf.regression import experiment
 from sobolev_tf.regression import report
 
@@ -184,6 +185,42 @@ class TrainerTest(tf.test.TestCase):
       alone = experiment.train_group([run], config, log=lambda s: None)[0]
       self.assertAllClose(joint["test_mse"], alone["test_mse"], rtol=2e-3)
       self.assertAllClose(joint["test_grad_mse"], alone["test_grad_mse"], rtol=2e-3)
+
+  def test_annealed_rate_follows_its_schedule_and_resumes_exactly(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    runs = [experiment.Run("booth", 20, "sobolev", 0)]
+    config = tiny_config(lr_schedule="cosine", num_steps=200)
+    group = experiment._Group(runs, config)  # pylint: disable=protected-access
+    for step in (0, 50, 199):
+      group.train_step(tf.constant(step, tf.int64))
+      self.assertAllClose(group.learning_rate, 3e-3 * 0.5 * (1 + np.cos(np.pi * step / 200)),
+                          rtol=1e-5)
+    straight = experiment.train_group(runs, config, log=lambda s: None)
+    workdir = self.create_tempdir().full_path
+
+    class Interrupted(Exception):
+      pass
+
+    class StopAfterFirstCall(loggers.Progress):
+      def update(self, n, postfix=""):
+        if n >= 1:  # The second call (step 200), after the checkpoint at step 100.
+          raise Interrupted()
+        super().update(n, postfix)
+
+    with self.assertRaises(Interrupted):
+      experiment.train_group(runs, config, workdir, log=lambda s: None,
+                             progress=StopAfterFirstCall(1, enabled=False))
+    messages = []
+    resumed = experiment.train_group(runs, config, workdir, log=messages.append)
+    self.assertTrue(any("resumed at step 100" in m for m in messages), messages)
+    self.assertAllClose(straight[0]["test_mse"], resumed[0]["test_mse"], rtol=1e-6)
+    # Its rate was annealed over 200 steps: a longer budget is another run.
+    with self.assertRaisesRegex(ValueError, "num_steps: 200 there, 400 now"):
+      experiment.train_group(runs, tiny_config(lr_schedule="cosine", num_steps=400), workdir,
+                             log=lambda s: None)
+    with self.assertRaisesRegex(ValueError, "config.lr_schedule must be one of"):
+      experiment.run_grid(runs, tiny_config(lr_schedule="step"))
+    del st
 
   def test_resume_continues_the_same_run(self):
     workdir = self.create_tempdir().full_path
