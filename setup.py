@@ -23,11 +23,14 @@ setup(
         "numpy",
         "matplotlib",
         "scipy>=1.11",  # Welch's t-test of the Table 1 report.
+        "scikit-learn>=1.4",  # SobolevRegressor is a scikit-learn estimator.
         "tqdm",
     ],
     extras_require={
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         "atari": ["gymnasium[atari]", "ale-py"],
+        # The peers of scripts/benchmark_peers.py: JENN (its R^2 and fit times beside ours).
+        "peers": ["jenn"],
         # The notebook runs in the tests (nbclient with an IPython kernel).
         "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
     },

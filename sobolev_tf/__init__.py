@@ -17,6 +17,7 @@ from sobolev_tf.derivatives import jvp
 from sobolev_tf.derivatives import projected_derivative
 from sobolev_tf.derivatives import random_unit_vectors
 from sobolev_tf.derivatives import value_and_gradient
+from sobolev_tf.estimator import SobolevRegressor
 from sobolev_tf.derivatives import vjp
 from sobolev_tf.keras_model import SobolevModel
 from sobolev_tf.losses import categorical_kl_from_log_probs
@@ -52,7 +53,7 @@ def __getattr__(name):
   raise AttributeError(f"module 'sobolev_tf' has no attribute {name!r}")
 
 __all__ = [
-    "DERIVATIVE_LOSSES", "DerivativeBalance", "SobolevModel",
+    "DERIVATIVE_LOSSES", "DerivativeBalance", "SobolevModel", "SobolevRegressor",
     "SobolevScaler", "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
     "check_finite", "derivative_tensors", "directional_derivative", "export_with_derivatives",
     "finite_difference_derivatives", "fit_full_batch", "forward_mode_for_jit", "hessian", "jvp",

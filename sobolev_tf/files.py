@@ -8,8 +8,9 @@ import os
 import shutil
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "save_figure_atomic", "save_npz_atomic",
-           "write_saved_model_atomic", "check_saved_model_destination"]
+__all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "write_section", "save_figure_atomic", "save_npz_atomic",
+           "write_saved_model_atomic", "check_saved_model_destination", "write_directory_atomic",
+           "check_directory_destination"]
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
@@ -77,6 +78,25 @@ def write_csv(path: str, rows: Sequence[Mapping], columns: Optional[Sequence[str
   write_text_atomic(path, text.getvalue())
 
 
+def write_section(path: str, name: str, text: str) -> None:
+  """Replaces the section ``name`` of the Markdown file ``path`` (or appends it), atomically.
+
+  A section runs from the line ``<!-- section: name -->`` to ``<!-- end of section: name -->``;
+  scripts that share one report each keep their own section of it.
+  """
+  begin, end = f"<!-- section: {name} -->", f"<!-- end of section: {name} -->"
+  block = f"{begin}\n{text.rstrip()}\n{end}\n"
+  old = ""
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+  if begin in old and end in old and old.index(begin) < old.index(end):
+    new = old[:old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
+  else:
+    new = old.rstrip("\n") + ("\n\n" if old else "") + block
+  write_text_atomic(path, new)
+
+
 def read_csv(path: str, types: Optional[Mapping[str, Callable[[str], object]]] = None,
              columns: Optional[Sequence[str]] = None) -> List[Dict]:
   """The rows of a CSV file written by ``write_csv``, as dicts.
@@ -102,18 +122,57 @@ _SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "variab
                                   "fingerprint.pb", "keras_metadata.pb"})
 
 
-def check_saved_model_destination(path: str) -> None:
-  """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
+def check_directory_destination(path: str, entries, what: str) -> None:
+  """Raises a ValueError unless ``path`` is absent, empty or holds only ``entries`` (a
+  directory of ``what`` written earlier, safe to replace)."""
   if not os.path.lexists(path):
     return
   if not os.path.isdir(path):
-    raise ValueError(f"{path} exists and is not a directory; refusing to replace it with a "
-                     "SavedModel: choose another path.")
-  others = sorted(set(os.listdir(path)) - _SAVED_MODEL_ENTRIES)
+    raise ValueError(f"{path} exists and is not a directory; refusing to replace it with "
+                     f"{what}: choose another path.")
+  others = sorted(set(os.listdir(path)) - set(entries))
   if others:
-    raise ValueError(f"{path} holds files that are not part of a SavedModel ({', '.join(others[:5])}"
+    raise ValueError(f"{path} holds files that are not part of {what} ({', '.join(others[:5])}"
                      f"{', ...' if len(others) > 5 else ''}); refusing to replace it: choose "
                      "another path.")
+
+
+def check_saved_model_destination(path: str) -> None:
+  """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
+  check_directory_destination(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
+
+
+def write_directory_atomic(path: str, write: Callable[[str], None], entries, what: str) -> str:
+  """``write(tmp_dir)`` writes a directory that then replaces ``path`` by renames.
+
+  ``path`` must be absent, empty or a directory of ``entries`` only (checked
+  first, as for every leftover of an earlier write); until the final rename an
+  existing one stays intact, and a write killed between the two renames is
+  undone at the next write.
+  """
+  path = path.rstrip("/")
+  tmp, old = path + ".tmp", path + ".old"
+  if not os.path.lexists(path) and os.path.isdir(old):
+    check_directory_destination(old, entries, what)
+    os.replace(old, path)  # A write killed between its two renames: the earlier one is back.
+  check_directory_destination(path, entries, what)
+  for leftover in (tmp, old):
+    if os.path.lexists(leftover):
+      check_directory_destination(leftover, entries, what)
+      shutil.rmtree(leftover)
+  try:
+    write(tmp)
+  except BaseException:
+    if os.path.isdir(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if os.path.exists(path):
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old)
+  else:
+    os.replace(tmp, path)
+  return path
 
 
 def write_saved_model_atomic(path: str, save: Callable[[str], None]) -> str:
@@ -122,21 +181,4 @@ def write_saved_model_atomic(path: str, save: Callable[[str], None]) -> str:
   ``path`` must be absent, empty or an earlier SavedModel (checked first);
   until the final rename an existing one stays intact.
   """
-  path = path.rstrip("/")
-  tmp, old = path + ".tmp", path + ".old"
-  if not os.path.lexists(path) and os.path.isdir(old):
-    check_saved_model_destination(old)
-    os.replace(old, path)  # A write killed between its two renames: the earlier model is back.
-  check_saved_model_destination(path)
-  for leftover in (tmp, old):
-    if os.path.lexists(leftover):
-      check_saved_model_destination(leftover)
-      shutil.rmtree(leftover)
-  save(tmp)
-  if os.path.exists(path):
-    os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old)
-  else:
-    os.replace(tmp, path)
-  return path
+  return write_directory_atomic(path, save, _SAVED_MODEL_ENTRIES, "a SavedModel")

@@ -44,6 +44,7 @@ __all__ = [
     "DERIVATIVE_LOSSES",
     "finite_difference_derivatives",
     "sobolev_terms",
+    "batch_mean",
 ]
 
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -176,7 +177,7 @@ def _check_weighted_losses(loss_fns, weighted) -> None:
                        "per-partial weights (dy_weight or balance).")
 
 
-def _batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tensor:
+def batch_mean(per_example: tf.Tensor, sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
   """``sum_i w_i l_i / B``: Keras' ``sum_over_batch_size`` reduction (plain mean if w is None).
 
   Dividing by the batch size, not by ``sum_i w_i``, keeps a weight of 0 from
@@ -490,7 +491,7 @@ def sobolev_loss(
     per_example = sobolev_terms(model_tensors, [value_target] + list(target_derivs),
                                 value_loss=value_loss, derivative_loss=loss_fns,
                                 partial_weights=partial_weights)
-    terms = {k: _batch_mean(v, sample_weight) for k, v in per_example.items()}
+    terms = {k: batch_mean(v, sample_weight) for k, v in per_example.items()}
   else:
     terms = _stochastic_terms(
         model, x, teacher, value_target, value_loss, target_derivs, order, loss_fns,
@@ -573,7 +574,7 @@ def _stochastic_terms(model, x, teacher, value_target, value_loss, target_derivs
     per_example = sobolev_terms([values] + model_projs, [None] + target_projs,
                                 derivative_loss=loss_fns)
     for j in range(order):
-      term = _batch_mean(per_example[f"derivative_{j + 1}"], sample_weight)
+      term = batch_mean(per_example[f"derivative_{j + 1}"], sample_weight)
       if rescale:
         term = term * tf.cast(tf.reduce_prod(tf.shape(v)[1:]), term.dtype)
       sums[j] = sums[j] + term
@@ -582,7 +583,7 @@ def _stochastic_terms(model, x, teacher, value_target, value_loss, target_derivs
     value_target = teacher_values
   if value_target is not None:
     value = sobolev_terms([values], [value_target], value_loss=value_loss)["value"]
-    terms["value"] = _batch_mean(value, sample_weight)
+    terms["value"] = batch_mean(value, sample_weight)
   return terms
 
 

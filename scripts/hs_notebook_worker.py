@@ -1,0 +1,66 @@
+r"""Serves fits of Huge & Savine's notebook graph for ``benchmark_peers.py`` (not a test).
+
+    python scripts/hs_notebook_worker.py <your copy of DifferentialML.ipynb> <epochs>
+
+Runs the notebook's definition cells (its network, training graphs, ``train`` and
+``Neural_Approximator``) under ``tf.compat.v1`` in this process, then answers
+one JSON line per request line ``{"data": npz with x, y, dydx, "m": ..., "differential":
+..., "seed": ...}`` with the seconds of the graph build, the training and the median
+epoch (from the notebook's own per-epoch callback). Nothing of the notebook is
+copied into this project: it is read from the path given.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+_WANTED = ("def vanilla_net", "def backprop", "def vanilla_training_graph",
+           "def diff_training_graph", "def train(", "def normalize_data",
+           "class Neural_Approximator")
+
+
+def notebook_namespace(path: str) -> dict:
+  """The notebook's functions and classes, defined under ``tf.compat.v1`` (graph mode)."""
+  import tensorflow.compat.v1 as tf1  # pylint: disable=g-import-not-at-top
+  tf1.disable_v2_behavior()
+  from scipy.stats import norm  # pylint: disable=g-import-not-at-top
+  with open(path) as f:
+    cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
+  # Its first cell imports TF 1 and tqdm's notebook bar: given here instead (no bar).
+  namespace = dict(tf=tf1, np=np, time=time, norm=norm, real_type=tf1.float32,
+                   tqdm_notebook=lambda iterable, **kwargs: iterable)
+  for cell in cells:
+    source = "".join(cell["source"])
+    if any(w in source for w in _WANTED):
+      exec(compile(source, f"{path}:cell", "exec"), namespace)  # pylint: disable=exec-used
+  if "Neural_Approximator" not in namespace:
+    raise ValueError(f"{path} does not define Neural_Approximator: is it DifferentialML.ipynb?")
+  return namespace
+
+
+def main(path: str, epochs: int) -> None:
+  namespace = notebook_namespace(path)
+  print(json.dumps({"ready": True}), flush=True)
+  for line in sys.stdin:
+    request = json.loads(line)
+    arrays = np.load(request["data"])
+    x, y, dydx = arrays["x"], arrays["y"][:, None], arrays["dydx"]
+    stamps = []
+    t0 = time.perf_counter()
+    regressor = namespace["Neural_Approximator"](x, y, dydx)
+    regressor.prepare(request["m"], request["differential"], weight_seed=request["seed"])
+    t1 = time.perf_counter()
+    regressor.train("", epochs=epochs, callback=lambda *_: stamps.append(time.perf_counter()),
+                    callback_epochs=list(range(epochs + 1)))
+    t2 = time.perf_counter()
+    seconds = np.diff(stamps)
+    print(json.dumps(dict(build=t1 - t0, train=t2 - t1, whole=t2 - t0,
+                          epoch=float(np.median(seconds[len(seconds) // 10:])))), flush=True)
+
+
+if __name__ == "__main__":
+  if len(sys.argv) != 3:
+    sys.exit(__doc__)
+  main(sys.argv[1], int(sys.argv[2]))

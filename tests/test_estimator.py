@@ -1,0 +1,377 @@
+"""SobolevRegressor: the objective and loop it runs, scikit-learn's conventions, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+from sklearn import base as sklearn_base
+from sklearn import exceptions as sklearn_exceptions
+from sklearn import metrics
+from sklearn import model_selection
+import tensorflow as tf
+
+import sobolev_tf as st
+from sobolev_tf import estimator as estimator_lib
+from sobolev_tf import training
+
+REPO = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _data(m=96, n=3, seed=0, outputs=None):
+  """A smooth function with its gradient: y = sin(x.a) + 0.1 |x|^2."""
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(m, n)) * [1.0, 10.0, 0.1][:n] + [0.0, 5.0, -1.0][:n]
+  a = np.array([0.5, 0.03, 2.0])[:n]
+  y = np.sin(x @ a) + 0.1 * np.sum(x**2, axis=1)
+  dy = np.cos(x @ a)[:, None] * a + 0.2 * x
+  if outputs == 2:
+    y = np.stack([y, 2 * y], axis=1)
+    dy = np.stack([dy, 2 * dy], axis=1)
+  return x, y, dy
+
+
+def _small(**kwargs):
+  defaults = dict(hidden_layers=(8, 8), epochs=4, batch_size=32, verbose=False)
+  return st.SobolevRegressor(**dict(defaults, **kwargs))
+
+
+class ObjectiveTest(tf.test.TestCase):
+
+  def test_matches_a_hand_written_sobolev_loss_loop_step_for_step(self):
+    x, y, dy = _data()
+    model = _small(epochs=3, seed=4).fit(x, y, dy)
+    # The same training by hand: scaler, balance, network, permutations, rates, Adam.
+    scaler = st.SobolevScaler().fit(x, y[:, None], dy[:, None, :])
+    xs, ys, dys = (tf.constant(a, tf.float32) for a in
+                   scaler.transform(x, y[:, None], dy[:, None, :]))
+    balance = scaler.balance(1.0)
+    net = estimator_lib.mlp(3, 1, (8, 8), "softplus", seed=4)
+    self.assertAllClose(net.get_weights(), estimator_lib.mlp_weights(3, 1, (8, 8), seed=4))
+    opt = keras.optimizers.Adam()
+    rates = training.one_cycle(0.1)(np.arange(3) / 3)
+    for epoch in range(3):
+      opt.learning_rate = float(rates[epoch])
+      perm = tf.random.experimental.stateless_shuffle(tf.range(96, dtype=tf.int64),
+                                                      seed=[4, epoch])
+      for step in range(3):
+        idx = perm[step * 32:(step + 1) * 32]
+        with tf.GradientTape() as tape:
+          loss, _ = st.sobolev_loss(lambda z: net(z), tf.gather(xs, idx),
+                                    (tf.gather(ys, idx), tf.gather(dys, idx)), balance=balance)
+        opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables),
+                                net.trainable_variables))
+    self.assertLen(model.coefs_, 6)
+    for ours, theirs in zip(model.coefs_, net.get_weights()):
+      self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-6)
+    self.assertAllClose(model.balance_.partial_weights, balance.partial_weights)
+    self.assertAllClose(model.balance_.value_weight, 1 / (1 + 3))  # alpha = 1 / (1 + lam n).
+
+  def test_weights_l2_and_unbalanced_objective(self):
+    x, y, dy = _data()
+    weights = np.random.default_rng(1).uniform(0, 2, 96)
+    model = _small(epochs=1, batch_size=96, shuffle=False, balance=None,
+                   derivative_weight=0.3, l2=0.01, learning_rate=0.01,
+                   adam=dict(epsilon=1.0)).fit(x, y, dy, sample_weight=weights)
+    scaler = st.SobolevScaler().fit(x, y[:, None], dy[:, None, :])
+    xs, ys, dys = (tf.constant(a, tf.float32) for a in
+                   scaler.transform(x, y[:, None], dy[:, None, :]))
+    net = estimator_lib.mlp(3, 1, (8, 8), "softplus", seed=0)
+    opt = keras.optimizers.Adam(0.01, epsilon=1.0)  # epsilon 1: the scale of the loss matters.
+    with tf.GradientTape() as tape:
+      loss, _ = st.sobolev_loss(lambda z: net(z), xs, (ys, dys), derivative_weights=(0.3,),
+                                sample_weight=weights)
+      loss += 0.01 * tf.add_n([tf.reduce_sum(w**2) for w in net.trainable_variables
+                               if w.shape.rank == 2])
+    opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables),
+                            net.trainable_variables))
+    for ours, theirs in zip(model.coefs_, net.get_weights()):
+      self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+  def test_masked_partials_do_not_train_and_may_be_nan(self):
+    x, y, dy = _data()
+    mask = np.ones_like(dy)
+    mask[::3, 1] = 0.0
+    labels = dy.copy()
+    labels[::3, 1] = np.nan
+    masked = _small().fit(x, y, labels, dydx_weight=mask)
+    other = dy.copy()
+    other[::3, 1] = 1e6
+    same = _small().fit(x, y, other, dydx_weight=mask)
+    for a, b in zip(masked.coefs_, same.coefs_):
+      self.assertAllClose(a, b, rtol=1e-6, atol=1e-7)
+    unmasked = _small().fit(x, y, other)
+    self.assertNotAllClose(masked.coefs_[0], unmasked.coefs_[0])
+
+  def test_values_only_is_plain_regression(self):
+    x, y, _ = _data()
+    model = _small(epochs=2, batch_size=96, shuffle=False).fit(x, y)
+    self.assertIsNone(model.balance_)
+    scaler = st.SobolevScaler().fit(x, y[:, None])
+    xs, ys = (tf.constant(a, tf.float32) for a in scaler.transform(x, y[:, None]))
+    net = estimator_lib.mlp(3, 1, (8, 8), "softplus", seed=0)
+    opt = keras.optimizers.Adam()
+    for epoch in range(2):
+      opt.learning_rate = float(training.one_cycle(0.1)(epoch / 2))
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(net(xs) - ys))
+      opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables),
+                              net.trainable_variables))
+    for ours, theirs in zip(model.coefs_, net.get_weights()):
+      self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+class PredictionTest(tf.test.TestCase):
+
+  def test_original_units_against_finite_differences(self):
+    x, y, dy = _data(m=256)
+    # Unbalanced: Huge & Savine's weights would put 1/4 of the loss on the third partial,
+    # which is small here (its input's scale is 1/100 of the second's) and slow to fit.
+    model = _small(epochs=60, balance=None).fit(x, y, dy)
+    values, derivatives = model.predict_with_derivatives(x[:20])
+    self.assertEqual(values.shape, (20,))
+    self.assertEqual(derivatives.shape, (20, 3))
+    self.assertAllClose(values, model.predict(x[:20]))
+    self.assertAllClose(derivatives, model.predict_derivatives(x[:20]))
+    # Central differences of predict in the data's units (float32 network: h ~ 1e-2 scale).
+    scale = np.std(x, axis=0)
+    for j in range(3):
+      h = 1e-2 * scale[j]
+      step = np.zeros(3)
+      step[j] = h
+      fd = (model.predict(x[:20] + step) - model.predict(x[:20] - step)) / (2 * h)
+      self.assertAllClose(derivatives[:, j], fd, rtol=2e-2, atol=2e-3 * np.abs(fd).max())
+    # The fit is good where it trained, so the scaler's inverse is right too.
+    self.assertGreater(model.score(x, y), 0.9)
+
+  def test_several_outputs(self):
+    x, y, dy = _data(outputs=2)
+    model = _small().fit(x, y, dy)
+    values, derivatives = model.predict_with_derivatives(x[:5])
+    self.assertEqual(values.shape, (5, 2))
+    self.assertEqual(derivatives.shape, (5, 2, 3))
+    self.assertEqual(model.balance_.partial_weights.shape, (2, 3))
+
+  def test_save_load_and_export_without_the_package(self):
+    x, y, dy = _data()
+    model = _small(learning_rate=training.CosineDecay(0.01)).fit(x, y, dy)
+    directory = self.create_tempdir().full_path
+    saved = os.path.join(directory, "model")
+    model.save(saved)
+    loaded = st.SobolevRegressor.load(saved)
+    self.assertAllClose(loaded.predict_with_derivatives(x), model.predict_with_derivatives(x))
+    self.assertEqual(loaded.get_params()["learning_rate"], training.CosineDecay(0.01))
+    self.assertEqual(loaded.history_, model.history_)
+    exported = model.export(os.path.join(directory, "served"))
+    np.save(os.path.join(directory, "x.npy"), x[:7].astype(np.float32))
+    script = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({exported!r})\n"
+        f"out = m.signatures['serving_default'](x=tf.constant(np.load({directory!r} + '/x.npy')))\n"
+        "assert 'sobolev_tf' not in sys.modules\n"
+        "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=directory, env=dict(os.environ, PYTHONPATH=""), check=True)
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    values, derivatives = model.predict_with_derivatives(x[:7])
+    self.assertAllClose(served["value"], values, rtol=1e-5, atol=1e-6)
+    self.assertAllClose(served["derivative"], derivatives, rtol=1e-5, atol=1e-6)
+
+
+class TrainingTest(tf.test.TestCase):
+
+  def test_early_stopping_keeps_the_best_weights(self):
+    x, y, dy = _data(m=200)
+    model = _small(epochs=60, early_stopping=3, learning_rate=0.05).fit(
+        x, y, dy, validation_split=0.25)
+    losses = model.history_["val_loss"]
+    self.assertLess(model.n_epochs_, 60)
+    self.assertEqual(len(losses), model.n_epochs_)
+    self.assertEqual(model.best_epoch_, int(np.argmin(losses)) + 1)
+    self.assertEqual(model.n_epochs_, model.best_epoch_ + 3)
+    # The kept weights are the best epoch's: a run of that many epochs (constant rate,
+    # the same permutations) ends with them.
+    best = _small(epochs=model.best_epoch_, learning_rate=0.05).fit(x, y, dy,
+                                                                    validation_split=0.25)
+    for u, v in zip(model.coefs_, best.coefs_):
+      self.assertAllClose(u, v, rtol=1e-6, atol=1e-7)
+    with self.assertRaisesRegex(ValueError, "early_stopping watches a validation loss"):
+      _small(early_stopping=2).fit(x, y, dy)
+
+  def test_validation_data_is_recorded(self):
+    x, y, dy = _data(m=128)
+    model = _small().fit(x[:96], y[:96], dy[:96], validation_data=(x[96:], y[96:], dy[96:]))
+    self.assertLen(model.history_["val_loss"], 4)
+    values_only = _small().fit(x[:96], y[:96], dy[:96], validation_data=(x[96:], y[96:]))
+    self.assertLen(values_only.history_["val_loss"], 4)
+
+  def test_deterministic_and_chunking_does_not_matter(self):
+    x, y, dy = _data()
+    a = _small(epochs=6).fit(x, y, dy)
+    b = _small(epochs=6).fit(x, y, dy)
+    for u, v in zip(a.coefs_, b.coefs_):
+      self.assertAllEqual(u, v)
+    self.assertNotAllClose(a.coefs_[0], _small(epochs=6, seed=1).fit(x, y, dy).coefs_[0])
+
+  def test_repeated_fits_share_one_trace(self):
+    x, y, dy = _data()
+    estimator_lib._TRAINERS.clear()  # pylint: disable=protected-access
+    for seed in range(3):
+      _small(seed=seed).fit(x, y, dy)
+    self.assertLen(estimator_lib._TRAINERS, 1)  # pylint: disable=protected-access
+    trainer = next(iter(estimator_lib._TRAINERS.values()))  # pylint: disable=protected-access
+    (fn,) = trainer._epochs_fns.values()  # pylint: disable=protected-access
+    self.assertEqual(fn.experimental_get_tracing_count(), 1)
+
+  def test_dataset_equals_arrays(self):
+    x, y, dy = _data(m=96)
+    arrays = _small(shuffle=False, epochs=3).fit(x, y, dy)
+    ds = tf.data.Dataset.from_tensor_slices((x, y, dy)).batch(32)
+    streamed = _small(shuffle=False, epochs=3, batch_size=None).fit(ds)
+    self.assertAllClose(streamed.scaler_.x_scale, arrays.scaler_.x_scale)
+    self.assertAllClose(streamed.balance_.partial_weights, arrays.balance_.partial_weights)
+    for u, v in zip(streamed.coefs_, arrays.coefs_):
+      self.assertAllClose(u, v, rtol=1e-4, atol=1e-5)
+    with self.assertRaisesRegex(ValueError, "batch_size must be None"):
+      _small(batch_size=32).fit(ds)
+
+  def test_killed_fit_resumes_to_the_same_weights(self):
+    directory = self.create_tempdir().full_path
+    script = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, '.')\n"
+        "from tests import kill\n"
+        "from tests.test_estimator import _data, _small\n"
+        "if sys.argv[1] == 'kill':\n"
+        "  kill.sigkill_at_checkpoint(lambda epoch, calls: epoch >= 7)\n"
+        "x, y, dy = _data()\n"
+        "m = _small(epochs=12, checkpoint_dir=sys.argv[2], checkpoint_minutes=0.0).fit(x, y, dy)\n"
+        "np.save(sys.argv[3], np.concatenate([w.ravel() for w in m.coefs_]))\n"
+        "np.save(sys.argv[3] + '.loss.npy', np.array(m.history_['loss']))\n")
+    run = lambda *args: subprocess.run([sys.executable, "-c", script, *args], cwd=REPO,
+                                       capture_output=True, text=True)
+    killed = run("kill", os.path.join(directory, "ckpt"), os.path.join(directory, "a.npy"))
+    self.assertEqual(killed.returncode, -9, killed.stderr[-2000:])
+    resumed = run("resume", os.path.join(directory, "ckpt"), os.path.join(directory, "a.npy"))
+    self.assertEqual(resumed.returncode, 0, resumed.stderr[-2000:])
+    straight = run("straight", os.path.join(directory, "ckpt2"), os.path.join(directory, "b.npy"))
+    self.assertEqual(straight.returncode, 0, straight.stderr[-2000:])
+    self.assertAllEqual(np.load(os.path.join(directory, "a.npy")),
+                        np.load(os.path.join(directory, "b.npy")))
+    self.assertAllEqual(np.load(os.path.join(directory, "a.npy.loss.npy")),
+                        np.load(os.path.join(directory, "b.npy.loss.npy")))
+    # Another configuration is refused, not resumed.
+    x, y, dy = _data()
+    with self.assertRaisesRegex(ValueError, "another configuration"):
+      _small(epochs=12, checkpoint_dir=os.path.join(directory, "ckpt"), seed=3,
+             checkpoint_minutes=0.0).fit(x, y, dy)
+
+
+_REPLICAS = r"""
+import sys, numpy as np, tensorflow as tf
+replicas = int(sys.argv[1])
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, ".")
+import sobolev_tf as st
+from tests.test_estimator import _data
+strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+x, y, dy = _data()
+# Adam with epsilon 1 depends on the loss's scale, which a wrong per-replica scaling changes.
+m = st.SobolevRegressor(hidden_layers=(8, 8), epochs=3, batch_size=32, verbose=False,
+                        strategy=strategy, adam=dict(epsilon=1.0)).fit(x, y, dy)
+np.save(sys.argv[2], np.concatenate([w.ravel() for w in m.coefs_]))
+if replicas == 2:
+  try:
+    st.SobolevRegressor(batch_size=31, strategy=strategy).fit(x, y, dy)
+  except ValueError as e:
+    print("refused:", e)
+"""
+
+
+class DistributeTest(tf.test.TestCase):
+
+  def test_two_replicas_equal_one(self):
+    directory = self.create_tempdir().full_path
+    outs = []
+    for replicas in (1, 2):
+      out = os.path.join(directory, f"{replicas}.npy")
+      result = subprocess.run([sys.executable, "-c", _REPLICAS, str(replicas), out], cwd=REPO,
+                              capture_output=True, text=True)
+      self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+      outs.append(np.load(out))
+    self.assertAllClose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    self.assertIn("refused: batch_size=31 must be a multiple of the strategy's 2 replicas",
+                  result.stdout)
+
+
+class ScikitLearnTest(tf.test.TestCase):
+
+  def test_conventions(self):
+    x, y, dy = _data()
+    model = _small(epochs=2)
+    self.assertIs(model.fit(x, y, dy), model)
+    params = model.get_params()
+    self.assertEqual(params["hidden_layers"], (8, 8))
+    clone = sklearn_base.clone(model)
+    self.assertEqual(clone.get_params(), params)
+    self.assertFalse(hasattr(clone, "coefs_"))
+    clone.set_params(epochs=3, seed=5)
+    self.assertEqual((clone.epochs, clone.seed), (3, 5))
+    self.assertAllClose(model.score(x, y), metrics.r2_score(y, model.predict(x)))
+    self.assertTrue(sklearn_base.is_regressor(model))
+    scores = model_selection.cross_val_score(_small(epochs=2), x, y, cv=3, params={"dydx": dy})
+    self.assertLen(scores, 3)
+    search = model_selection.GridSearchCV(_small(epochs=2), {"balance": [None, 1.0]}, cv=2)
+    search.fit(x, y, dydx=dy)
+    self.assertIn(search.best_params_["balance"], (None, 1.0))
+
+
+class BadInputTest(tf.test.TestCase):
+  """Each refused before any work, with the argument and the shapes named."""
+
+  def test_bad_input(self):
+    x, y, dy = _data()
+    nan_x = x.copy()
+    nan_x[3, 1] = np.nan
+    inf_dy = dy.copy()
+    inf_dy[5, 2] = np.inf
+    constant = x.copy()
+    constant[:, 2] = 1.0
+    cases = [
+        (lambda: _small().fit(x, y[:50], dy), r"y must have shape \[96\] or \[96, outputs\]"),
+        (lambda: _small().fit(x, y, dy[:, :2]), r"dydx must have shape \[96, 3\]"),
+        (lambda: _small().fit(x[:, 0], y, dy), r"reshape a single feature"),
+        (lambda: _small().fit(nan_x, y, dy), r"x holds NaN or Inf.*\(3, 1\)"),
+        (lambda: _small().fit(x, y, inf_dy), r"dydx holds NaN or Inf.*dydx_weight=0"),
+        (lambda: _small().fit(constant, y, dy), r"constant columns \[2\]"),
+        (lambda: _small(batch_size=200).fit(x, y, dy), r"batch_size=200 is larger than the 96"),
+        (lambda: _small().fit(x, y, dy, validation_split=0.001), r"leaves 96 to train and 0"),
+        (lambda: _small().fit(x, y, dy, validation_split=1.5), r"validation_split must be"),
+        (lambda: _small().fit(x, y, dy, sample_weight=np.ones(5)), r"sample_weight must have"),
+        (lambda: _small().fit(x, y, dy, dydx_weight=np.ones((96, 2))), r"dydx_weight must have"),
+        (lambda: _small().fit(x, y, dydx_weight=np.ones((96, 3))), r"give dydx too"),
+        (lambda: _small(epochs=0).fit(x, y, dy), r"epochs must be a positive integer"),
+        (lambda: _small(activation="sine").fit(x, y, dy), r"activation must be one of"),
+        (lambda: _small(learning_rate=float("nan")).fit(x, y, dy), r"learning_rate must be"),
+        (lambda: _small(balance=-1.0).fit(x, y, dy), r"balance must be None"),
+        (lambda: _small(jit_compile="yes").fit(x, y, dy), r"jit_compile must be"),
+        (lambda: _small(adam={"learning_rate": 1.0}).fit(x, y, dy), r"adam must be a dict"),
+        (lambda: _small(network=keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)]))
+         .fit(x, y, dy), r"network maps \[B, 3\] inputs to \(4,\) outputs"),
+        (lambda: _small().predict(x), r"not fitted yet"),
+        (lambda: _small(epochs=1).fit(x, y, dy).predict(x[:, :2]),
+         r"x has shape \(96, 2\); this model was fitted on \[examples, 3\]"),
+    ]
+    for make, pattern in cases:
+      with self.subTest(pattern=pattern):
+        with self.assertRaisesRegex(ValueError, pattern):
+          make()
+    with self.assertRaises(sklearn_exceptions.NotFittedError):
+      _small().predict_derivatives(x)
+
+
+if __name__ == "__main__":
+  tf.test.main()
