@@ -105,8 +105,13 @@ def mlp(input_dim: int, output_dim: int, hidden_layers: Sequence[int] = (20, 20,
   return model
 
 
-class _Data(collections.namedtuple("_Data", "x y dy sample_weight dy_weight")):
-  """Scaled training (or validation) arrays, float32; the optional ones may be None."""
+class _Data(collections.namedtuple("_Data", "x y dy sample_weight dy_weight directions",
+                                   defaults=(None,))):
+  """Scaled training (or validation) arrays, float32; the optional ones may be None.
+
+  With ``directions`` ``[m, n]``, ``dy`` holds directional derivatives ``[m, out]``
+  along them (eq. 2's projected labels) instead of full Jacobians.
+  """
 
   @property
   def size(self) -> int:
@@ -172,11 +177,17 @@ class _Trainer:
 
   # -- the objective --------------------------------------------------------------------
 
-  def _loss(self, x, y, dy, sample_weight, dy_weight, weights: _Weights, training: bool):
+  def _loss(self, x, y, dy, sample_weight, dy_weight, directions, weights: _Weights,
+            training: bool):
     """The Sobolev objective of one batch (``sobolev_terms``, Huge & Savine's weights)."""
     net = lambda z: self.network(z, training=training)
     if dy is None:
       terms = losses.sobolev_terms([net(x)], [y])
+    elif directions is not None:
+      # Eq. 2 with given directions: the network's JVP against the projected labels.
+      values, projected = derivatives.projected_derivative(net, x, 1, directions)
+      partial = tf.broadcast_to(weights.partial[None, :, 0], tf.shape(dy))
+      terms = losses.sobolev_terms([values, projected], [y, dy], partial_weights=[partial])
     else:
       partial = tf.broadcast_to(weights.partial[None], tf.shape(dy))
       if dy_weight is not None:
@@ -515,8 +526,10 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       raise ValueError("adam must be a dict of keras.optimizers.Adam arguments other than "
                        f"learning_rate (use learning_rate=), got {self.adam!r}.")
 
-  def _arrays(self, x, y, dydx, sample_weight, dydx_weight, what: str = "") -> dict:
-    """Checked float64 arrays ``x [m, n]``, ``y [m, out]``, ``dy [m, out, n]``, weights."""
+  def _arrays(self, x, y, dydx, sample_weight, dydx_weight, what: str = "",
+              directions=None) -> dict:
+    """Checked float64 arrays ``x [m, n]``, ``y [m, out]``, ``dy [m, out, n]`` (or ``[m, out]``
+    along ``directions [m, n]``), weights."""
     x = _as_float_array(x, what + "x")
     if x.ndim != 2:
       raise ValueError(f"{what}x must have shape [examples, features], got {x.shape}"
@@ -532,7 +545,24 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                        f"{x.shape}, got {y.shape}.")
     y2 = y.reshape(m, -1)
     out = y2.shape[1]
-    arrays = dict(x=x, y=y2, dy=None, sample_weight=None, dy_weight=None)
+    arrays = dict(x=x, y=y2, dy=None, sample_weight=None, dy_weight=None, directions=None)
+    if directions is not None:
+      if dydx is None:
+        raise ValueError(f"{what}directions needs the directional derivatives: give dydx "
+                         f"[{m}]" + (f" or [{m}, {out}]" if out > 1 else "") + ".")
+      v = _as_float_array(directions, what + "directions")
+      if v.shape != (m, n):
+        raise ValueError(f"{what}directions must have shape [{m}, {n}] like x, got {v.shape}.")
+      _check_finite(v, what + "directions")
+      dy = _as_float_array(dydx, what + "dydx")
+      if dy.size != m * out or dy.shape not in ((m,), (m, out)):
+        raise ValueError(f"{what}dydx along directions must have shape [{m}]"
+                         + (f" or [{m}, {out}]" if out > 1 else "") + f", got {dy.shape}.")
+      arrays.update(directions=v, dy=dy.reshape(m, out))
+      dydx = None  # Checked here.
+      shape_of_dy = (m, out)
+    else:
+      shape_of_dy = (m, out, n)
     if dydx is not None:
       dy = _as_float_array(dydx, what + "dydx")
       if dy.shape in ((m, n),) and out == 1:
@@ -543,11 +573,11 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                          f"{y.shape}, got {dy.shape}.")
       arrays["dy"] = dy
     if dydx_weight is not None:
-      if dydx is None:
+      if arrays["dy"] is None:
         raise ValueError(f"{what}dydx_weight masks derivative labels: give dydx too.")
       w = _as_float_array(dydx_weight, what + "dydx_weight")
-      if w.size == arrays["dy"].size and w.shape in ((m, n), (m, out, n)):
-        w = w.reshape(m, out, n)
+      if w.size == arrays["dy"].size and w.shape in ((m, n), (m,), (m, out), (m, out, n)):
+        w = w.reshape(shape_of_dy)
       else:
         raise ValueError(f"{what}dydx_weight must have the shape of dydx "
                          f"{tuple(np.shape(dydx))}, got {w.shape}.")
@@ -592,16 +622,26 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       scaler = scaling.SobolevScaler()
     else:
       scaler = scaling.SobolevScaler(x_offset=0.0, x_scale=1.0, y_offset=0.0, y_scale=1.0)
+    if train["directions"] is not None:  # Projected labels: their statistics are in fit.
+      return scaler.fit(train["x"], train["y"])
     return scaler.fit(train["x"], train["y"], train["dy"], dy_weight=train["dy_weight"])
 
   def _scaled(self, arrays: dict) -> _Data:
     sc = self.scaler_
     f32 = lambda a: None if a is None else tf.constant(a, tf.float32)
-    dy = None if arrays["dy"] is None else sc.transform(dy=np.where(
-        arrays["dy_weight"] > 0, arrays["dy"], 0.0) if arrays["dy_weight"] is not None
-        else arrays["dy"])
+    dy, directions = arrays["dy"], arrays.get("directions")
+    if dy is not None:
+      if arrays["dy_weight"] is not None:
+        dy = np.where(arrays["dy_weight"] > 0, dy, 0.0)
+      if directions is None:
+        dy = sc.transform(dy=dy)
+      else:
+        # x = c + s u, y = m + t v: the label g = <dy/dx, d> is <dv/du, d / s> t, so the
+        # network in scaled units is differentiated along d / s against g / t.
+        dy = dy / sc.y_scale
+        directions = directions / sc.x_scale
     return _Data(f32(sc.transform(x=arrays["x"])), f32(sc.transform(y=arrays["y"])), f32(dy),
-                 f32(arrays["sample_weight"]), f32(arrays["dy_weight"]))
+                 f32(arrays["sample_weight"]), f32(arrays["dy_weight"]), f32(directions))
 
   # -- the network ----------------------------------------------------------------------
 
@@ -692,7 +732,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
   # -- fit ------------------------------------------------------------------------------
 
   def fit(self, x, y=None, dydx=None, *, sample_weight=None, dydx_weight=None,
-          validation_data=None, validation_split=None) -> "SobolevRegressor":
+          directions=None, validation_data=None, validation_split=None) -> "SobolevRegressor":
     """Trains a new network on ``x [m, n]``, ``y [m]`` or ``[m, out]`` and, if given, ``dydx``.
 
     Args:
@@ -704,6 +744,10 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       sample_weight: per-example weights ``[m]`` on every term.
       dydx_weight: per-partial weights of ``dydx``'s shape; 0 masks a missing
         partial (its label may then be NaN).
+      directions: ``[m, n]``: ``dydx`` then holds directional derivatives ``[m]`` (or
+        ``[m, out]``) along these directions, e.g. from one forward-mode AAD sweep
+        per path: eq. 2 of Czarnecki et al. with the projections given. Huge &
+        Savine's weights then count one derivative label per example.
       validation_data: ``(x, y)`` or ``(x, y, dydx)``: its loss is recorded every
         epoch and watched by ``early_stopping``.
       validation_split: instead, the fraction of the examples held out (a seeded
@@ -718,7 +762,9 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                                validation_split)
     if y is None:
       raise ValueError("fit needs values y: fit(x, y, dydx).")
-    arrays = self._arrays(x, y, dydx, sample_weight, dydx_weight)
+    arrays = self._arrays(x, y, dydx, sample_weight, dydx_weight, directions=directions)
+    if directions is not None and validation_data is not None and len(validation_data) > 2:
+      raise ValueError("With directions, validation_data is (x, y); or use validation_split.")
     if validation_data is not None and validation_split is not None:
       raise ValueError("Give validation_data or validation_split, not both.")
     validation = None
@@ -741,8 +787,17 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     self.scaler_ = self._fit_scaler(arrays)
     n_in, n_out = arrays["x"].shape[1], arrays["y"].shape[1]
     has_dy = arrays["dy"] is not None
-    self.balance_ = (self.scaler_.balance(self.balance) if has_dy and self.balance is not None
-                     else None)
+    self.balance_ = None
+    if has_dy and self.balance is not None:
+      if directions is None:
+        self.balance_ = self.scaler_.balance(self.balance)
+      else:  # One derivative label per example and output.
+        labels = arrays["dy"] / self.scaler_.y_scale
+        mask = np.ones_like(labels) if arrays["dy_weight"] is None else arrays["dy_weight"] > 0
+        rms = np.sqrt(np.sum(np.where(mask, labels, 0.0)**2, axis=0)
+                      / np.maximum(np.sum(mask, axis=0), 1))
+        self.balance_ = scaling.DerivativeBalance.from_rms(rms[:, None], num_inputs=1,
+                                                           lam=self.balance)
     self.n_features_in_, self.n_outputs_ = n_in, n_out
     self.y_is_1d_ = np.ndim(y) == 1
     spec, initial = self._network_spec(n_in, n_out)
@@ -863,6 +918,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       raise ValueError("validation_data must be (x, y) or (x, y, dydx).")
     x, y, dydx = (tuple(validation_data) + (None,))[:3]
     arrays = self._arrays(x, y, dydx, None, None, what="validation_data ")
+    if train.get("directions") is not None and arrays["dy"] is not None:
+      raise ValueError("With directions, validation_data is (x, y); or use validation_split.")
     n = train["x"].shape[1]
     if arrays["x"].shape[1] != n or arrays["y"].shape[1] != train["y"].shape[1]:
       raise ValueError(f"validation_data has x {arrays['x'].shape} and y {arrays['y'].shape}; "
@@ -871,7 +928,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
 
   def _weights(self, n_out: int, n_in: int) -> _Weights:
     b = self.balance_
-    partial = (np.ones((n_out, n_in)) if b is None else b.partial_weights).astype(np.float32)
+    partial = (np.ones((n_out, n_in)) if b is None else
+               np.broadcast_to(b.partial_weights, (n_out, n_in))).astype(np.float32)
     value = 1.0 if b is None else b.value_weight
     derivative = float(self.derivative_weight) * (1.0 if b is None else b.derivative_weight)
     return _Weights(*(tf.constant(v, tf.float32) for v in (value, derivative, partial,

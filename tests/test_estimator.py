@@ -90,6 +90,37 @@ class ObjectiveTest(tf.test.TestCase):
     for ours, theirs in zip(model.coefs_, net.get_weights()):
       self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-7)
 
+  def test_directional_labels_are_eq2_with_the_given_directions(self):
+    x, y, dy = _data()
+    v = np.random.default_rng(2).normal(size=x.shape)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    g = np.sum(dy * v, axis=1)  # What one forward-mode AAD sweep per path gives.
+    model = _small(epochs=2, batch_size=96, shuffle=False, learning_rate=0.01).fit(
+        x, y, g, directions=v)
+    # By hand: scaled inputs, directions d / s and labels g / t (the chain rule), one label
+    # per example in Huge & Savine's weights (alpha = 1 / (1 + 1)).
+    x_scale, y_scale = np.std(x, axis=0), np.std(y)
+    xs = tf.constant((x - x.mean(0)) / x_scale, tf.float32)
+    ys = tf.constant((y - y.mean()) / y_scale, tf.float32)[:, None]
+    gs = tf.constant(g / y_scale, tf.float32)[:, None]
+    vs = tf.constant(v / x_scale, tf.float32)
+    lam = 1.0 / np.sqrt(np.mean((g / y_scale)**2))
+    net = estimator_lib.mlp(3, 1, (8, 8), "softplus", seed=0)
+    opt = keras.optimizers.Adam(0.01)
+    for _ in range(2):
+      with tf.GradientTape() as tape:
+        _, terms = st.sobolev_loss(lambda z: net(z), xs, (ys, [gs[None]]), stochastic=True,
+                                   directions=vs[None], projected_targets=True)
+        loss = 0.5 * terms["value"] + 0.5 * lam**2 * terms["derivative_1"]
+      opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables),
+                              net.trainable_variables))
+    for ours, theirs in zip(model.coefs_, net.get_weights()):
+      self.assertAllClose(ours, theirs, rtol=1e-5, atol=1e-6)
+    with self.assertRaisesRegex(ValueError, r"directions must have shape \[96, 3\]"):
+      _small().fit(x, y, g, directions=v[:, :2])
+    with self.assertRaisesRegex(ValueError, r"dydx along directions must have shape \[96\]"):
+      _small().fit(x, y, dy, directions=v)
+
   def test_masked_partials_do_not_train_and_may_be_nan(self):
     x, y, dy = _data()
     mask = np.ones_like(dy)

@@ -79,17 +79,23 @@ class BlackScholes:
 
   def training_set(self, m: int, seed) -> Arrays:
     """``x [m, 1]`` (S1), ``y [m]`` (mean payoff of the pair), ``dydx [m, 1]`` (pathwise delta)."""
-    z = _rng(seed).standard_normal((2, m))
+    z = _rng(seed).standard_normal((m, 2))  # Row by row: smaller sets are prefixes.
     vol0 = self.vol * self.vol_mult
-    s1 = self.spot * np.exp(-0.5 * vol0**2 * self.t1 + vol0 * math.sqrt(self.t1) * z[0])
-    tau = self.t2 - self.t1
+    s1 = self.spot * np.exp(-0.5 * vol0**2 * self.t1 + vol0 * math.sqrt(self.t1) * z[:, 0])
+    y, dydx = self.simulate(s1[:, None], z[:, 1])
+    return s1[:, None], y, dydx
+
+  def simulate(self, x, z) -> Tuple[np.ndarray, np.ndarray]:
+    """Labels of states ``x [m, 1]`` at T1 from normals ``z [m]``: the pair ``+z, -z``'s mean
+    payoff ``[m]`` and mean pathwise derivative ``[m, 1]``."""
+    s1, tau = np.asarray(x, np.float64)[:, 0], self.t2 - self.t1
     payoffs, deltas = [], []
     for sign in (1.0, -1.0):
-      growth = np.exp(-0.5 * self.vol**2 * tau + sign * self.vol * math.sqrt(tau) * z[1])
+      growth = np.exp(-0.5 * self.vol**2 * tau + sign * self.vol * math.sqrt(tau) * z)
       s2 = s1 * growth
       payoffs.append(np.maximum(s2 - self.strike, 0.0))
       deltas.append(np.where(s2 > self.strike, growth, 0.0))  # d max(S1 g - K, 0) / dS1.
-    return s1[:, None], 0.5 * (payoffs[0] + payoffs[1]), (0.5 * (deltas[0] + deltas[1]))[:, None]
+    return 0.5 * (payoffs[0] + payoffs[1]), (0.5 * (deltas[0] + deltas[1]))[:, None]
 
   def price(self, x) -> np.ndarray:
     return black_scholes_price(np.asarray(x)[:, 0], self.strike, self.vol, self.t2 - self.t1)
@@ -160,15 +166,21 @@ class BachelierBasket:
     ``L L^T = diag(v) C diag(v)``; the payoff is ``max(a.S2 - K, 0)`` and its
     derivative ``1{a.S2 > K} a``.
     """
-    z = _rng(seed).standard_normal((2, m, self.n))
-    s1 = 1.0 + self.vol_mult * math.sqrt(self.t1) * z[0] @ self.cholesky.T
-    step = math.sqrt(self.t2 - self.t1) * z[1] @ self.cholesky.T
+    z = _rng(seed).standard_normal((m, 2, self.n))  # Row by row: smaller sets are prefixes.
+    s1 = 1.0 + self.vol_mult * math.sqrt(self.t1) * z[:, 0] @ self.cholesky.T
+    y, dydx = self.simulate(s1, z[:, 1])
+    return s1, y, dydx
+
+  def simulate(self, x, z) -> Tuple[np.ndarray, np.ndarray]:
+    """Labels of states ``x [m, n]`` at T1 from normals ``z [m, n]``: the pair ``+z, -z``'s
+    mean payoff ``[m]`` and mean pathwise derivative ``[m, n]``."""
+    step = math.sqrt(self.t2 - self.t1) * np.asarray(z) @ self.cholesky.T
     payoffs, deltas = [], []
     for sign in (1.0, -1.0):
-      basket = (s1 + sign * step) @ self.weights
+      basket = (np.asarray(x, np.float64) + sign * step) @ self.weights
       payoffs.append(np.maximum(basket - self.strike, 0.0))
       deltas.append((basket > self.strike)[:, None] * self.weights[None, :])
-    return s1, 0.5 * (payoffs[0] + payoffs[1]), 0.5 * (deltas[0] + deltas[1])
+    return 0.5 * (payoffs[0] + payoffs[1]), 0.5 * (deltas[0] + deltas[1])
 
   def basket(self, x) -> np.ndarray:
     return np.asarray(x, np.float64) @ self.weights
