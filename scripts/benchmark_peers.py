@@ -109,7 +109,7 @@ def _basket_data(m: int):
 
 def _estimator_fit(x, y, dydx, seed: int, cold: bool) -> dict:
   if cold:
-    estimator_lib._TRAINERS.clear()  # pylint: disable=protected-access
+    estimator_lib.clear_cache()
   t0 = time.perf_counter()
   model = st.SobolevRegressor(seed=seed, verbose=False).fit(x, y, dydx)
   whole = time.perf_counter() - t0
@@ -199,7 +199,7 @@ def hs_case(sizes: List[int], rounds: int, notebook: str, loop_fits: int) -> Lis
     if loop_fits and 8192 in sizes:
       x, y, dydx = _basket_data(8192)
       data_path = os.path.join(tmp, "basket_8192.npz")
-      estimator_lib._TRAINERS.clear()  # pylint: disable=protected-access
+      estimator_lib.clear_cache()
       t0 = time.perf_counter()
       for seed in range(loop_fits):
         st.SobolevRegressor(seed=seed, verbose=False).fit(x, y, dydx)
@@ -334,7 +334,7 @@ def jenn_case(names: List[str], rounds: int) -> List[str]:
 
       def ours(factory, cold=True):
         if cold:
-          estimator_lib._TRAINERS.clear()  # pylint: disable=protected-access
+          estimator_lib.clear_cache()
         model = factory()
         t0 = time.perf_counter()
         model.fit(x, y, d)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import sobolev_tf as st
 from sobolev_tf import estimator as estimator_lib
+from sobolev_tf.estimator import loop
 from sobolev_tf import training
 
 REPO = os.path.join(os.path.dirname(__file__), "..")
@@ -248,11 +249,11 @@ class TrainingTest(tf.test.TestCase):
 
   def test_repeated_fits_share_one_trace(self):
     x, y, dy = _data()
-    estimator_lib._TRAINERS.clear()  # pylint: disable=protected-access
+    estimator_lib.clear_cache()
     for seed in range(3):
       _small(seed=seed).fit(x, y, dy)
-    self.assertLen(estimator_lib._TRAINERS, 1)  # pylint: disable=protected-access
-    trainer = next(iter(estimator_lib._TRAINERS.values()))  # pylint: disable=protected-access
+    self.assertLen(loop.TRAINERS, 1)
+    trainer = next(iter(loop.TRAINERS.values()))
     (fn,) = trainer._epochs_fns.values()  # pylint: disable=protected-access
     self.assertEqual(fn.experimental_get_tracing_count(), 1)
 

@@ -244,7 +244,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
             f"Savine's weights, Adam, 100 one-cycle epochs, batch max(256, m // 16)) with "
             f"{dict(config.estimator)}; seeds {list(config.seeds)}; test scenarios "
             f"{config.num_test} (Black-Scholes: 100 spots on a grid).  ",
-            f"Errors: test RMSE x 100 (percent of spot), median [min-max] over seeds.", ""]
+            "Errors: test RMSE x 100 (percent of spot), median [min-max] over seeds.", ""]
   written = []
   for part, part_rows in cells.items():
     rows = run_cells(part_rows, config, workdir, on_fit=keep_predictions)

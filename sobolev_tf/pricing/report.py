@@ -4,7 +4,6 @@ the dimension study, and plots in Huge & Savine's style."""
 from __future__ import annotations
 
 import collections
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

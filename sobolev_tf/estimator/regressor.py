@@ -1,47 +1,13 @@
-"""``SobolevRegressor``: fit a surrogate on values and input derivatives in one call.
-
-    import sobolev_tf as st
-    model = st.SobolevRegressor().fit(x, y, dydx)          # x [m, n], y [m], dydx [m, n]
-    price, delta = model.predict(x_new), model.predict_derivatives(x_new)
-    model.export("surrogate")                              # SavedModel: values and derivatives
-
-A scikit-learn estimator (constructor hyper-parameters, ``fit`` returns self,
-``get_params``/``set_params``, ``score`` as R^2) for the users of differential
-machine learning (Huge & Savine, 2020) and gradient-enhanced surrogates (JENN).
-Its defaults are Huge & Savine's training setup, which their notebook and paper
-show to work on Monte-Carlo payoffs and pathwise derivatives:
-
-* inputs and values standardised, derivatives rescaled by the chain rule
-  (``SobolevScaler``);
-* the loss ``alpha MSE(y) + beta mean_j lambda_j^2 MSE(dy_j)`` with
-  ``lambda_j = 1 / rms`` of the scaled partial j, ``alpha = 1 / (1 + lam n)``,
-  ``beta = 1 - alpha`` (``DerivativeBalance``; eq. 1 of Czarnecki et al. 2017 with
-  these weights);
-* 4 hidden softplus layers of 20 units (a smooth activation: the loss differentiates
-  the network's input gradient again);
-* Adam for 100 epochs under their one-cycle schedule (``training.one_cycle``),
-  batches of ``max(256, m // 16)`` examples.
-
-Training runs as compiled loops in the graph: the data stay resident, each epoch's
-batches are gathered by index from a permutation drawn from ``(seed, epoch)``, and
-one call runs many epochs (``_Trainer``). Networks of the same architecture share
-one traced loop across fits (seeds, grid cells, cross-validation folds), so
-repeated fits pay tracing once. Data larger than memory can be given as a
-``tf.data.Dataset`` of ``(x, y[, dydx])`` batches instead.
-"""
+"""``SobolevRegressor``: the scikit-learn estimator (parameters, fit, predictions, export)."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import sys
-import threading
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Optional
 
 import keras
 import numpy as np
@@ -49,365 +15,16 @@ from sklearn import base as sklearn_base
 from sklearn import exceptions as sklearn_exceptions
 import tensorflow as tf
 
-from sobolev_tf import derivatives
 from sobolev_tf import files
 from sobolev_tf import loggers
-from sobolev_tf import losses
 from sobolev_tf import scaling
 from sobolev_tf import serving
 from sobolev_tf import training
+from sobolev_tf.estimator import data as data_lib
+from sobolev_tf.estimator import loop
+from sobolev_tf.estimator import networks
 
-__all__ = ["SobolevRegressor", "mlp", "mlp_weights", "default_batch_size"]
-
-ACTIVATIONS = ("softplus", "tanh", "relu", "sigmoid", "gelu", "swish", "elu", "linear")
-# Activations whose second derivative is zero almost everywhere: the derivative term
-# of the loss then has a zero gradient through the activations' slopes.
-_PIECEWISE_LINEAR = ("relu", "linear")
-
-
-def default_batch_size(num_examples: int) -> int:
-  """Huge & Savine's batch: ``max(256, m // 16)`` examples (16 batches an epoch), at most ``m``."""
-  return min(max(256, num_examples // 16), num_examples)
-
-
-def mlp_weights(input_dim: int, output_dim: int, hidden_layers: Sequence[int] = (20, 20, 20, 20),
-                seed: int = 0) -> list:
-  """Initial ``[kernel, bias, ...]`` of ``mlp``: LeCun's truncated normal, zero biases.
-
-  Kernels are normal with standard deviation ``sqrt(1 / fan_in) / 0.8796`` cut at
-  two standard deviations (variance ``1 / fan_in`` after the cut): TensorFlow 1's
-  ``variance_scaling_initializer``, which Huge & Savine's notebook uses, and
-  Keras' ``LecunNormal``. Drawn with NumPy from ``seed``.
-  """
-  rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x50B0]))
-  sizes = [int(input_dim)] + [int(h) for h in hidden_layers] + [int(output_dim)]
-  weights = []
-  for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-    std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
-    draws = rng.standard_normal((fan_in, fan_out))
-    while np.any(np.abs(draws) > 2):  # Redraw outside two standard deviations.
-      out = np.abs(draws) > 2
-      draws[out] = rng.standard_normal(int(out.sum()))
-    weights += [(draws * std).astype(np.float32), np.zeros(fan_out, np.float32)]
-  return weights
-
-
-def mlp(input_dim: int, output_dim: int, hidden_layers: Sequence[int] = (20, 20, 20, 20),
-        activation: str = "softplus", seed: int = 0) -> keras.Sequential:
-  """The default network: dense hidden layers, a linear output, ``mlp_weights(seed)``."""
-  layers = [keras.Input((int(input_dim),))]
-  for i, width in enumerate(list(hidden_layers) + [output_dim]):
-    last = i == len(hidden_layers)
-    layers.append(keras.layers.Dense(int(width), activation=None if last else activation,
-                                     name="output" if last else f"hidden_{i}"))
-  model = keras.Sequential(layers, name="sobolev_mlp")
-  model.set_weights(mlp_weights(input_dim, output_dim, hidden_layers, seed))
-  return model
-
-
-class _Data(collections.namedtuple("_Data", "x y dy sample_weight dy_weight directions",
-                                   defaults=(None,))):
-  """Scaled training (or validation) arrays, float32; the optional ones may be None.
-
-  With ``directions`` ``[m, n]``, ``dy`` holds directional derivatives ``[m, out]``
-  along them (eq. 2's projected labels) instead of full Jacobians.
-  """
-
-  @property
-  def size(self) -> int:
-    return len(self.x)
-
-
-class _Weights(collections.namedtuple("_Weights", "value derivative partial l2")):
-  """The objective's weights: value and derivative terms, per-partial ``[out, in]``, L2."""
-
-
-def _per_example(loss_terms: Dict[str, tf.Tensor], weights: _Weights, sample_weight) -> tf.Tensor:
-  total = weights.value * losses.batch_mean(loss_terms["value"], sample_weight)
-  if "derivative_1" in loss_terms:
-    total += weights.derivative * losses.batch_mean(loss_terms["derivative_1"], sample_weight)
-  return total
-
-
-class _Trainer:
-  """A network, its optimiser and the compiled loops that train and apply it.
-
-  Cached per architecture (``_trainer_for``): a new fit of the same architecture
-  resets the weights and optimiser state and reuses the traced functions, whose
-  data are arguments, not captured constants.
-  """
-
-  def __init__(self, network: keras.Model, adam: Dict[str, Any],
-               strategy: tf.distribute.Strategy):
-    self.strategy = strategy
-    self.lock = threading.Lock()
-    with strategy.scope():
-      self.network = network  # Built in this scope by _trainer_for.
-      self.learning_rate = tf.Variable(0.0, trainable=False, name="learning_rate")
-      self.optimizer = keras.optimizers.Adam(learning_rate=lambda: self.learning_rate, **adam)
-      self.optimizer.build(network.trainable_variables)
-      # Early stopping: the best weights so far, their epoch and validation loss.
-      self.best = [tf.Variable(v, trainable=False) for v in network.trainable_variables]
-      self.best_loss = tf.Variable(np.inf, trainable=False, dtype=tf.float32)
-      self.best_epoch = tf.Variable(-1, trainable=False, dtype=tf.int64)
-      self.epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
-    self._epochs_fns = {}
-    self._dataset_fn = self._validation_fn = None
-    self._predict_fn = tf.function(self._predict, reduce_retracing=True)
-
-  def reset(self, weights: Sequence[np.ndarray]) -> None:
-    """New initial weights; optimiser moments, step and early-stopping state zeroed."""
-    variables = self.network.trainable_variables
-    if len(weights) != len(variables):
-      raise ValueError(f"Expected {len(variables)} initial weights, got {len(weights)}.")
-    for v, w in zip(variables, weights):
-      v.assign(w)
-    for v in self.optimizer.variables:
-      if v.path.endswith("learning_rate"):
-        continue
-      v.assign(tf.zeros(v.shape, v.dtype))
-    self.best_loss.assign(np.inf)
-    self.best_epoch.assign(-1)
-    self.epoch.assign(0)
-
-  def checkpoint(self) -> tf.train.Checkpoint:
-    return tf.train.Checkpoint(network=self.network, optimizer=self.optimizer,
-                               best=self.best, best_loss=self.best_loss,
-                               best_epoch=self.best_epoch, epoch=self.epoch)
-
-  # -- the objective --------------------------------------------------------------------
-
-  def _loss(self, x, y, dy, sample_weight, dy_weight, directions, weights: _Weights,
-            training: bool):
-    """The Sobolev objective of one batch (``sobolev_terms``, Huge & Savine's weights)."""
-    net = lambda z: self.network(z, training=training)
-    if dy is None:
-      terms = losses.sobolev_terms([net(x)], [y])
-    elif directions is not None:
-      # Eq. 2 with given directions: the network's JVP against the projected labels.
-      values, projected = derivatives.projected_derivative(net, x, 1, directions)
-      partial = tf.broadcast_to(weights.partial[None, :, 0], tf.shape(dy))
-      terms = losses.sobolev_terms([values, projected], [y, dy], partial_weights=[partial])
-    else:
-      partial = tf.broadcast_to(weights.partial[None], tf.shape(dy))
-      if dy_weight is not None:
-        partial = partial * dy_weight  # 0 masks a missing partial.
-      terms = losses.sobolev_terms(derivatives.derivative_tensors(net, x, 1), [y, dy],
-                                   partial_weights=[partial])
-    return _per_example(terms, weights, sample_weight)
-
-  def _penalty(self, l2) -> tf.Tensor:
-    kernels = [tf.reduce_sum(tf.square(v)) for v in self.network.trainable_variables
-               if v.shape.rank >= 2]
-    penalty = l2 * tf.add_n(kernels) if kernels else tf.constant(0.0)
-    if self.network.losses:
-      penalty += tf.add_n([tf.cast(tf.reduce_sum(l), tf.float32) for l in self.network.losses])
-    return penalty
-
-  # -- the compiled loops ---------------------------------------------------------------
-
-  def run_epochs(self, data: _Data, validation: Optional[_Data], weights: _Weights,
-                 rates: np.ndarray, seed: int, first: int, count: int, batch_size: int,
-                 shuffle: bool, patience: int, jit_compile: bool) -> Dict[str, np.ndarray]:
-    """Trains epochs ``first .. first + count - 1``; returns their losses (and validation).
-
-    ``rates``: the learning rate of every epoch of the fit. Stops early when the
-    validation loss has not improved for ``patience`` epochs (0: never).
-    """
-    # One function per structure of the data (which optional arrays are given), so
-    # that a new structure is a new function, not a retrace.
-    structure = lambda d: None if d is None else tuple(a is None for a in d)
-    key = (shuffle, jit_compile, structure(data), structure(validation))
-    if key not in self._epochs_fns:
-      self._epochs_fns[key] = self._make_epochs_fn(shuffle, jit_compile)
-    scalar = lambda v: tf.constant(v, tf.int64)
-    out = self._epochs_fns[key](data, validation, weights, tf.constant(rates, tf.float32),
-                                scalar(seed), scalar(first), scalar(count), scalar(batch_size),
-                                scalar(patience))
-    return {k: v.numpy() for k, v in out.items()}
-
-  def _make_epochs_fn(self, shuffle: bool, jit_compile: bool):
-    strategy = self.strategy
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(data, weights, index):
-      # This replica's share of the global batch; the loss is scaled so that the
-      # summed gradients of all replicas are the global batch's.
-      ctx = tf.distribute.get_replica_context()
-      if replicas > 1:
-        share = tf.shape(index)[0] // replicas
-        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * share
-        index = index[start:start + share]
-      batch = _Data(*[None if a is None else tf.gather(a, index) for a in data])
-      with tf.GradientTape() as tape:
-        loss = self._loss(*batch, weights, training=True) + self._penalty(weights.l2)
-        scaled = loss / replicas
-      variables = self.network.trainable_variables
-      self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-      return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
-
-    def steps(data, weights, order):
-      """One epoch's steps, batches in ``order`` ``[steps, batch]``; the mean loss."""
-
-      def body(s, total):
-        loss = strategy.run(replica_step, args=(data, weights, tf.gather(order, s)))
-        return s + 1, total + strategy.experimental_local_results(loss)[0]
-
-      n = tf.shape(order)[0]
-      _, total = tf.while_loop(lambda s, _: s < n, body, (tf.constant(0), tf.constant(0.0)))
-      return total / tf.cast(n, tf.float32)
-
-    steps = tf.function(steps, jit_compile=True, autograph=False) if jit_compile else steps
-
-    def epochs(data, validation, weights, rates, seed, first, count, batch_size, patience):
-      m = tf.shape(data.x, out_type=tf.int64)[0]
-      num_steps = (m + batch_size - 1) // batch_size
-
-      def body(e, train_losses, val_losses):
-        epoch = first + e
-        self.learning_rate.assign(tf.gather(rates, epoch))
-        if shuffle:
-          perm = tf.random.experimental.stateless_shuffle(
-              tf.range(m), seed=tf.stack([seed, epoch]))
-        else:
-          perm = tf.range(m)
-        # The last batch is filled up from the epoch's start: every batch is full.
-        perm = tf.concat([perm, perm[:num_steps * batch_size - m]], axis=0)
-        loss = steps(data, weights, tf.reshape(perm, [num_steps, batch_size]))
-        train_losses = train_losses.write(tf.cast(e, tf.int32), loss)
-        self.epoch.assign(epoch + 1)
-        if validation is not None:
-          val = self._loss(*validation, weights, training=False)
-          val_losses = val_losses.write(tf.cast(e, tf.int32), val)
-          improved = val < self.best_loss
-          for best, v in zip(self.best, self.network.trainable_variables):
-            best.assign(tf.where(improved, v, best))
-          self.best_epoch.assign(tf.where(improved, epoch, self.best_epoch))
-          self.best_loss.assign(tf.where(improved, val, self.best_loss))
-        return e + 1, train_losses, val_losses
-
-      def more(e, *_):
-        going = e < count
-        if validation is not None:
-          going = tf.logical_and(going, tf.logical_or(
-              patience <= 0, first + e - self.best_epoch <= patience))
-        return going
-
-      arrays = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),) * 2
-      e, train_losses, val_losses = tf.while_loop(more, body, (tf.constant(0, tf.int64),) + arrays)
-      out = {"epochs": e, "loss": train_losses.stack()}
-      if validation is not None:
-        out["val_loss"] = val_losses.stack()
-      return out
-
-    return tf.function(epochs, autograph=False, reduce_retracing=True)
-
-  def run_dataset_epoch(self, dataset, scale, weights: _Weights, rate: float) -> float:
-    """One epoch over a ``tf.data.Dataset`` of ``(x, y[, dydx])`` batches; its mean loss.
-
-    ``scale(batch) -> _Data`` standardises a batch in the graph.
-    """
-    if self._dataset_fn is None:
-      self._dataset_fn = self._make_dataset_fn()
-    self.learning_rate.assign(rate)
-    dataset = self.strategy.experimental_distribute_dataset(dataset)
-    loss = self._dataset_fn(iter(dataset), scale, weights)
-    self.epoch.assign_add(1)
-    return float(loss)
-
-  def _make_dataset_fn(self):
-    strategy = self.strategy
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(batch, scale, weights):
-      data = scale(batch)
-      with tf.GradientTape() as tape:
-        loss = self._loss(*data, weights, training=True) + self._penalty(weights.l2)
-        scaled = loss / replicas
-      variables = self.network.trainable_variables
-      self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-      return loss
-
-    def epoch(iterator, scale, weights):
-      total, count = tf.constant(0.0), tf.constant(0.0)
-      for batch in iterator:
-        loss = strategy.run(replica_step, args=(batch, scale, weights))
-        total += strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
-        count += 1.0
-      return total / tf.maximum(count, 1.0)
-
-    return tf.function(epoch)
-
-  def validation_loss(self, validation: _Data, weights: _Weights) -> float:
-    if self._validation_fn is None:
-      self._validation_fn = tf.function(
-          lambda v, w: self._loss(*v, w, training=False), reduce_retracing=True)
-    return float(self._validation_fn(validation, weights))
-
-  def restore_best(self) -> None:
-    for best, v in zip(self.best, self.network.trainable_variables):
-      v.assign(best)
-
-  # -- prediction -----------------------------------------------------------------------
-
-  def _predict(self, x, with_derivatives: bool):
-    net = lambda z: self.network(z, training=False)
-    if with_derivatives:
-      return derivatives.derivative_tensors(net, x, 1)
-    return [net(x)]
-
-  def predict(self, weights: Sequence[np.ndarray], x: np.ndarray, with_derivatives: bool,
-              chunk: int = 65536):
-    """Values (and Jacobians ``[B, out, in]``) of the network with ``weights`` at scaled ``x``."""
-    with self.lock:
-      for v, w in zip(self.network.trainable_variables, weights):
-        v.assign(w)
-      parts = [self._predict_fn(tf.constant(x[i:i + chunk]), with_derivatives)
-               for i in range(0, max(len(x), 1), chunk)]
-    return [np.concatenate([p[k].numpy() for p in parts]) for k in range(len(parts[0]))]
-
-
-# Traced loops per architecture, most recently used last; a few are kept.
-_TRAINERS: "collections.OrderedDict[tuple, _Trainer]" = collections.OrderedDict()
-_TRAINERS_LOCK = threading.Lock()
-_MAX_TRAINERS = 8
-
-
-def _trainer_for(architecture: Any, make_network, adam: Dict[str, Any],
-                 strategy: tf.distribute.Strategy) -> _Trainer:
-  """The cached trainer of an architecture; ``make_network()`` builds one (in ``strategy``'s scope)."""
-  key = (architecture, json.dumps(adam, sort_keys=True, default=str), id(strategy))
-  with _TRAINERS_LOCK:
-    trainer = _TRAINERS.pop(key, None)
-    if trainer is None:
-      with strategy.scope():
-        trainer = _Trainer(make_network(), adam, strategy)
-    _TRAINERS[key] = trainer
-    while len(_TRAINERS) > _MAX_TRAINERS:
-      _TRAINERS.popitem(last=False)
-  return trainer
-
-
-def _as_float_array(a, name: str) -> np.ndarray:
-  if isinstance(a, (tf.Tensor, tf.Variable)):
-    a = a.numpy()
-  try:
-    a = np.asarray(a)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"{name} must be an array of numbers: {e}") from e
-  if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-    raise ValueError(f"{name} must be an array of numbers, got dtype {a.dtype}.")
-  return a.astype(np.float64)
-
-
-def _check_finite(a: np.ndarray, name: str, mask: Optional[np.ndarray] = None) -> None:
-  bad = ~np.isfinite(a) if mask is None else ~np.isfinite(a) & (mask > 0)
-  if bad.any():
-    where = np.argwhere(bad)[0]
-    hint = " (where dydx_weight is > 0)" if mask is not None else ""
-    fix = " Mask missing partials with dydx_weight=0." if name == "dydx" else ""
-    raise ValueError(f"{name} holds NaN or Inf{hint}, first at index {tuple(where.tolist())}."
-                     f"{fix}")
+__all__ = ["SobolevRegressor"]
 
 
 class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
@@ -499,19 +116,19 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if self.network is None:
       for width in self.hidden_layers:
         positive_int("hidden_layers (each width)", width)
-      if self.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got "
+      if self.activation not in networks.ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(networks.ACTIVATIONS)}, got "
                          f"{self.activation!r}.")
     elif not (isinstance(self.network, keras.Model) or callable(self.network)):
       raise ValueError("network must be None, a Keras model or a builder network(n_in, n_out, "
                        f"seed) -> keras.Model, got {type(self.network).__name__}.")
-    if not (callable(self.learning_rate) or _finite_non_negative(self.learning_rate)):
+    if not (callable(self.learning_rate) or data_lib.finite_non_negative(self.learning_rate)):
       raise ValueError("learning_rate must be a finite number >= 0 or a schedule rate(fraction "
                        f"of training), got {self.learning_rate!r}.")
-    if self.balance is not None and not _finite_non_negative(self.balance):
+    if self.balance is not None and not data_lib.finite_non_negative(self.balance):
       raise ValueError(f"balance must be None or Huge & Savine's lam >= 0, got {self.balance!r}.")
     for name in ("derivative_weight", "l2", "checkpoint_minutes"):
-      if not _finite_non_negative(getattr(self, name)):
+      if not data_lib.finite_non_negative(getattr(self, name)):
         raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}.")
     if self.early_stopping is not None:
       positive_int("early_stopping (patience in epochs)", self.early_stopping)
@@ -525,92 +142,6 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if self.adam is not None and (not isinstance(self.adam, dict) or "learning_rate" in self.adam):
       raise ValueError("adam must be a dict of keras.optimizers.Adam arguments other than "
                        f"learning_rate (use learning_rate=), got {self.adam!r}.")
-
-  def _arrays(self, x, y, dydx, sample_weight, dydx_weight, what: str = "",
-              directions=None) -> dict:
-    """Checked float64 arrays ``x [m, n]``, ``y [m, out]``, ``dy [m, out, n]`` (or ``[m, out]``
-    along ``directions [m, n]``), weights."""
-    x = _as_float_array(x, what + "x")
-    if x.ndim != 2:
-      raise ValueError(f"{what}x must have shape [examples, features], got {x.shape}"
-                       + ("; reshape a single feature with x.reshape(-1, 1)." if x.ndim == 1
-                          else "."))
-    m, n = x.shape
-    if m < 1 or n < 1:
-      raise ValueError(f"{what}x has shape {x.shape}: it needs at least one example and one "
-                       "feature.")
-    y = _as_float_array(y, what + "y")
-    if y.ndim not in (1, 2) or len(y) != m:
-      raise ValueError(f"{what}y must have shape [{m}] or [{m}, outputs] for x of shape "
-                       f"{x.shape}, got {y.shape}.")
-    y2 = y.reshape(m, -1)
-    out = y2.shape[1]
-    arrays = dict(x=x, y=y2, dy=None, sample_weight=None, dy_weight=None, directions=None)
-    if directions is not None:
-      if dydx is None:
-        raise ValueError(f"{what}directions needs the directional derivatives: give dydx "
-                         f"[{m}]" + (f" or [{m}, {out}]" if out > 1 else "") + ".")
-      v = _as_float_array(directions, what + "directions")
-      if v.shape != (m, n):
-        raise ValueError(f"{what}directions must have shape [{m}, {n}] like x, got {v.shape}.")
-      _check_finite(v, what + "directions")
-      dy = _as_float_array(dydx, what + "dydx")
-      if dy.size != m * out or dy.shape not in ((m,), (m, out)):
-        raise ValueError(f"{what}dydx along directions must have shape [{m}]"
-                         + (f" or [{m}, {out}]" if out > 1 else "") + f", got {dy.shape}.")
-      arrays.update(directions=v, dy=dy.reshape(m, out))
-      dydx = None  # Checked here.
-      shape_of_dy = (m, out)
-    else:
-      shape_of_dy = (m, out, n)
-    if dydx is not None:
-      dy = _as_float_array(dydx, what + "dydx")
-      if dy.shape in ((m, n),) and out == 1:
-        dy = dy.reshape(m, 1, n)
-      if dy.shape != (m, out, n):
-        expected = f"[{m}, {n}]" + (f" or [{m}, 1, {n}]" if out == 1 else f" ([{m}, {out}, {n}])")
-        raise ValueError(f"{what}dydx must have shape {expected} for x {x.shape} and y "
-                         f"{y.shape}, got {dy.shape}.")
-      arrays["dy"] = dy
-    if dydx_weight is not None:
-      if arrays["dy"] is None:
-        raise ValueError(f"{what}dydx_weight masks derivative labels: give dydx too.")
-      w = _as_float_array(dydx_weight, what + "dydx_weight")
-      if w.size == arrays["dy"].size and w.shape in ((m, n), (m,), (m, out), (m, out, n)):
-        w = w.reshape(shape_of_dy)
-      else:
-        raise ValueError(f"{what}dydx_weight must have the shape of dydx "
-                         f"{tuple(np.shape(dydx))}, got {w.shape}.")
-      _check_finite(w, what + "dydx_weight")
-      if (w < 0).any():
-        raise ValueError(f"{what}dydx_weight must be >= 0 (0 masks a missing partial).")
-      arrays["dy_weight"] = w
-    if sample_weight is not None:
-      w = _as_float_array(sample_weight, what + "sample_weight")
-      if w.shape != (m,):
-        raise ValueError(f"{what}sample_weight must have shape [{m}], got {w.shape}.")
-      _check_finite(w, what + "sample_weight")
-      if (w < 0).any():
-        raise ValueError(f"{what}sample_weight must be >= 0.")
-      arrays["sample_weight"] = w
-    _check_finite(x, what + "x")
-    _check_finite(y2, what + "y")
-    if arrays["dy"] is not None:
-      _check_finite(arrays["dy"], what + "dydx", arrays["dy_weight"])
-    return arrays
-
-  @staticmethod
-  def _split(arrays: dict, fraction, seed: int):
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-      raise ValueError(f"validation_split must be a fraction in (0, 1), got {fraction!r}.")
-    m = len(arrays["x"])
-    held = int(round(fraction * m))
-    if held < 1 or held > m - 1:
-      raise ValueError(f"validation_split={fraction} of {m} examples leaves {m - held} to train "
-                       f"and {held} to validate; both need at least one.")
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A11])).permutation(m)
-    pick = lambda idx: {k: None if v is None else v[idx] for k, v in arrays.items()}
-    return pick(np.sort(order[held:])), pick(np.sort(order[:held]))
 
   def _fit_scaler(self, train: dict) -> scaling.SobolevScaler:
     if self.standardize:
@@ -626,7 +157,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       return scaler.fit(train["x"], train["y"])
     return scaler.fit(train["x"], train["y"], train["dy"], dy_weight=train["dy_weight"])
 
-  def _scaled(self, arrays: dict) -> _Data:
+  def _scaled(self, arrays: dict) -> loop.Data:
     sc = self.scaler_
     f32 = lambda a: None if a is None else tf.constant(a, tf.float32)
     dy, directions = arrays["dy"], arrays.get("directions")
@@ -640,68 +171,20 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
         # network in scaled units is differentiated along d / s against g / t.
         dy = dy / sc.y_scale
         directions = directions / sc.x_scale
-    return _Data(f32(sc.transform(x=arrays["x"])), f32(sc.transform(y=arrays["y"])), f32(dy),
+    return loop.Data(f32(sc.transform(x=arrays["x"])), f32(sc.transform(y=arrays["y"])), f32(dy),
                  f32(arrays["sample_weight"]), f32(arrays["dy_weight"]), f32(directions))
 
   # -- the network ----------------------------------------------------------------------
 
-  def _network_spec(self, n_in: int, n_out: int) -> tuple:
-    """``(spec, initial weights)``: ``spec`` rebuilds the architecture (``_build``) and keys
-    its cached trainer; the weights are this fit's starting point."""
-    if self.network is None:
-      hidden = tuple(int(h) for h in self.hidden_layers)
-      return (("mlp", n_in, n_out, hidden, self.activation),
-              mlp_weights(n_in, n_out, hidden, self.seed))
-    template = self.network if isinstance(self.network, keras.Model) else self.network(
-        n_in, n_out, self.seed)
-    if not isinstance(template, keras.Model):
-      raise ValueError(f"network(n_in, n_out, seed) must return a Keras model, got "
-                       f"{type(template).__name__}.")
-    try:
-      config = keras.saving.serialize_keras_object(template)
-      json.dumps(config)
-    except (NotImplementedError, TypeError, ValueError) as e:
-      raise ValueError("network must be a Keras model that can be rebuilt from its config "
-                       "(Sequential, functional, or a subclass with get_config/from_config): "
-                       f"{e}") from e
-    probe = template(np.zeros((2, n_in), np.float32))
-    if tuple(probe.shape) != (2, n_out):
-      raise ValueError(f"network maps [B, {n_in}] inputs to {tuple(probe.shape[1:])} outputs per "
-                       f"example; the data need [B, {n_out}].")
-    return ("keras", json.dumps(config, sort_keys=True)), template.get_weights()
-
-  @staticmethod
-  def _architecture(spec: tuple) -> tuple:
-    """``spec`` without layer and model names (Keras numbers them per instance): two
-    copies of one architecture share a trainer."""
-    if spec[0] != "keras":
-      return spec
-
-    def strip(value):
-      if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if k != "name"}
-      if isinstance(value, list):
-        return [strip(v) for v in value]
-      return value
-
-    return ("keras", json.dumps(strip(json.loads(spec[1])), sort_keys=True))
-
-  @staticmethod
-  def _build(spec: tuple) -> keras.Model:
-    if spec[0] == "mlp":
-      _, n_in, n_out, hidden, activation = spec
-      return mlp(n_in, n_out, hidden, activation)
-    return keras.saving.deserialize_keras_object(json.loads(spec[1]))
-
-  def _trainer(self, spec: tuple, strategy) -> _Trainer:
-    return _trainer_for(self._architecture(spec), lambda: self._build(spec),
+  def _trainer(self, spec: tuple, strategy) -> loop.Trainer:
+    return loop.trainer_for(networks.architecture(spec), lambda: networks.build(spec),
                         dict(self.adam or {}), strategy)
 
   @property
   def network_(self) -> keras.Model:
     """A Keras model with the fitted weights (built anew at each access)."""
     self._check_fitted()
-    network = self._build(self.network_spec_)
+    network = networks.build(self.network_spec_)
     network.set_weights(self.coefs_)
     return network
 
@@ -762,21 +245,21 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                                validation_split)
     if y is None:
       raise ValueError("fit needs values y: fit(x, y, dydx).")
-    arrays = self._arrays(x, y, dydx, sample_weight, dydx_weight, directions=directions)
+    arrays = data_lib.check_arrays(x, y, dydx, sample_weight, dydx_weight, directions=directions)
     if directions is not None and validation_data is not None and len(validation_data) > 2:
       raise ValueError("With directions, validation_data is (x, y); or use validation_split.")
     if validation_data is not None and validation_split is not None:
       raise ValueError("Give validation_data or validation_split, not both.")
     validation = None
     if validation_split is not None:
-      arrays, validation = self._split(arrays, validation_split, self.seed)
+      arrays, validation = data_lib.split(arrays, validation_split, self.seed)
     elif validation_data is not None:
       validation = self._validation_arrays(validation_data, arrays)
     if self.early_stopping is not None and validation is None:
       raise ValueError("early_stopping watches a validation loss: give validation_data or "
                        "validation_split.")
     m = len(arrays["x"])
-    batch_size = default_batch_size(m) if self.batch_size is None else int(self.batch_size)
+    batch_size = networks.default_batch_size(m) if self.batch_size is None else int(self.batch_size)
     if batch_size > m:
       raise ValueError(f"batch_size={batch_size} is larger than the {m} training examples.")
     strategy = self.strategy or tf.distribute.get_strategy()
@@ -800,13 +283,14 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                                                            lam=self.balance)
     self.n_features_in_, self.n_outputs_ = n_in, n_out
     self.y_is_1d_ = np.ndim(y) == 1
-    spec, initial = self._network_spec(n_in, n_out)
+    spec, initial = networks.network_spec(self.network, self.hidden_layers, self.activation, self.seed,
+                                          n_in, n_out)
     self.network_spec_ = spec
     data = self._scaled(arrays)
     val = None if validation is None else self._scaled(validation)
     self._train(self._trainer(spec, strategy), initial, data, val, self._weights(n_out, n_in),
                 rates, batch_size, self._resolve_jit(strategy, batch_size),
-                fingerprint=_fingerprint(data, val))
+                fingerprint=data_lib.fingerprint(data, val))
     return self
 
   def _fit_dataset(self, dataset: tf.data.Dataset, y, dydx, sample_weight, dydx_weight,
@@ -826,7 +310,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if not isinstance(spec, tuple) or len(spec) not in (2, 3) or spec[0].shape.rank != 2:
       raise ValueError(f"The dataset must yield batches (x [B, n], y [B] or [B, out][, dydx]); "
                        f"its elements are {spec}.")
-    stats = _dataset_statistics(dataset)
+    stats = data_lib.dataset_statistics(dataset)
     self.n_features_in_, self.n_outputs_ = stats["n_in"], stats["n_out"]
     self.y_is_1d_ = spec[1].shape.rank == 1
     self.scaler_ = self._scaler_from_statistics(stats)
@@ -840,7 +324,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if self.early_stopping is not None and validation is None:
       raise ValueError("early_stopping watches a validation loss: give validation_data.")
     strategy = self.strategy or tf.distribute.get_strategy()
-    spec_key, initial = self._network_spec(stats["n_in"], stats["n_out"])
+    spec_key, initial = networks.network_spec(
+        self.network, self.hidden_layers, self.activation, self.seed, stats["n_in"], stats["n_out"])
     self.network_spec_ = spec_key
     trainer = self._trainer(spec_key, strategy)
     weights = self._weights(stats["n_out"], stats["n_in"])
@@ -858,7 +343,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       if has_dy:
         dy = tf.reshape(tf.cast(batch[2], tf.float32), tf.concat([tf.shape(y), [-1]], 0))
         dy = dy * dy_factor
-      return _Data(x, y, dy, None, None)
+      return loop.Data(x, y, dy, None, None)
 
     start_time = time.perf_counter()
     history = {"loss": [], "val_loss": []}
@@ -917,7 +402,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
       raise ValueError("validation_data must be (x, y) or (x, y, dydx).")
     x, y, dydx = (tuple(validation_data) + (None,))[:3]
-    arrays = self._arrays(x, y, dydx, None, None, what="validation_data ")
+    arrays = data_lib.check_arrays(x, y, dydx, None, None, what="validation_data ")
     if train.get("directions") is not None and arrays["dy"] is not None:
       raise ValueError("With directions, validation_data is (x, y); or use validation_split.")
     n = train["x"].shape[1]
@@ -926,17 +411,17 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                        f"the training data have {n} features and {train['y'].shape[1]} outputs.")
     return arrays
 
-  def _weights(self, n_out: int, n_in: int) -> _Weights:
+  def _weights(self, n_out: int, n_in: int) -> loop.Weights:
     b = self.balance_
     partial = (np.ones((n_out, n_in)) if b is None else
                np.broadcast_to(b.partial_weights, (n_out, n_in))).astype(np.float32)
     value = 1.0 if b is None else b.value_weight
     derivative = float(self.derivative_weight) * (1.0 if b is None else b.derivative_weight)
-    return _Weights(*(tf.constant(v, tf.float32) for v in (value, derivative, partial,
+    return loop.Weights(*(tf.constant(v, tf.float32) for v in (value, derivative, partial,
                                                            float(self.l2))))
 
-  def _train(self, trainer: _Trainer, initial, data: _Data, val: Optional[_Data],
-             weights: _Weights, rates: np.ndarray, batch_size: int, jit: bool,
+  def _train(self, trainer: loop.Trainer, initial, data: loop.Data, val: Optional[loop.Data],
+             weights: loop.Weights, rates: np.ndarray, batch_size: int, jit: bool,
              fingerprint: str) -> None:
     """The epochs loop: chunks of epochs per compiled call, progress, checkpoints."""
     start_time = time.perf_counter()
@@ -984,7 +469,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     self.history_ = {k: v for k, v in history.items() if v}
     self.fit_seconds_ = time.perf_counter() - start_time
 
-  def _checkpointing(self, trainer: _Trainer, fingerprint: str, history: dict):
+  def _checkpointing(self, trainer: loop.Trainer, fingerprint: str, history: dict):
     manager = tf.train.CheckpointManager(trainer.checkpoint(), self.checkpoint_dir, max_to_keep=1)
     hint = f"Delete {self.checkpoint_dir} to start again, or use another checkpoint_dir."
     record = dict(_json_params(self.get_params()), data=fingerprint)
@@ -1017,11 +502,11 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
 
   def _predict_scaled(self, x, with_derivatives: bool):
     self._check_fitted()
-    x = _as_float_array(x, "x")
+    x = data_lib.as_float_array(x, "x")
     if x.ndim != 2 or x.shape[1] != self.n_features_in_:
       raise ValueError(f"x has shape {x.shape}; this model was fitted on "
                        f"[examples, {self.n_features_in_}] inputs.")
-    _check_finite(x, "x")
+    data_lib.check_finite(x, "x")
     strategy = tf.distribute.get_strategy()  # Prediction runs on one replica.
     trainer = self._trainer(self.network_spec_, strategy)
     return trainer.predict(self.coefs_, self.scaler_.transform(x=x).astype(np.float32),
@@ -1138,50 +623,6 @@ class _Surrogate(tf.Module):
   def __call__(self, x):
     y = self.model(x)
     return y[:, 0] if self.squeeze else y
-
-
-def _dataset_statistics(dataset: tf.data.Dataset) -> dict:
-  """Count, means and standard deviations of x and y, and the mean square of each partial,
-  in one pass over the batches (float64 sums)."""
-  count, sums = 0, {}
-  for batch in dataset:
-    x = np.asarray(batch[0], np.float64)
-    y = np.asarray(batch[1], np.float64).reshape(len(x), -1)
-    parts = dict(x=x, y=y)
-    if len(batch) == 3:
-      parts["dy"] = np.asarray(batch[2], np.float64).reshape(len(x), y.shape[1], -1)
-    for name, a in parts.items():
-      if not np.all(np.isfinite(a)):
-        raise ValueError(f"The dataset's {'dydx' if name == 'dy' else name} holds NaN or Inf "
-                         f"(batch after {count} examples).")
-      s1, s2 = sums.get(name, (0.0, 0.0))
-      sums[name] = (s1 + a.sum(axis=0), s2 + np.square(a).sum(axis=0))
-    count += len(x)
-  if count < 2:
-    raise ValueError(f"The dataset holds {count} example(s); fitting needs at least 2.")
-  stats = dict(count=count)
-  for name in ("x", "y"):
-    mean = sums[name][0] / count
-    stats[f"{name}_mean"] = mean
-    stats[f"{name}_std"] = np.sqrt(np.maximum(sums[name][1] / count - mean**2, 0.0))
-  stats["n_in"], stats["n_out"] = len(stats["x_mean"]), len(stats["y_mean"])
-  if "dy" in sums:
-    stats["dy_mean_square"] = sums["dy"][1] / count
-  return stats
-
-
-def _finite_non_negative(value) -> bool:
-  return (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-          and math.isfinite(value) and value >= 0)
-
-
-def _fingerprint(data: _Data, validation: Optional[_Data]) -> str:
-  """A digest of the scaled training (and validation) arrays."""
-  digest = hashlib.sha256()
-  for part in (data, validation):
-    for a in (part or ()):
-      digest.update(b"-" if a is None else a.numpy().tobytes() + str(a.shape).encode())
-  return digest.hexdigest()
 
 
 _SCHEDULES = {"PiecewiseLinear": training.PiecewiseLinear, "CosineDecay": training.CosineDecay}
