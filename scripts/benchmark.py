@@ -36,7 +36,7 @@ import sobolev_tf as st  # pylint: disable=g-import-not-at-top
 from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import networks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
-from sobolev_tf.synthetic_gradients import optimizers  # pylint: disable=g-import-not-at-top
+from sobolev_tf import optimizers  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
@@ -59,7 +59,7 @@ flags.DEFINE_integer("inter_op_threads", 0, lower_bound=0, help=
                      "ops, 2 inter-op x 1 intra-op thread is about 10% faster on 2 cores.")
 flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
 flags.DEFINE_enum("optimizer", "fused", ["fused", "sonnet"],
-                  "Adam of case (a): sobolev_tf.synthetic_gradients.optimizers.Adam (fused kernels) or Sonnet's.")
+                  "Adam of case (a): sobolev_tf.optimizers.Adam (fused kernels) or Sonnet's.")
 
 
 def _calls_per_repetition(run: Callable[[int], object]) -> int:
@@ -133,7 +133,7 @@ def regression_step(sobolev: bool, num_batches: int = 10, seed: int = 0):
   mlp = regression.regression_mlp()
   model = lambda z: mlp(z)[:, 0]  # scalar per example: gradient [B, 2]
   mlp(x[0])
-  if FLAGS.optimizer == "fused":  # One kernel per variable (sobolev_tf.synthetic_gradients.optimizers).
+  if FLAGS.optimizer == "fused":  # One kernel per variable (sobolev_tf.optimizers).
     opt = optimizers.Adam(3e-5)
     opt.build(mlp.trainable_variables)
   else:
@@ -504,7 +504,7 @@ def main(argv):
       "Sobolev timed in turn; the ratio is the median of the per-pair ratios, with "
       "their range.", "",
       "(a) regression: 2x256 ReLU MLP, 2-D input, batch 100, Adam "
-      f"({'sobolev_tf.synthetic_gradients.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
+      f"({'sobolev_tf.optimizers.Adam, one fused kernel per variable' if FLAGS.optimizer == 'fused' else 'snt.optimizers.Adam'}), "
       "first-order Sobolev with full gradients. (b) distillation: SM section 3 student "
       "(84x84x4, 6 actions, batch 200), KL + stochastic output-space term "
       "(one projection, l2 norm), teacher of SM architecture differentiated on the fly; "

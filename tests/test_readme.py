@@ -17,6 +17,18 @@ class ReadmeTest(tf.test.TestCase):
     self.assertEqual(set(namespace["terms"]), {"value", "derivative_1", "total"})
     self.assertTrue(bool(tf.math.is_finite(namespace["loss"])))
 
+  def test_estimator_example_runs(self):
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    with open(readme) as f:
+      text = f.read()
+    section = text[text.index("### One call: `SobolevRegressor`"):text.index("### Keras\n")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    code = code.replace("/tmp/", self.create_tempdir().full_path + "/")
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+    self.assertEqual(namespace["deltas"].shape, (1024, 7))
+    self.assertLess(namespace["rmse"], 0.5)  # The comment says about 0.15.
+
   def test_keras_examples_run(self):
     readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
     with open(readme) as f:

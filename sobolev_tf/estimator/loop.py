@@ -6,6 +6,10 @@ batches come from a permutation drawn from ``(seed, epoch)``, so results do not
 depend on how epochs are split into calls. Trainers are cached per architecture
 (``trainer_for``): a new fit resets weights and optimiser state and reuses the
 traces, whose data are arguments rather than captured constants.
+
+Small networks are overhead-bound, so a step is kept to few kernels: static
+shapes (one trace per data size and batch), Adam as one fused kernel per
+variable (``optimizers.Adam``), and XLA for large batches.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import tensorflow as tf
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
+from sobolev_tf import optimizers
+from sobolev_tf.estimator import networks
 
-__all__ = ["Data", "Weights", "objective", "Trainer", "trainer_for", "clear_cache"]
+__all__ = ["Data", "Weights", "objective", "Trainer", "trainer_for", "clear_cache",
+           "max_epochs_per_call"]
 
 
 class Data(collections.namedtuple("Data", "x y dy sample_weight dy_weight directions",
@@ -52,25 +59,35 @@ def objective(loss_terms: Dict[str, tf.Tensor], weights: Weights, sample_weight)
 class Trainer:
   """A network, its optimiser and the compiled loops that train and apply it.
 
-  Cached per architecture (``_trainer_for``): a new fit of the same architecture
+  Cached per architecture (``trainer_for``): a new fit of the same architecture
   resets the weights and optimiser state and reuses the traced functions, whose
   data are arguments, not captured constants.
+
+  Args:
+    network: the Keras model, built in ``strategy``'s scope.
+    adam: ``beta_1``, ``beta_2``, ``epsilon`` of Adam (Keras' names); default 0.9,
+      0.999, 1e-8, TensorFlow 1's ``AdamOptimizer`` of Huge & Savine's notebook.
+    strategy: the ``tf.distribute`` strategy whose replicas share each batch.
   """
 
   def __init__(self, network: keras.Model, adam: Dict[str, Any],
                strategy: tf.distribute.Strategy):
     self.strategy = strategy
     self.lock = threading.Lock()
+    adam = dict(dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8), **adam)
     with strategy.scope():
-      self.network = network  # Built in this scope by _trainer_for.
+      self.network = network
       self.learning_rate = tf.Variable(0.0, trainable=False, name="learning_rate")
-      self.optimizer = keras.optimizers.Adam(learning_rate=lambda: self.learning_rate, **adam)
+      self.optimizer = optimizers.Adam(lambda _: self.learning_rate, beta1=adam["beta_1"],
+                                       beta2=adam["beta_2"], epsilon=adam["epsilon"])
       self.optimizer.build(network.trainable_variables)
       # Early stopping: the best weights so far, their epoch and validation loss.
       self.best = [tf.Variable(v, trainable=False) for v in network.trainable_variables]
       self.best_loss = tf.Variable(np.inf, trainable=False, dtype=tf.float32)
       self.best_epoch = tf.Variable(-1, trainable=False, dtype=tf.int64)
       self.epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
+    # The default MLP's input gradient by explicit back-propagation (None: nested tapes).
+    self._dense_jacobian = networks.dense_value_and_jacobian(network)
     self._epochs_fns = {}
     self._dataset_fn = self._validation_fn = None
     self._predict_fn = tf.function(self._predict, reduce_retracing=True)
@@ -83,8 +100,6 @@ class Trainer:
     for v, w in zip(variables, weights):
       v.assign(w)
     for v in self.optimizer.variables:
-      if v.path.endswith("learning_rate"):
-        continue
       v.assign(tf.zeros(v.shape, v.dtype))
     self.best_loss.assign(np.inf)
     self.best_epoch.assign(-1)
@@ -105,16 +120,26 @@ class Trainer:
       terms = losses.sobolev_terms([net(x)], [y])
     elif directions is not None:
       # Eq. 2 with given directions: the network's JVP against the projected labels.
-      values, projected = derivatives.projected_derivative(net, x, 1, directions)
+      if self._dense_jacobian is not None:
+        values, jacobian = self._dense_jacobian(x)
+        projected = tf.reduce_sum(jacobian * directions[:, None, :], axis=2)
+      else:
+        values, projected = derivatives.projected_derivative(net, x, 1, directions)
       partial = tf.broadcast_to(weights.partial[None, :, 0], tf.shape(dy))
       terms = losses.sobolev_terms([values, projected], [y, dy], partial_weights=[partial])
     else:
       partial = tf.broadcast_to(weights.partial[None], tf.shape(dy))
       if dy_weight is not None:
         partial = partial * dy_weight  # 0 masks a missing partial.
-      terms = losses.sobolev_terms(derivatives.derivative_tensors(net, x, 1), [y, dy],
+      terms = losses.sobolev_terms(self._values_and_jacobians(x, training), [y, dy],
                                    partial_weights=[partial])
     return objective(terms, weights, sample_weight)
+
+  def _values_and_jacobians(self, x, training: bool):
+    """``[values [B, out], Jacobians [B, out, in]]``."""
+    if self._dense_jacobian is not None:
+      return list(self._dense_jacobian(x))
+    return derivatives.derivative_tensors(lambda z: self.network(z, training=training), x, 1)
 
   def _penalty(self, l2) -> tf.Tensor:
     kernels = [tf.reduce_sum(tf.square(v)) for v in self.network.trainable_variables
@@ -131,31 +156,41 @@ class Trainer:
                  shuffle: bool, patience: int, jit_compile: bool) -> Dict[str, np.ndarray]:
     """Trains epochs ``first .. first + count - 1``; returns their losses (and validation).
 
-    ``rates``: the learning rate of every epoch of the fit. Stops early when the
-    validation loss has not improved for ``patience`` epochs (0: never).
+    ``rates``: the learning rate of every epoch of the fit (``[epochs]``). Stops early when the
+    validation loss has not improved for ``patience`` epochs (0: never). ``count``
+    is at most ``max_epochs_per_call(m)``.
     """
-    # One function per structure of the data (which optional arrays are given), so
-    # that a new structure is a new function, not a retrace.
+    m = int(data.x.shape[0])
+    if not 1 <= count <= max_epochs_per_call(m):
+      raise ValueError(f"count={count} epochs; one call runs 1 to {max_epochs_per_call(m)}.")
+    # One function per batch size and structure of the data (which optional arrays
+    # are given); each traces once per data size: static shapes, fewer kernels.
     structure = lambda d: None if d is None else tuple(a is None for a in d)
-    key = (shuffle, jit_compile, structure(data), structure(validation))
+    key = (batch_size, jit_compile, structure(data), structure(validation))
     if key not in self._epochs_fns:
-      self._epochs_fns[key] = self._make_epochs_fn(shuffle, jit_compile)
+      self._epochs_fns[key] = self._make_epochs_fn(batch_size, jit_compile)
     scalar = lambda v: tf.constant(v, tf.int64)
-    out = self._epochs_fns[key](data, validation, weights, tf.constant(rates, tf.float32),
-                                scalar(seed), scalar(first), scalar(count), scalar(batch_size),
-                                scalar(patience))
-    return {k: v.numpy() for k, v in out.items()}
+    slots = max_epochs_per_call(m)
+    orders = _permutations(scalar(seed), scalar(first), scalar(count), m, slots, shuffle)
+    # This call's rates, padded to a fixed length: no new trace for another number of epochs.
+    chunk_rates = np.zeros(slots, np.float32)
+    chunk_rates[:count] = rates[first:first + count]
+    out = self._epochs_fns[key](data, validation, weights, tf.constant(chunk_rates), orders,
+                                scalar(first), scalar(count), scalar(patience))
+    ran = int(out["epochs"])
+    return {k: (v.numpy()[:ran] if k != "epochs" else ran) for k, v in out.items()}
 
-  def _make_epochs_fn(self, shuffle: bool, jit_compile: bool):
+  def _make_epochs_fn(self, batch_size: int, jit_compile: bool):
     strategy = self.strategy
     replicas = strategy.num_replicas_in_sync
 
+    @tf.autograph.experimental.do_not_convert  # Plain graph code: converting costs tracing time.
     def replica_step(data, weights, index):
       # This replica's share of the global batch; the loss is scaled so that the
       # summed gradients of all replicas are the global batch's.
       ctx = tf.distribute.get_replica_context()
       if replicas > 1:
-        share = tf.shape(index)[0] // replicas
+        share = batch_size // replicas
         start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * share
         index = index[start:start + share]
       batch = Data(*[None if a is None else tf.gather(a, index) for a in data])
@@ -163,42 +198,43 @@ class Trainer:
         loss = self._loss(*batch, weights, training=True) + self._penalty(weights.l2)
         scaled = loss / replicas
       variables = self.network.trainable_variables
-      self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-      return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
+      grads = tape.gradient(scaled, variables)
+      if replicas > 1:
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        loss = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
+      self.optimizer.apply(grads, variables)
+      return loss
 
-    def steps(data, weights, order):
-      """One epoch's steps, batches in ``order`` ``[steps, batch]``; the mean loss."""
+    def epochs(data, validation, weights, rates, orders, first, count, patience):
+      m = int(data.x.shape[0])
+      num_steps = -(-m // batch_size)
+      slots = int(orders.shape[0])
 
-      def body(s, total):
-        loss = strategy.run(replica_step, args=(data, weights, tf.gather(order, s)))
-        return s + 1, total + strategy.experimental_local_results(loss)[0]
+      def epoch_steps(order):
+        """One epoch's steps over ``order`` ``[m]``; the mean loss."""
+        if num_steps * batch_size > m:
+          # The last batch is filled up from the epoch's start: every batch is full.
+          order = tf.concat([order, order[:num_steps * batch_size - m]], axis=0)
+        order = tf.reshape(order, [num_steps, batch_size])
 
-      n = tf.shape(order)[0]
-      _, total = tf.while_loop(lambda s, _: s < n, body, (tf.constant(0), tf.constant(0.0)))
-      return total / tf.cast(n, tf.float32)
+        def body(s, total):
+          loss = strategy.run(replica_step, args=(data, weights, tf.gather(order, s)))
+          return s + 1, total + strategy.experimental_local_results(loss)[0]
 
-    steps = tf.function(steps, jit_compile=True, autograph=False) if jit_compile else steps
-
-    def epochs(data, validation, weights, rates, seed, first, count, batch_size, patience):
-      m = tf.shape(data.x, out_type=tf.int64)[0]
-      num_steps = (m + batch_size - 1) // batch_size
+        _, total = tf.while_loop(lambda s, _: s < num_steps, body,
+                                 (tf.constant(0), tf.constant(0.0)))
+        return total / num_steps
 
       def body(e, train_losses, val_losses):
         epoch = first + e
-        self.learning_rate.assign(tf.gather(rates, epoch))
-        if shuffle:
-          perm = tf.random.experimental.stateless_shuffle(
-              tf.range(m), seed=tf.stack([seed, epoch]))
-        else:
-          perm = tf.range(m)
-        # The last batch is filled up from the epoch's start: every batch is full.
-        perm = tf.concat([perm, perm[:num_steps * batch_size - m]], axis=0)
-        loss = steps(data, weights, tf.reshape(perm, [num_steps, batch_size]))
-        train_losses = train_losses.write(tf.cast(e, tf.int32), loss)
+        self.learning_rate.assign(tf.gather(rates, e))
+        loss = epoch_steps(tf.gather(orders, e))
+        at = tf.reshape(tf.cast(e, tf.int32), [1, 1])
+        train_losses = tf.tensor_scatter_nd_update(train_losses, at, [loss])
         self.epoch.assign(epoch + 1)
         if validation is not None:
           val = self._loss(*validation, weights, training=False)
-          val_losses = val_losses.write(tf.cast(e, tf.int32), val)
+          val_losses = tf.tensor_scatter_nd_update(val_losses, at, [val])
           improved = val < self.best_loss
           for best, v in zip(self.best, self.network.trainable_variables):
             best.assign(tf.where(improved, v, best))
@@ -213,14 +249,16 @@ class Trainer:
               patience <= 0, first + e - self.best_epoch <= patience))
         return going
 
-      arrays = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),) * 2
-      e, train_losses, val_losses = tf.while_loop(more, body, (tf.constant(0, tf.int64),) + arrays)
-      out = {"epochs": e, "loss": train_losses.stack()}
+      buffers = (tf.zeros([slots]), tf.zeros([slots]))
+      e, train_losses, val_losses = tf.while_loop(
+          more, body, (tf.constant(0, tf.int64),) + buffers)
+      out = {"epochs": e, "loss": train_losses}
       if validation is not None:
-        out["val_loss"] = val_losses.stack()
+        out["val_loss"] = val_losses
       return out
 
-    return tf.function(epochs, autograph=False, reduce_retracing=True)
+    # XLA compiles the whole call: the epochs, their steps and the early stopping.
+    return tf.function(epochs, autograph=False, jit_compile=jit_compile or None)
 
   def run_dataset_epoch(self, dataset, scale, weights: Weights, rate: float) -> float:
     """One epoch over a ``tf.data.Dataset`` of ``(x, y[, dydx])`` batches; its mean loss.
@@ -239,13 +277,18 @@ class Trainer:
     strategy = self.strategy
     replicas = strategy.num_replicas_in_sync
 
+    @tf.autograph.experimental.do_not_convert
     def replica_step(batch, scale, weights):
       data = scale(batch)
       with tf.GradientTape() as tape:
         loss = self._loss(*data, weights, training=True) + self._penalty(weights.l2)
         scaled = loss / replicas
       variables = self.network.trainable_variables
-      self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+      grads = tape.gradient(scaled, variables)
+      if replicas > 1:
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                               grads)
+      self.optimizer.apply(grads, variables)
       return loss
 
     def epoch(iterator, scale, weights):
@@ -271,10 +314,9 @@ class Trainer:
   # -- prediction -----------------------------------------------------------------------
 
   def _predict(self, x, with_derivatives: bool):
-    net = lambda z: self.network(z, training=False)
     if with_derivatives:
-      return derivatives.derivative_tensors(net, x, 1)
-    return [net(x)]
+      return self._values_and_jacobians(x, training=False)
+    return [self.network(x, training=False)]
 
   def predict(self, weights: Sequence[np.ndarray], x: np.ndarray, with_derivatives: bool,
               chunk: int = 65536):
@@ -306,6 +348,28 @@ def trainer_for(architecture: Any, make_network, adam: Dict[str, Any],
     while len(TRAINERS) > _MAXTRAINERS:
       TRAINERS.popitem(last=False)
   return trainer
+
+
+def max_epochs_per_call(num_examples: int) -> int:
+  """Epochs one compiled call may run: their permutations take at most 64 MB."""
+  return int(np.clip((1 << 24) // max(num_examples, 1), 1, 64))
+
+
+@tf.function(autograph=False)
+def _permutations_fn(seed, first, count, m, slots, shuffle):
+  if not shuffle:
+    return tf.tile(tf.range(m, dtype=tf.int32)[None], [slots, 1])
+  drawn = tf.map_fn(
+      lambda epoch: tf.random.experimental.stateless_shuffle(
+          tf.range(m, dtype=tf.int32), seed=tf.stack([seed, epoch])),
+      first + tf.range(count), fn_output_signature=tf.int32)
+  return tf.pad(drawn, [[0, slots - count], [0, 0]])  # Rows past count are not read.
+
+
+def _permutations(seed, first, count, m: int, slots: int, shuffle: bool) -> tf.Tensor:
+  """``[slots, m]``: row ``e`` orders the examples of epoch ``first + e`` (drawn from
+  ``(seed, epoch)`` alone, however epochs are split into calls)."""
+  return _permutations_fn(seed, first, count, m, slots, shuffle)
 
 
 def clear_cache() -> None:

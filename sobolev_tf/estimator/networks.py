@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 __all__ = ["ACTIVATIONS", "default_batch_size", "mlp_weights", "mlp", "network_spec",
-           "architecture", "build"]
+           "architecture", "build", "dense_value_and_jacobian"]
 
 ACTIVATIONS = ("softplus", "tanh", "relu", "sigmoid", "gelu", "swish", "elu", "linear")
 
@@ -107,3 +108,58 @@ def build(spec: tuple) -> keras.Model:
     _, n_in, n_out, hidden, activation = spec
     return mlp(n_in, n_out, hidden, activation)
   return keras.saving.deserialize_keras_object(json.loads(spec[1]))
+
+
+# The slope f'(z) of each activation, from its input z and output a = f(z).
+_SLOPES = {
+    "softplus": lambda z, a: tf.sigmoid(z),
+    "tanh": lambda z, a: 1.0 - tf.square(a),
+    "sigmoid": lambda z, a: a * (1.0 - a),
+    "relu": lambda z, a: tf.cast(z > 0, z.dtype),
+    "linear": lambda z, a: tf.ones_like(z),
+}
+
+
+def dense_value_and_jacobian(
+    network: keras.Model) -> Optional[Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]]:
+  """``x -> (values [B, 1], input gradients [B, 1, n])`` of a stack of Dense layers with
+  one output, by explicit back-propagation; None for any other network.
+
+  Huge & Savine's "twin network": with ``z_l = h_{l-1} W_l + b_l`` and
+  ``h_l = f_l(z_l)``, the gradient of the output is ``g_{l-1} = (g_l * f_l'(z_l))
+  W_l^T`` from ``g_L = 1``. Written out, the gradient's own graph (the second
+  derivative that Sobolev training back-propagates) has fewer and larger kernels
+  than nested ``tf.GradientTape``s give: the default MLP's step compiles faster and
+  runs faster under XLA. Other networks use ``derivatives.derivative_tensors``.
+  """
+  if not isinstance(network, keras.Sequential):
+    return None
+  layers = list(network.layers)
+  names = []
+  for layer in layers:
+    if type(layer) is not keras.layers.Dense:  # pylint: disable=unidiomatic-typecheck
+      return None
+    name = keras.activations.serialize(layer.activation)
+    name = name if isinstance(name, str) else name.get("config", {}).get("name", name)
+    if name not in _SLOPES:
+      return None
+    names.append(name)
+  if not layers or layers[-1].units != 1:
+    return None
+
+  def value_and_jacobian(x):
+    h, slopes = x, []
+    for layer, name in zip(layers, names):
+      z = tf.matmul(h, layer.kernel)
+      if layer.use_bias:
+        z = z + layer.bias
+      h = layer.activation(z)
+      slopes.append(_SLOPES[name](z, h))
+    g = slopes[-1]  # [B, 1]
+    for l in range(len(layers) - 1, -1, -1):
+      g = tf.matmul(g, layers[l].kernel, transpose_b=True)
+      if l:
+        g = g * slopes[l - 1]
+    return h, g[:, None, :]
+
+  return value_and_jacobian

@@ -45,7 +45,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     learning_rate: a float (constant), or a schedule ``rate(fraction of training)``
       such as ``training.one_cycle(0.1)`` (the default, Huge & Savine's) or
       ``training.CosineDecay(1e-3)``; read at the start of every epoch.
-    adam: other arguments of ``keras.optimizers.Adam`` (e.g. ``{"beta_2": 0.99}``).
+    adam: Adam's ``beta_1``, ``beta_2`` and ``epsilon`` (default 0.9, 0.999, 1e-8:
+      TensorFlow 1's, as in Huge & Savine's notebook), e.g. ``{"beta_2": 0.99}``.
     standardize: standardise inputs and values and rescale derivatives by the chain
       rule (``SobolevScaler``); predictions are always in the data's units.
     balance: Huge & Savine's ``lam`` (``DerivativeBalance``): value term weight
@@ -139,9 +140,11 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if self.strategy is not None and not isinstance(self.strategy, tf.distribute.Strategy):
       raise ValueError(f"strategy must be a tf.distribute.Strategy, got "
                        f"{type(self.strategy).__name__}.")
-    if self.adam is not None and (not isinstance(self.adam, dict) or "learning_rate" in self.adam):
-      raise ValueError("adam must be a dict of keras.optimizers.Adam arguments other than "
-                       f"learning_rate (use learning_rate=), got {self.adam!r}.")
+    if self.adam is not None and (not isinstance(self.adam, dict) or not set(self.adam) <= {
+        "beta_1", "beta_2", "epsilon"} or not all(
+            data_lib.finite_non_negative(v) for v in self.adam.values())):
+      raise ValueError("adam must be a dict of Adam's beta_1, beta_2 and epsilon (numbers >= 0; "
+                       f"the rate is learning_rate=), got {self.adam!r}.")
 
   def _fit_scaler(self, train: dict) -> scaling.SobolevScaler:
     if self.standardize:
@@ -437,11 +440,11 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                                   enabled=show)
       chunk, first_call = 1, True
       while epoch < self.epochs:
-        count = min(chunk, self.epochs - epoch)
+        count = min(chunk, self.epochs - epoch, loop.max_epochs_per_call(data.size))
         t0 = time.perf_counter()
         out = trainer.run_epochs(data, val, weights, rates, self.seed, epoch, count, batch_size,
                                  self.shuffle, self.early_stopping or 0, jit)
-        ran = int(out["epochs"])
+        ran = out["epochs"]
         history["loss"] += out["loss"].tolist()
         history["val_loss"] += out.get("val_loss", np.zeros(0)).tolist()
         epoch += ran

@@ -33,7 +33,7 @@ class MultiWorkerReplicator(tf.distribute.MultiWorkerMirroredStrategy):
 
   Variables created in ``scope()`` are replica local (ON_READ, first replica's
   value on read, initial values broadcast from the chief), so they can be
-  updated in replica context by ``sobolev_tf.synthetic_gradients.optimizers`` with all-reduced
+  updated in replica context by ``sobolev_tf.optimizers`` with all-reduced
   gradients.
   """
 

@@ -206,7 +206,7 @@ class SyntheticGradientStep:
     modules: K SG modules (one per split), unused for backprop/noprop.
     method: one of ``METHODS``.
     main_optimizer, module_optimizer: objects with ``apply(grads, variables)``:
-      Sonnet optimisers or ``sobolev_tf.synthetic_gradients.optimizers`` (paper: SGD momentum 0.9 for
+      Sonnet optimisers or ``sobolev_tf.optimizers`` (paper: SGD momentum 0.9 for
       the main network, Adam 1e-4 for the modules).
     bootstrap: fit module k to module k+1's prediction carried through part k+1
       (DNI style) instead of the true loss and gradient (the paper's choice).

@@ -30,7 +30,7 @@ from sobolev_tf.synthetic_gradients import imagenet
 from sobolev_tf import checks
 from sobolev_tf import files
 from sobolev_tf import loggers
-from sobolev_tf.synthetic_gradients import optimizers
+from sobolev_tf import optimizers
 from sobolev_tf.synthetic_gradients import methods as sg
 from sobolev_tf import training
 from sobolev_tf.training import PeriodicCheckpointer

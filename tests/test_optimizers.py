@@ -3,7 +3,7 @@
 import sonnet as snt
 import tensorflow as tf
 
-from sobolev_tf.synthetic_gradients import optimizers
+from sobolev_tf import optimizers
 
 
 def _run(make_opt, build: bool, steps: int = 5):
