@@ -25,7 +25,8 @@ import numpy as np
 from sobolev_tf import files
 from sobolev_tf.regression import experiment
 
-__all__ = ["setting_config", "run_study", "converged_step", "summarize", "at_budget",
+__all__ = ["setting_config", "run_study", "run_settings", "converged_step", "summarize",
+           "at_budget", "write_run_csvs", "gain_table", "plot_gains", "all_cells_table",
            "write_report", "train_and_evaluate", "CSV_COLUMNS", "CONVERGED_DECADES"]
 
 CONVERGED_DECADES = 0.1
@@ -95,10 +96,17 @@ def _check_settings(config) -> None:
 def run_study(config, workdir: str, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
   """Trains (or resumes) every setting; one row per run, with its learning curve."""
   _check_settings(config)  # Every setting before the first trains.
+  return run_settings(config, workdir, log)
+
+
+def run_settings(config, workdir: str, log: Optional[Callable[[str], None]] = None,
+                 names: Optional[Sequence[str]] = None) -> List[Dict]:
+  """Trains (or resumes) the settings ``names`` (default: all), each in ``workdir/<name>``;
+  one row per run with its learning curve, convergence step and last change."""
   rows = []
-  for name in config.settings:
+  for name in (config.settings if names is None else names):
     setting = setting_config(config, name)
-    (log or print)(f"[sensitivity] {name}: {setting.num_steps:,} steps")
+    (log or print)(f"[study] {name}: {setting.num_steps:,} steps")
     for r in experiment.run_grid(experiment.grid_runs(setting), setting,
                                  os.path.join(workdir, name), log):
       step, change = converged_step(r["curve"], r["test_mse"])
@@ -229,7 +237,7 @@ def _grid(table: Sequence[Dict]) -> tuple:
   return rows, cells, gains
 
 
-def _gain_table(table: Sequence[Dict]) -> List[str]:
+def gain_table(table: Sequence[Dict]) -> List[str]:
   """One row per setting (and reference budget), one column per (function, size)."""
   rows, cells, gains = _grid(table)
   cell = lambda g: "" if np.isnan(g) else (f"**{g:.2f}**" if g >= 1.0 else f"{g:.2f}")
@@ -243,7 +251,7 @@ def _gain_table(table: Sequence[Dict]) -> List[str]:
   return lines
 
 
-def _plot(plt, table: Sequence[Dict], trajectories: Dict[str, List[Dict]], path: str) -> None:
+def plot_gains(plt, table: Sequence[Dict], trajectories: Dict[str, List[Dict]], path: str) -> None:
   """Heat map of the gain per setting and cell; each length setting's gain against steps."""
   rows, cells, gains = _grid(table)
   labels = [setting if "@" in setting else f"{setting} @ {steps:,}" for setting, steps in rows]
@@ -289,20 +297,48 @@ def _converged_cell(t: Dict, method: str) -> str:
   return text + (f" ({not_converged} not)" if step is not None and not_converged else "")
 
 
+def all_cells_table(table: Sequence[Dict]) -> List[str]:
+  """Every cell of a summary: medians, the gain with its per-seed range, convergence."""
+  fmt = lambda v: "" if v is None else f"{v:.2f}"
+  lines = ["Per-seed gains: the smallest and largest over the seeds. Ratio: 10^gain. "
+           f"Converged: the (lower) median step from which a run's test MSE stays within "
+           f"{CONVERGED_DECADES} decade of its final value, over the runs that converged, and "
+           "how many did not (the rest only at their last evaluation). Last change: runs whose "
+           f"last evaluation improved / worsened by more than {CONVERGED_DECADES} decade.", "",
+           "| setting | steps | function | n | pairs | regular | Sobolev | gain | per-seed gains "
+           "| ratio | converged (regular / Sobolev) | last change: improving / worsening |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
+  for t in table:
+    conv = ("" if t["not_converged_regular"] is None else
+            f"{_converged_cell(t, 'regular')} / {_converged_cell(t, 'sobolev')}")
+    ratio = "" if t["gain"] is None else f"{10**t['gain']:.3g}x"
+    spread = "" if t["gain"] is None else f"{t['gain_min']:.2f} to {t['gain_max']:.2f}"
+    changes = ("" if t["improving"] is None else f"{t['improving']} / {t['worsening']}"
+               + (f" ({t['diverged']} diverged)" if t["diverged"] else ""))
+    lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
+                 f"{t['pairs']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
+                 f"**{fmt(t['gain'])}** | {spread} | {ratio} | {conv} | {changes} |")
+  return lines
+
+
+def write_run_csvs(rows: Sequence[Dict], output_dir: str, stem: str) -> None:
+  """``<stem>.csv`` (one row per run) and ``<stem>_curves.csv`` (its evaluations)."""
+  files.write_csv(os.path.join(output_dir, f"{stem}.csv"),
+                  [{c: r[c] for c in CSV_COLUMNS} for r in rows], CSV_COLUMNS)
+  keys = ("setting", "function", "num_train", "method", "seed")
+  files.write_csv(os.path.join(output_dir, f"{stem}_curves.csv"),
+                  [dict({k: r[k] for k in keys}, step=step, test_mse=mse, test_grad_mse=grad)
+                   for r in rows for step, mse, grad in r["curve"]],
+                  keys + ("step", "test_mse", "test_grad_mse"))
+
+
 def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
   """sensitivity.csv (one row per run), sensitivity_curves.csv, .md and .png; returns the md."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  files.write_csv(os.path.join(output_dir, "sensitivity.csv"),
-                  [{c: r[c] for c in CSV_COLUMNS} for r in rows], CSV_COLUMNS)
-  keys = ("setting", "function", "num_train", "method", "seed")
-  files.write_csv(os.path.join(output_dir, "sensitivity_curves.csv"),
-                  [dict({k: r[k] for k in keys}, step=step, test_mse=mse, test_grad_mse=grad)
-                   for r in rows for step, mse, grad in r["curve"]],
-                  keys + ("step", "test_mse", "test_grad_mse"))
+  write_run_csvs(rows, output_dir, "sensitivity")
   table = _comparison(rows, config)
-  fmt = lambda v: "" if v is None else f"{v:.2f}"
   lines = ["# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?", "",
            f"Command: `{command}`  ",
            "Config: `configs/regression_sensitivity.py` (its docstring has the design). "
@@ -353,34 +389,16 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines += ["", "## Gain per setting", "",
             "Gain in decades per function and number of training points; bold: at least 10x.",
             ""]
-  lines += _gain_table(table)
+  lines += gain_table(table)
   trajectories = _trajectories(rows, config)
   for name, trajectory in trajectories.items():
     lines += ["", f"Training length: `{name}` at each of its evaluations.", ""]
-    lines += _gain_table(trajectory)
-  lines += ["", "## All cells", "",
-            "Per-seed gains: the smallest and largest over the seeds. Ratio: 10^gain. "
-            f"Converged: the (lower) median step from which a run's test MSE stays within "
-            f"{CONVERGED_DECADES} decade of its final value, over the runs that converged, and "
-            "how many did not (the rest only at their last evaluation). Last change: runs whose "
-            f"last evaluation improved / worsened by more than {CONVERGED_DECADES} decade.", "",
-            "| setting | steps | function | n | pairs | regular | Sobolev | gain | per-seed gains "
-            "| ratio | converged (regular / Sobolev) | last change: improving / worsening |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
-  for t in table:
-    conv = ("" if t["not_converged_regular"] is None else
-            f"{_converged_cell(t, 'regular')} / {_converged_cell(t, 'sobolev')}")
-    ratio = "" if t["gain"] is None else f"{10**t['gain']:.3g}x"
-    spread = "" if t["gain"] is None else f"{t['gain_min']:.2f} to {t['gain_max']:.2f}"
-    changes = ("" if t["improving"] is None else f"{t['improving']} / {t['worsening']}"
-               + (f" ({t['diverged']} diverged)" if t["diverged"] else ""))
-    lines.append(f"| {t['setting']} | {t['steps']:,} | {t['function']} | {t['num_train']} | "
-                 f"{t['pairs']} | {fmt(t['regular'])} | {fmt(t['sobolev'])} | "
-                 f"**{fmt(t['gain'])}** | {spread} | {ratio} | {conv} | {changes} |")
+    lines += gain_table(trajectory)
+  lines += ["", "## All cells", ""] + all_cells_table(table)
   lines.append("")
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "sensitivity.md"), text)
-  _plot(plt, table, trajectories, os.path.join(output_dir, "sensitivity.png"))
+  plot_gains(plt, table, trajectories, os.path.join(output_dir, "sensitivity.png"))
   return text
 
 

@@ -1,0 +1,195 @@
+"""Figure 2 trained to convergence: the report of ``configs/regression_convergence.py``.
+
+Settings run one after the other through the sensitivity study's machinery
+(``sensitivity.run_settings``), each a grid of regular and Sobolev runs. The
+report answers three questions:
+
+* Converged? A setting's budget pair (the same setting at twice the steps) changes
+  each cell's median log10 test MSE by little (``CONVERGED_DECADES``); the learning
+  curves say the same per run.
+* Where is the gain? The gain of a cell is the median over seeds of the paired
+  difference of log10 test MSE, regular minus Sobolev (``sensitivity.summarize``).
+* Which choice decides it? Each factor setting against the setting it changes:
+  the change in every seed's gain (same data and initial weights), its median
+  over cells, and a Wilcoxon signed-rank test over all (cell, seed) pairs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+from scipy import stats
+
+from sobolev_tf import checks
+from sobolev_tf import files
+from sobolev_tf.regression import experiment
+from sobolev_tf.regression import sensitivity
+
+__all__ = ["check_config", "budget_changes", "factor_effect", "write_report",
+           "train_and_evaluate", "CONVERGED_DECADES"]
+
+CONVERGED_DECADES = sensitivity.CONVERGED_DECADES
+
+
+def check_config(config) -> None:
+  """Every setting's grid, budget pair and factor, before the first trains."""
+  for name in config.settings:
+    setting = sensitivity.setting_config(config, name)
+    experiment.check_grid(experiment.grid_runs(setting), setting)
+  for first, second in config.budget_pairs:
+    for name in (first, second):
+      if name not in config.settings:
+        raise ValueError(f"config.budget_pairs names {name!r}, which is not a setting.")
+    a, b = (sensitivity.setting_config(config, n) for n in (first, second))
+    if b.num_steps <= a.num_steps:
+      raise ValueError(f"Budget pair ({first}, {second}): the second must train longer.")
+  for name, base in config.factors.items():
+    for n in (name, base):
+      if n not in config.settings:
+        raise ValueError(f"config.factors names {n!r}, which is not a setting.")
+
+
+def _by_seed(rows: Sequence[Dict], setting: str) -> Dict[tuple, Dict[int, Dict[str, float]]]:
+  """``{(function, n): {seed: {method: log10 test MSE}}}`` of the finite runs of ``setting``."""
+  out: Dict[tuple, Dict[int, Dict[str, float]]] = {}
+  for r in rows:
+    if r["setting"] == setting and np.isfinite(r["test_mse"]) and r["test_mse"] > 0:
+      out.setdefault((r["function"], r["num_train"]), {}).setdefault(r["seed"], {})[
+          r["method"]] = float(np.log10(r["test_mse"]))
+  return out
+
+
+def budget_changes(rows: Sequence[Dict], first: str, second: str) -> List[Dict]:
+  """Per cell and method: median log10 test MSE at both budgets and the change."""
+  a, b = _by_seed(rows, first), _by_seed(rows, second)
+  out = []
+  for cell in sorted(set(a) & set(b)):
+    for method in ("regular", "sobolev"):
+      before = [v[method] for v in a[cell].values() if method in v]
+      after = [v[method] for v in b[cell].values() if method in v]
+      if before and after:
+        out.append(dict(function=cell[0], num_train=cell[1], method=method,
+                        first=float(np.median(before)), second=float(np.median(after)),
+                        change=float(np.median(after) - np.median(before))))
+  return out
+
+
+def factor_effect(rows: Sequence[Dict], setting: str, base: str) -> Dict:
+  """How ``setting`` changes the gain against ``base``, paired by cell and seed.
+
+  Returns the per-cell median changes (decades), their median over cells, the
+  cells improved, and a two-sided Wilcoxon signed-rank p-value over all pairs;
+  also the change in each method's median log10 test MSE.
+  """
+  a, b = _by_seed(rows, base), _by_seed(rows, setting)
+  deltas, per_cell = [], {}
+  method_changes = {"regular": [], "sobolev": []}
+  for cell in sorted(set(a) & set(b)):
+    cell_deltas = []
+    for seed in sorted(set(a[cell]) & set(b[cell])):
+      x, y = a[cell][seed], b[cell][seed]
+      if {"regular", "sobolev"} <= set(x) and {"regular", "sobolev"} <= set(y):
+        cell_deltas.append((y["regular"] - y["sobolev"]) - (x["regular"] - x["sobolev"]))
+      for method in method_changes:
+        if method in x and method in y:
+          method_changes[method].append(y[method] - x[method])
+    if cell_deltas:
+      per_cell[cell] = float(np.median(cell_deltas))
+      deltas += cell_deltas
+  p = (float(stats.wilcoxon(deltas).pvalue) if len(deltas) >= 6 and np.any(np.asarray(deltas))
+       else float("nan"))
+  changes = list(per_cell.values())
+  return dict(setting=setting, base=base, pairs=len(deltas), per_cell=per_cell,
+              median=float(np.median(changes)) if changes else float("nan"),
+              improved=sum(c > 0 for c in changes), cells=len(changes), p_value=p,
+              regular=float(np.median(method_changes["regular"]))
+              if method_changes["regular"] else float("nan"),
+              sobolev=float(np.median(method_changes["sobolev"]))
+              if method_changes["sobolev"] else float("nan"))
+
+
+def _short_answer(table: Sequence[Dict], config) -> List[str]:
+  lines = []
+  for name in config.settings:
+    own = [t for t in table if t["setting"] == name and t["gain"] is not None]
+    if not own:
+      continue
+    gains = np.array([t["gain"] for t in own])
+    hundred = [f"{t['function']} n={t['num_train']}" for t in own if t["gain"] >= 2]
+    lines.append(f"- `{name}`: median gain {np.median(gains):.2f} decades over {len(gains)} "
+                 f"cells; >= 10x in {int(np.sum(gains >= 1))}, >= 100x in {len(hundred)}"
+                 + (f" ({', '.join(hundred)})" if hundred else "") + ".")
+  return lines
+
+
+def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
+  """``convergence.{md,csv,png}`` and ``convergence_curves.csv``; returns the Markdown."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  sensitivity.write_run_csvs(rows, output_dir, "convergence")
+  table = sensitivity.summarize(rows)
+  order = {name: i for i, name in enumerate(config.settings)}
+  table.sort(key=lambda t: (order.get(t["setting"], len(order)), t["function"], t["num_train"]))
+  missing = [n for n in config.settings if not any(r["setting"] == n for r in rows)]
+  lines = ["# Figure 2 trained to convergence", "",
+           f"Command: `{command}`  ",
+           "Config: `configs/regression_convergence.py` (its docstring has the design). Gain: "
+           "the median over seeds of each seed's log10 test MSE, regular minus Sobolev "
+           "(original units; 1.00 = 10x, 2.00 = 100x). Per run: `convergence.csv`; learning "
+           "curves: `convergence_curves.csv`; what the numbers say: `discussion.md`.", ""]
+  if missing:
+    lines += [f"Not run yet (left out below): {', '.join(missing)}.", ""]
+  lines += ["## Gain per setting", ""] + _short_answer(table, config) + [""]
+  lines += ["## Convergence: the same setting at twice the budget", "",
+            f"Change of each cell's median log10 test MSE from the first budget to the second "
+            f"(decades); a cell is converged when it changes by at most {CONVERGED_DECADES}. "
+            "Negative: still improving.", "",
+            "| budget pair | method | cells | converged | median change | largest changes |",
+            "|---|---|---:|---:|---:|---|"]
+  for first, second in config.budget_pairs:
+    changes = budget_changes(rows, first, second)
+    for method in ("regular", "sobolev"):
+      mine = [c for c in changes if c["method"] == method]
+      if not mine:
+        continue
+      worst = sorted(mine, key=lambda c: -abs(c["change"]))[:3]
+      lines.append(f"| {first} -> {second} | {method} | {len(mine)} | "
+                   f"{sum(abs(c['change']) <= CONVERGED_DECADES for c in mine)} | "
+                   f"{np.median([c['change'] for c in mine]):+.2f} | "
+                   + ", ".join(f"{c['function']} n={c['num_train']} {c['change']:+.2f}"
+                               for c in worst) + " |")
+  lines += ["", "## Which choice decides the gain", "",
+            "Each setting against the one it changes, paired by cell and seed (same data and "
+            "initial weights). Change in gain: median over cells of the per-cell median "
+            "change (decades); p: two-sided Wilcoxon signed-rank test over all (cell, seed) "
+            "pairs. Regular, Sobolev: median change of each method's log10 test MSE "
+            "(negative: lower error).", "",
+            "| setting | against | pairs | change in gain | cells improved | p | regular | "
+            "Sobolev |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+  for name, base in config.factors.items():
+    effect = factor_effect(rows, name, base)
+    if not effect["pairs"]:
+      continue
+    lines.append(f"| {name} | {base} | {effect['pairs']} | {effect['median']:+.2f} | "
+                 f"{effect['improved']}/{effect['cells']} | {effect['p_value']:.2g} | "
+                 f"{effect['regular']:+.2f} | {effect['sobolev']:+.2f} |")
+  lines += ["", "## Gain per cell", "",
+            "Gain in decades per function and number of training points; bold: at least 10x.",
+            ""] + sensitivity.gain_table(table)
+  lines += ["", "## All cells", ""] + sensitivity.all_cells_table(table) + [""]
+  text = "\n".join(lines)
+  files.write_text_atomic(os.path.join(output_dir, "convergence.md"), text)
+  sensitivity.plot_gains(plt, table, {}, os.path.join(output_dir, "convergence.png"))
+  return text
+
+
+def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> str:
+  """Runs the study (resumably, in ``workdir``) and writes its report to ``output_dir``."""
+  check_config(config)
+  checks.check_writable_directory(workdir, "checkpoints")
+  checks.check_writable_directory(output_dir, "report")
+  rows = sensitivity.run_settings(config, workdir)
+  return write_report(rows, config, output_dir, command)

@@ -1,0 +1,56 @@
+"""The convergence study: its quick config end to end and the statistics of its report."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from configs import regression_convergence
+from sobolev_tf.regression import convergence
+
+
+def _row(setting, function, n, method, seed, mse):
+  return dict(setting=setting, function=function, num_train=n, method=method, seed=seed,
+              test_mse=mse)
+
+
+class ConvergenceTest(tf.test.TestCase):
+
+  def test_budget_changes_and_factor_effects(self):
+    rows = []
+    for seed in range(5):
+      for fn, n in (("booth", 20), ("beale", 100)):
+        rows += [_row("a", fn, n, "regular", seed, 10.0), _row("a", fn, n, "sobolev", seed, 1.0),
+                 _row("b", fn, n, "regular", seed, 10.0),
+                 _row("b", fn, n, "sobolev", seed, 0.01 * (1 + seed))]
+    changes = convergence.budget_changes(rows, "a", "b")
+    sobolev = [c for c in changes if c["method"] == "sobolev"]
+    self.assertAllClose([c["change"] for c in sobolev], [np.log10(0.03)] * 2)
+    self.assertAllClose([c["change"] for c in changes if c["method"] == "regular"], [0.0, 0.0])
+    effect = convergence.factor_effect(rows, "b", "a")
+    self.assertEqual(effect["pairs"], 10)
+    self.assertEqual((effect["improved"], effect["cells"]), (2, 2))
+    self.assertAllClose(effect["median"], -np.log10(0.03))
+    self.assertLess(effect["p_value"], 0.01)
+    self.assertAllClose(effect["regular"], 0.0)
+    self.assertAllClose(effect["sobolev"], np.log10(0.03))
+
+  def test_quick_config_writes_the_report(self):
+    config = regression_convergence.get_config("quick")
+    output = self.create_tempdir().full_path
+    text = convergence.train_and_evaluate(config, self.create_tempdir().full_path, output,
+                                          "python scripts/regression_convergence.py")
+    for section in ("## Gain per setting", "## Convergence: the same setting at twice the budget",
+                    "## Which choice decides the gain", "## Gain per cell", "## All cells"):
+      self.assertIn(section, text)
+    self.assertIn("| softplus_200 -> softplus_400 | sobolev | 1 |", text)
+    for name in ("convergence.md", "convergence.csv", "convergence_curves.csv",
+                 "convergence.png"):
+      self.assertTrue(os.path.exists(os.path.join(output, name)), name)
+    config.budget_pairs = (("softplus_400", "softplus_200"),)
+    with self.assertRaisesRegex(ValueError, "the second must train longer"):
+      convergence.check_config(config)
+
+
+if __name__ == "__main__":
+  tf.test.main()
