@@ -54,7 +54,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   config.base = base
   k20, k40 = dict(num_steps=20_000), dict(num_steps=40_000)
   ten_thousand = dict(sizes=(10_000,))
-  # Overrides of ``base`` per setting, run in this order.
+  # Overrides of ``base`` per setting (run in the order of ``config.order``).
   config.settings = ml_collections.ConfigDict(dict(
       relu_20k=dict(k20, activation="relu"),
       softplus_20k=dict(k20, activation="softplus"),
@@ -75,6 +75,11 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       relu_10000pts_40k=dict(k40, **ten_thousand, activation="relu"),
       softplus_10000pts_40k=dict(k40, **ten_thousand, activation="softplus"),
   ))
+  config.order = ("relu_20k", "softplus_20k", "tanh_20k", "relu_40k", "softplus_40k", "tanh_40k",
+                  "relu_10000pts_20k", "softplus_10000pts_20k", "softplus_constant_20k",
+                  "softplus_one_cycle_20k", "softplus_weight_0_1_20k", "softplus_weight_10_20k",
+                  "softplus_raw_20k", "softplus_balance_20k", "relu_10000pts_40k",
+                  "softplus_10000pts_40k")
   # Budget pairs: the second doubles the first; a small change is convergence.
   config.budget_pairs = (("relu_20k", "relu_40k"), ("softplus_20k", "softplus_40k"),
                          ("tanh_20k", "tanh_40k"),
@@ -104,6 +109,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         softplus_400=dict(num_steps=400, activation="softplus", sizes=(20,)),
         softplus_weight_10_200=dict(num_steps=200, activation="softplus", sizes=(20,),
                                     derivative_weight=10.0)))
+    config.order = ("relu_200", "softplus_200", "softplus_400", "softplus_weight_10_200")
     config.budget_pairs = (("softplus_200", "softplus_400"),)
     config.factors = ml_collections.ConfigDict(dict(
         softplus_200="relu_200", softplus_weight_10_200="softplus_200"))

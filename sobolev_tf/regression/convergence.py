@@ -35,6 +35,9 @@ CONVERGED_DECADES = sensitivity.CONVERGED_DECADES
 
 def check_config(config) -> None:
   """Every setting's grid, budget pair and factor, before the first trains."""
+  if sorted(config.order) != sorted(config.settings):
+    raise ValueError("config.order must list every setting once; it has "
+                     f"{sorted(config.order)}, the settings are {sorted(config.settings)}.")
   for name in config.settings:
     setting = sensitivity.setting_config(config, name)
     experiment.check_grid(experiment.grid_runs(setting), setting)
@@ -112,7 +115,7 @@ def factor_effect(rows: Sequence[Dict], setting: str, base: str) -> Dict:
 
 def _short_answer(table: Sequence[Dict], config) -> List[str]:
   lines = []
-  for name in config.settings:
+  for name in config.order:
     own = [t for t in table if t["setting"] == name and t["gain"] is not None]
     if not own:
       continue
@@ -131,9 +134,9 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   sensitivity.write_run_csvs(rows, output_dir, "convergence")
   table = sensitivity.summarize(rows)
-  order = {name: i for i, name in enumerate(config.settings)}
+  order = {name: i for i, name in enumerate(config.order)}
   table.sort(key=lambda t: (order.get(t["setting"], len(order)), t["function"], t["num_train"]))
-  missing = [n for n in config.settings if not any(r["setting"] == n for r in rows)]
+  missing = [n for n in config.order if not any(r["setting"] == n for r in rows)]
   lines = ["# Figure 2 trained to convergence", "",
            f"Command: `{command}`  ",
            "Config: `configs/regression_convergence.py` (its docstring has the design). Gain: "
@@ -191,5 +194,5 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> s
   check_config(config)
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
-  rows = sensitivity.run_settings(config, workdir)
+  rows = sensitivity.run_settings(config, workdir, names=config.order)
   return write_report(rows, config, output_dir, command)
