@@ -14,6 +14,7 @@ from sobolev_tf.derivatives import directional_derivative
 from sobolev_tf.derivatives import forward_mode_for_jit
 from sobolev_tf.derivatives import hessian
 from sobolev_tf.derivatives import jvp
+from sobolev_tf.derivatives import mixed_examples
 from sobolev_tf.derivatives import projected_derivative
 from sobolev_tf.derivatives import random_unit_vectors
 from sobolev_tf.derivatives import value_and_gradient
@@ -57,7 +58,7 @@ __all__ = [
     "SobolevScaler", "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
     "check_finite", "derivative_tensors", "directional_derivative", "export_with_derivatives",
     "finite_difference_derivatives", "fit_full_batch", "forward_mode_for_jit", "hessian", "jvp",
-    "l1", "l2_norm", "multi_step", "projected_derivative", "random_unit_vectors",
+    "l1", "l2_norm", "mixed_examples", "multi_step", "projected_derivative", "random_unit_vectors",
     "sobolev_loss", "sobolev_terms", "squared_l2",
     "value_and_gradient", "vjp",
 ]

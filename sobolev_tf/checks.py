@@ -15,7 +15,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-__all__ = ["as_input", "check_order", "check_finite", "check_non_negative", "check_same_shape",
+__all__ = ["as_input", "as_dtype", "check_nonempty_batch", "check_order", "check_finite", "check_non_negative", "check_same_shape",
            "check_config", "check_writable_directory", "check_output_file",
            "check_loss_weights", "check_config_kind", "load_config_file"]
 
@@ -30,6 +30,32 @@ def as_input(x) -> tf.Tensor:
   if x.shape.rank is not None and x.shape.rank < 1:
     raise ValueError(f"x must have a leading batch dimension, got shape {x.shape}.")
   return x
+
+
+def check_nonempty_batch(x: tf.Tensor, name: str = "x") -> tf.Tensor:
+  """Refuses a batch of 0 examples (its mean loss would be NaN)."""
+  message = f"{name} has an empty batch (shape {x.shape}): give at least one example."
+  if x.shape.rank is not None and x.shape[0] is not None:
+    if x.shape[0] == 0:
+      raise ValueError(message)
+    return x
+  if tf.executing_eagerly():
+    if int(tf.shape(x)[0]) == 0:
+      raise ValueError(message)
+    return x
+  with tf.control_dependencies([tf.debugging.assert_positive(tf.shape(x)[0], message=message)]):
+    return tf.identity(x)
+
+
+def as_dtype(t, dtype: tf.DType, name: str) -> tf.Tensor:
+  """``t`` as a tensor of the floating ``dtype``: arrays and floating tensors of another
+  precision are cast (as NumPy arrays always were); anything else is named."""
+  if isinstance(t, (tf.Tensor, tf.Variable)) and t.dtype != dtype:
+    if t.dtype.is_floating or t.dtype.is_integer:
+      return tf.cast(t, dtype)
+    raise ValueError(f"{name} has dtype {t.dtype.name}; it must be numeric (the model "
+                     f"computes in {dtype.name}).")
+  return tf.convert_to_tensor(t, dtype=dtype)
 
 
 def check_order(order: int, minimum: int = 0) -> int:
@@ -48,7 +74,7 @@ def check_finite(t: tf.Tensor, name: str) -> tf.Tensor:
   t = tf.convert_to_tensor(t)
   if not t.dtype.is_floating:
     return t
-  message = (f"{name} contains NaN or Inf values; Sobolev targets must be finite "
+  message = (f"{name} contains NaN or Inf values; inputs and targets must be finite "
              "(check the data or the finite-difference step).")
   if tf.executing_eagerly():
     if not bool(tf.reduce_all(tf.math.is_finite(t))):

@@ -35,6 +35,7 @@ from sobolev_tf import checks
 Function = Callable[[tf.Tensor], tf.Tensor]
 
 __all__ = [
+    "mixed_examples",
     "value_and_gradient",
     "batch_jacobian",
     "hessian",
@@ -146,6 +147,27 @@ def value_and_gradient(f: Function, x) -> Tuple[tf.Tensor, tf.Tensor]:
   if g is None:
     raise _not_connected_error(1)
   return y, g
+
+
+def mixed_examples(f: Function, x, tolerance: float = 1e-5) -> bool:
+  """True if ``f`` mixes the examples of a batch (its per-example derivatives are wrong).
+
+  Every function here takes per-example derivatives from the gradient of the
+  batch sum, exact only when each output depends on its own input alone;
+  BatchNorm in training mode or ``x - mean(x)`` break that. The check moves the
+  first example of (up to 8 examples of) ``x`` and compares the other outputs:
+  two forward passes. Call it with the mode the model trains in, e.g.
+  ``lambda z: model(z, training=True)``.
+  """
+  x = checks.as_input(x)[:8]
+  if x.shape[0] is not None and x.shape[0] < 2:
+    return False
+  before = tf.reshape(f(x), [tf.shape(x)[0], -1])
+  bump = tf.one_hot(0, tf.shape(x)[0], dtype=x.dtype)
+  bump = tf.reshape(bump, tf.concat([tf.shape(bump), tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+  after = tf.reshape(f(x + bump * (1.0 + tf.abs(x))), [tf.shape(x)[0], -1])
+  scale = 1.0 + tf.reduce_max(tf.abs(before))
+  return bool(tf.reduce_max(tf.abs(after[1:] - before[1:])) > tolerance * scale)
 
 
 def batch_jacobian(f: Function, x) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -22,12 +22,15 @@ with ``tf.GradientTape``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sobolev_tf import checks
+from sobolev_tf import derivatives as derivs
 from sobolev_tf import losses as losses_lib
 from sobolev_tf import scaling
 
@@ -112,6 +115,22 @@ def _step_logs(logs: dict) -> dict:
   if _across_workers():
     return {k: tf.reshape(v, [1]) for k, v in logs.items()}
   return logs
+
+
+def _layers(model) -> list:
+  """Every layer of a (nested) Keras model."""
+  out = []
+  for layer in getattr(model, "layers", []):
+    out += [layer] + _layers(layer)
+  return out
+
+
+def _activation_name(layer):
+  activation = getattr(layer, "activation", None)
+  if activation is None:
+    return None
+  name = keras.activations.serialize(activation)
+  return name if isinstance(name, str) else None
 
 
 @keras.saving.register_keras_serializable(package="sobolev_tf")
@@ -369,7 +388,24 @@ class SobolevModel(keras.Model):
 
   def fit(self, x=None, y=None, *args, sample_weight=None, **kwargs):
     self._refuse_weights_without_targets(y, sample_weight)
+    self._warn_about_the_network(x)
     return super().fit(x, y, *args, sample_weight=sample_weight, **kwargs)
+
+  def _warn_about_the_network(self, x) -> None:
+    """Warnings for networks the objective cannot train as meant, before the first step."""
+    if len(self.derivative_weights) >= 2:
+      activations = {_activation_name(layer) for layer in _layers(self.model)} - {None}
+      if activations and activations <= {"relu", "linear"}:
+        warnings.warn(f"derivative_weights asks for order {len(self.derivative_weights)}, but "
+                      f"the network's activations ({', '.join(sorted(activations))}) have "
+                      "zero second derivatives almost everywhere: those terms cannot train it. "
+                      "Use a smooth activation such as softplus.", stacklevel=3)
+    if isinstance(x, (np.ndarray, tf.Tensor)) and len(x) >= 2 and derivs.mixed_examples(
+        lambda z: self.model(z, training=True), tf.cast(x[:8], tf.float32)):
+      warnings.warn("The network mixes the examples of a batch in training mode (BatchNorm, "
+                    "or x - mean(x)): per-example input derivatives, taken from the batch sum, "
+                    "are wrong for it. Use per-example normalisation (LayerNormalization) or "
+                    "none.", stacklevel=3)
 
   def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
     self._refuse_weights_without_targets(y, sample_weight)

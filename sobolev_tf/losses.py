@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import warnings
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -407,6 +408,8 @@ def sobolev_loss(
     means) and ``"total"``.
   """
   x = checks.as_input(x)
+  if jvp_mode not in derivs.JVP_MODES:
+    raise ValueError(f"jvp_mode must be one of {derivs.JVP_MODES}, got {jvp_mode!r}.")
   weights = checks.check_loss_weights(derivative_weights, value_weight)
   order = len(weights)
   if order < 1:
@@ -433,11 +436,12 @@ def sobolev_loss(
         f"targets provide derivatives up to order {len(target_derivs)} but derivative_weights "
         f"has {order} entr{'y' if order == 1 else 'ies'}: give a weight per order (0 to leave "
         "one out of the loss), or drop the unused targets.")
-  target_values = None if target_values is None else tf.convert_to_tensor(
-      target_values, dtype=x.dtype)
-  target_derivs = [tf.convert_to_tensor(d, dtype=x.dtype) for d in target_derivs[:order]]
+  target_values = None if target_values is None else checks.as_dtype(
+      target_values, x.dtype, "targets values (y)")
+  target_derivs = [checks.as_dtype(d, x.dtype, f"targets derivative of order {j + 1}")
+                   for j, d in enumerate(target_derivs[:order])]
   partial_weights = list(partial_weights[:order]) + [None] * (order - len(partial_weights))
-  partial_weights = [None if w is None else tf.convert_to_tensor(w, dtype=x.dtype)
+  partial_weights = [None if w is None else checks.as_dtype(w, x.dtype, "partial weights")
                      for w in partial_weights]
   sample_weight = _sample_weight(sample_weight, x)
   value_weight = float(value_weight)
@@ -455,6 +459,7 @@ def sobolev_loss(
     _check_weighted_losses(loss_fns, [w is not None or (balance is not None and j == 0)
                                       for j, w in enumerate(partial_weights)])
   if check_targets:
+    x = checks.check_finite(checks.check_nonempty_batch(x), "inputs x")
     if target_values is not None:
       target_values = checks.check_finite(target_values, "targets values (y)")
     for j in range(len(target_derivs)):
@@ -476,7 +481,7 @@ def sobolev_loss(
 
   value_target = None if not value_weight else target_values
   if not stochastic:
-    model_tensors = derivs.derivative_tensors(model, x, order)
+    model_tensors = _model_tensors(model, x, order)
     if teacher is not None:
       teacher_tensors = [tf.stop_gradient(t) for t in
                          derivs.derivative_tensors(teacher, x, order)]
@@ -502,6 +507,31 @@ def sobolev_loss(
       + [w * terms[f"derivative_{j + 1}"] for j, w in enumerate(weights)])
   terms["total"] = total
   return total, terms
+
+
+def _model_tensors(model, x: tf.Tensor, order: int) -> list:
+  """The model's values and derivatives, with errors that say what to fix."""
+  try:
+    tensors = derivs.derivative_tensors(model, x, order)
+  except (TypeError, tf.errors.InvalidArgumentError) as e:
+    if "dtype" not in str(e) and "double" not in str(e) and "half" not in str(e):
+      raise
+    raise ValueError(f"The model could not be applied to x of dtype {x.dtype.name} ({e}). "
+                     "Cast x (and the targets) to the model's dtype, e.g. "
+                     "tf.cast(x, tf.float32).") from e
+  if tensors[0].dtype != x.dtype:
+    raise ValueError(f"x has dtype {x.dtype.name} but the model returns "
+                     f"{tensors[0].dtype.name}: cast x and the targets to "
+                     f"{tensors[0].dtype.name}, e.g. tf.cast(x, tf.{tensors[0].dtype.name}).")
+  if tf.executing_eagerly():
+    for k in range(2, order + 1):
+      if not bool(tf.reduce_any(tensors[k] != 0)):
+        warnings.warn(
+            f"The model's derivative of order {k} is 0 on this whole batch, so its term "
+            "cannot train the model (a piecewise-linear network such as ReLU has zero "
+            "second derivatives almost everywhere): use a smooth activation such as softplus.",
+            stacklevel=3)
+  return tensors
 
 
 def _stochastic_terms(model, x, teacher, value_target, value_loss, target_derivs, order,

@@ -91,6 +91,11 @@ class SobolevScaler:
     if x.ndim < 1 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
       raise ValueError(f"x and y must share a non-empty batch dimension, got shapes "
                        f"{x.shape} and {y.shape}.")
+    for name, a in (("x", x), ("y", y)):
+      if not np.all(np.isfinite(a)):
+        first = tuple(np.argwhere(~np.isfinite(a))[0].tolist())
+        raise ValueError(f"{name} holds NaN or Inf (first at index {first}): its statistics "
+                         "would be NaN. Drop or repair those examples before fitting.")
     stat = lambda name, default: np.broadcast_to(
         np.asarray(self._fixed[name], np.float64) if self._fixed[name] is not None
         else default, default.shape).copy()

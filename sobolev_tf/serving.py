@@ -13,10 +13,12 @@ With ``order=2`` the output also holds ``"derivative_2"`` ``[B, *out, *in, *in]`
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence, Union
 
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import derivatives
 from sobolev_tf import files
 
@@ -80,7 +82,18 @@ def export_with_derivatives(model: Callable, path: str,
   if not isinstance(order, int) or isinstance(order, bool) or order < 1:
     raise ValueError(f"order must be an integer >= 1, got {order!r}.")
   files.check_saved_model_destination(path.rstrip("/"))
+  checks.check_writable_directory(os.path.dirname(os.path.abspath(path.rstrip("/"))),
+                                  "SavedModel")
   served = _Served(model, spec, order)
-  served.values_and_derivatives.get_concrete_function()  # Traces once: errors surface here.
-  return files.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
-      served, tmp, signatures={"serving_default": served.values_and_derivatives}))
+  try:
+    served.values_and_derivatives.get_concrete_function()  # Traces once: errors surface here.
+  except (TypeError, ValueError, tf.errors.OpError) as e:
+    first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    raise ValueError(f"input_signature {spec} does not fit the model: calling it on a batch of "
+                     f"shape {spec.shape} and dtype {spec.dtype.name} fails ({first}). Give the "
+                     "model's input shape, batch first, and its dtype.") from e
+  try:
+    return files.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
+        served, tmp, signatures={"serving_default": served.values_and_derivatives}))
+  except OSError as e:
+    raise ValueError(f"Cannot write the SavedModel to {path}: {e.strerror or e}.") from e

@@ -177,6 +177,9 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   """
   if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
     raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}.")
+  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
+      math.isfinite(learning_rate) and learning_rate > 0):
+    raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}.")
   model = lambda z: module(z)[:, 0]
   opt = snt.optimizers.Adam(learning_rate)
 

@@ -126,6 +126,94 @@ class BadConfigTest(tf.test.TestCase, parameterized.TestCase):
       dataset.load(path)
 
 
+class LibraryInputTest(tf.test.TestCase):
+  """The library's functions: clear errors (and warnings) for inputs that used to pass or
+  fail deep inside TensorFlow."""
+
+  def test_sobolev_loss_inputs(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    dense = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    model = lambda z: dense(z)[:, 0]
+    x, y, dy = tf.ones([4, 2]), tf.ones([4]), tf.ones([4, 2])
+    bad_x = tf.constant([[0.0, 1.0], [np.nan, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    cases = [
+        (dict(x=bad_x), r"inputs x contains NaN or Inf"),
+        (dict(x=tf.ones([0, 2]), targets=(tf.ones([0]), tf.ones([0, 2]))),
+         r"x has an empty batch \(shape \(0, 2\)\)"),
+        (dict(jvp_mode="fast"), r"jvp_mode must be one of \('forward', 'double_reverse', 'auto'\)"),
+        (dict(x=tf.ones([4, 2], tf.float64)), r"x has dtype float64 but the model returns float32"),
+    ]
+    for kwargs, words in cases:
+      with self.subTest(words=words):
+        args = dict(dict(x=x, targets=(y, dy)), **kwargs)
+        with self.assertRaisesRegex(ValueError, words):
+          st.sobolev_loss(model, args.pop("x"), args.pop("targets"), **args)
+    in_graph = tf.function(lambda z: st.sobolev_loss(model, z, (y, dy))[0])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "inputs x contains NaN or Inf"):
+      in_graph(bad_x)
+    # Float64 targets of a float32 model are cast, as NumPy arrays always were.
+    loss, _ = st.sobolev_loss(model, x, (tf.cast(y, tf.float64), tf.cast(dy, tf.float64)))
+    self.assertEqual(loss.dtype, tf.float32)
+    # A model that cannot take the input's dtype: the fix is named.
+    w = tf.Variable(tf.ones([2, 1]))
+    with self.assertRaisesRegex(ValueError, r"could not be applied to x of dtype float64.*tf.cast"):
+      st.sobolev_loss(lambda z: tf.matmul(z, w)[:, 0], tf.ones([4, 2], tf.float64), (y, dy))
+
+  def test_dead_second_order_terms_and_mixed_examples_warn(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    relu = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(8, "relu"),
+                                tf.keras.layers.Dense(1)])
+    x = tf.random.stateless_normal([6, 2], seed=[0, 1])
+    targets = (tf.zeros([6]), tf.zeros([6, 2]), tf.zeros([6, 2, 2]))
+    with self.assertWarnsRegex(UserWarning, "derivative of order 2 is 0 on this whole batch"):
+      st.sobolev_loss(lambda z: relu(z)[:, 0], x, targets, derivative_weights=(1.0, 1.0))
+    model = st.SobolevModel(relu, derivative_weights=(1.0, 1.0))
+    model.compile(optimizer="sgd")
+    with self.assertWarnsRegex(UserWarning, r"activations \(linear, relu\) have zero second"):
+      model.fit(x.numpy(), (tf.zeros([6, 1]), tf.zeros([6, 1, 2]), tf.zeros([6, 1, 2, 2])),
+                epochs=1, verbose=0)
+    batch_norm = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(4),
+                                      tf.keras.layers.BatchNormalization(),
+                                      tf.keras.layers.Dense(1)])
+    self.assertTrue(st.mixed_examples(lambda z: batch_norm(z, training=True), x))
+    self.assertFalse(st.mixed_examples(lambda z: batch_norm(z, training=False), x))
+    self.assertTrue(st.mixed_examples(lambda z: z - tf.reduce_mean(z, 0), x))
+    centred = st.SobolevModel(batch_norm)
+    centred.compile(optimizer="sgd")
+    with self.assertWarnsRegex(UserWarning, "mixes the examples of a batch"):
+      centred.fit(x.numpy(), (tf.zeros([6, 1]), tf.zeros([6, 1, 2])), epochs=1, verbose=0)
+
+  def test_scaler_training_and_export_inputs(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    x = np.ones((5, 2))
+    x[2, 1] = np.inf
+    with self.assertRaisesRegex(ValueError, r"x holds NaN or Inf \(first at index \(2, 1\)\)"):
+      st.SobolevScaler().fit(x, np.ones(5))
+    with self.assertRaisesRegex(ValueError, r"y holds NaN or Inf"):
+      st.SobolevScaler().fit(np.ones((5, 2)), np.array([1.0, np.nan, 0, 0, 0]))
+    for rate in (float("nan"), -1.0, 0.0):
+      with self.assertRaisesRegex(ValueError, "learning_rate must be a finite number > 0"):
+        training.fit_full_batch(lambda x: x, tf.zeros([2, 1]), tf.zeros([2]), tf.zeros([2, 1]),
+                                sobolev=False, learning_rate=rate, num_steps=10)
+    dense = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    root = self.create_tempdir().full_path
+    with self.assertRaisesRegex(ValueError, r"input_signature .* does not fit the model: calling "
+                                r"it on a batch of shape \(None, 3\)"):
+      st.export_with_derivatives(dense, os.path.join(root, "served"),
+                                 tf.TensorSpec([None, 3], tf.float32))
+    self.assertEqual(os.listdir(root), [])
+    locked = os.path.join(root, "locked")
+    os.makedirs(locked)
+    os.chmod(locked, 0o500)
+    try:
+      if not os.access(locked, os.W_OK):  # Root writes anywhere: nothing to test there.
+        with self.assertRaisesRegex(ValueError, f"Cannot write the SavedModel to {locked}"):
+          st.export_with_derivatives(dense, os.path.join(locked, "served"),
+                                     tf.TensorSpec([None, 2], tf.float32))
+    finally:
+      os.chmod(locked, 0o700)
+
+
 class ConfigKindTest(tf.test.TestCase):
 
   def test_every_variant_passes_and_other_files_are_named(self):

@@ -90,7 +90,7 @@ class Trainer:
     self._dense_jacobian = networks.dense_value_and_jacobian(network)
     self._epochs_fns = {}
     self._dataset_fn = self._validation_fn = None
-    self._predict_fn = tf.function(self._predict, reduce_retracing=True)
+    self._predict_fn = tf.function(self._predict, reduce_retracing=True, autograph=False)
 
   def reset(self, weights: Sequence[np.ndarray]) -> None:
     """New initial weights; optimiser moments, step and early-stopping state zeroed."""
@@ -304,7 +304,7 @@ class Trainer:
   def validation_loss(self, validation: Data, weights: Weights) -> float:
     if self._validation_fn is None:
       self._validation_fn = tf.function(
-          lambda v, w: self._loss(*v, w, training=False), reduce_retracing=True)
+          lambda v, w: self._loss(*v, w, training=False), reduce_retracing=True, autograph=False)
     return float(self._validation_fn(validation, weights))
 
   def restore_best(self) -> None:

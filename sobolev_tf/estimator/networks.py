@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from sobolev_tf import derivatives
 
 __all__ = ["ACTIVATIONS", "default_batch_size", "mlp_weights", "mlp", "network_spec",
            "architecture", "build", "dense_value_and_jacobian"]
@@ -57,12 +60,13 @@ def mlp(input_dim: int, output_dim: int, hidden_layers: Sequence[int] = (20, 20,
 
 
 def network_spec(network, hidden_layers: Sequence[int], activation: str, seed: int,
-                 n_in: int, n_out: int) -> tuple:
+                 n_in: int, n_out: int, sample: Optional[np.ndarray] = None) -> tuple:
   """``(spec, initial weights)`` of a fit: ``spec`` rebuilds the architecture (``build``) and
   keys its cached trainer; the weights are the fit's starting point.
 
   ``network``: None (``mlp``), a Keras model (its weights) or a builder
-  ``network(n_in, n_out, seed)``.
+  ``network(n_in, n_out, seed)``. A given network that mixes the examples of
+  ``sample`` (a few scaled inputs) in training mode gets a warning.
   """
   if network is None:
     hidden = tuple(int(h) for h in hidden_layers)
@@ -84,6 +88,12 @@ def network_spec(network, hidden_layers: Sequence[int], activation: str, seed: i
   if tuple(probe.shape) != (2, n_out):
     raise ValueError(f"network maps [B, {n_in}] inputs to {tuple(probe.shape[1:])} outputs per "
                      f"example; the data need [B, {n_out}].")
+  if sample is not None and derivatives.mixed_examples(
+      lambda z: template(z, training=True), tf.constant(sample, tf.float32)):
+    warnings.warn("network mixes the examples of a batch in training mode (BatchNorm, or "
+                  "x - mean(x)): per-example input derivatives, taken from the batch sum, are "
+                  "wrong for it. Use per-example normalisation (LayerNormalization) or none.",
+                  stacklevel=3)
   return ("keras", json.dumps(config, sort_keys=True)), template.get_weights()
 
 

@@ -286,10 +286,10 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                                                            lam=self.balance)
     self.n_features_in_, self.n_outputs_ = n_in, n_out
     self.y_is_1d_ = np.ndim(y) == 1
-    spec, initial = networks.network_spec(self.network, self.hidden_layers, self.activation, self.seed,
-                                          n_in, n_out)
-    self.network_spec_ = spec
     data = self._scaled(arrays)
+    spec, initial = networks.network_spec(self.network, self.hidden_layers, self.activation,
+                                          self.seed, n_in, n_out, sample=data.x[:8].numpy())
+    self.network_spec_ = spec
     val = None if validation is None else self._scaled(validation)
     self._train(self._trainer(spec, strategy), initial, data, val, self._weights(n_out, n_in),
                 rates, batch_size, self._resolve_jit(strategy, batch_size),
