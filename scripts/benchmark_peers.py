@@ -116,7 +116,7 @@ def _estimator_fit(x, y, dydx, seed: int, jit_compile="auto") -> dict:
   for name, epochs in (("cold", EPOCHS), ("repeated", EPOCHS), ("double", 2 * EPOCHS)):
     t0 = time.perf_counter()
     st.SobolevRegressor(seed=seed, epochs=epochs, verbose=False,
-                        jit_compile=jit_compile).fit(x, y, dydx)
+                        execution=estimator_lib.Execution(jit_compile=jit_compile)).fit(x, y, dydx)
     times[name] = time.perf_counter() - t0
   return dict(whole=times["cold"], repeated=times["repeated"],
               epoch=(times["double"] - times["repeated"]) / EPOCHS)
@@ -190,8 +190,8 @@ def hs_case(sizes: List[int], rounds: int, notebook: str, loop_fits: int) -> Lis
             ("SobolevRegressor, whole fit (cold)", "auto", "whole", "whole"),
             ("SobolevRegressor, repeated fit", "auto", "repeated", "whole"),
             ("SobolevRegressor, epoch", "auto", "epoch", "epoch"),
-            ("SobolevRegressor(jit_compile=True), whole fit (cold)", "jit", "whole", "whole"),
-            ("SobolevRegressor(jit_compile=True), epoch", "jit", "epoch", "epoch"),
+            ("SobolevRegressor, XLA, whole fit (cold)", "jit", "whole", "whole"),
+            ("SobolevRegressor, XLA, epoch", "jit", "epoch", "epoch"),
             (f"{keras_name}, whole fit", "keras", "whole", "whole"),
             (f"{keras_name}, epoch", "keras", "epoch", "epoch"),
         ]
@@ -227,8 +227,8 @@ def hs_case(sizes: List[int], rounds: int, notebook: str, loop_fits: int) -> Lis
       "`tf.compat.v1`; their epoch is the median time between their per-epoch callbacks (after "
       "the first tenth). Ours: a cold fit clears the trace cache first (tracing and compiling "
       "included, as a first fit in a process); a repeated fit reuses it; our epoch is (a "
-      "repeated fit of 200 epochs - one of 100) / 100. `jit_compile='auto'` (the default) uses "
-      "XLA from batches of 4,096. Each round fits theirs once, then each of ours; ratios: ours / "
+      "repeated fit of 200 epochs - one of 100) / 100. XLA: `execution=Execution(jit_compile=True)`; "
+      "the default ('auto') uses XLA from batches of 4,096. Each round fits theirs once, then each of ours; ratios: ours / "
       "theirs, median of the per-round ratios (range); below 1 we are faster.",
       "",
       "| m | training | ours | ours (ms) | theirs (ms) | ratio | range |",

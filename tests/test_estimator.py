@@ -317,11 +317,13 @@ class TrainingTest(tf.test.TestCase):
         "import sys, numpy as np\n"
         "sys.path.insert(0, '.')\n"
         "from tests import kill\n"
+        "from sobolev_tf.estimator import Execution\n"
         "from tests.test_estimator import _data, _small\n"
         "if sys.argv[1] == 'kill':\n"
         "  kill.sigkill_at_checkpoint(lambda epoch, calls: epoch >= 7)\n"
         "x, y, dy = _data()\n"
-        "m = _small(epochs=12, checkpoint_dir=sys.argv[2], checkpoint_minutes=0.0).fit(x, y, dy)\n"
+        "m = _small(epochs=12, execution=Execution(checkpoint_dir=sys.argv[2],\n"
+        "                                         checkpoint_minutes=0.0)).fit(x, y, dy)\n"
         "np.save(sys.argv[3], np.concatenate([w.ravel() for w in m.coefs_]))\n"
         "np.save(sys.argv[3] + '.loss.npy', np.array(m.history_['loss']))\n")
     run = lambda *args: subprocess.run([sys.executable, "-c", script, *args], cwd=REPO,
@@ -339,8 +341,8 @@ class TrainingTest(tf.test.TestCase):
     # Another configuration is refused, not resumed.
     x, y, dy = _data()
     with self.assertRaisesRegex(ValueError, "another configuration"):
-      _small(epochs=12, checkpoint_dir=os.path.join(directory, "ckpt"), seed=3,
-             checkpoint_minutes=0.0).fit(x, y, dy)
+      _small(epochs=12, seed=3, execution=estimator_lib.Execution(
+          checkpoint_dir=os.path.join(directory, "ckpt"), checkpoint_minutes=0.0)).fit(x, y, dy)
 
 
 _REPLICAS = r"""
@@ -350,16 +352,18 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, ".")
 import sobolev_tf as st
+from sobolev_tf.estimator import Execution
 from tests.test_estimator import _data
 strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
 x, y, dy = _data()
 # Adam with epsilon 1 depends on the loss's scale, which a wrong per-replica scaling changes.
 m = st.SobolevRegressor(hidden_layers=(8, 8), epochs=3, batch_size=32, verbose=False,
-                        strategy=strategy, adam=dict(epsilon=1.0)).fit(x, y, dy)
+                        execution=Execution(strategy=strategy),
+                        adam=dict(epsilon=1.0)).fit(x, y, dy)
 np.save(sys.argv[2], np.concatenate([w.ravel() for w in m.coefs_]))
 if replicas == 2:
   try:
-    st.SobolevRegressor(batch_size=31, strategy=strategy).fit(x, y, dy)
+    st.SobolevRegressor(batch_size=31, execution=Execution(strategy=strategy)).fit(x, y, dy)
   except ValueError as e:
     print("refused:", e)
 """
@@ -431,7 +435,10 @@ class BadInputTest(tf.test.TestCase):
         (lambda: _small(activation="sine").fit(x, y, dy), r"activation must be one of"),
         (lambda: _small(learning_rate=float("nan")).fit(x, y, dy), r"learning_rate must be"),
         (lambda: _small(balance=-1.0).fit(x, y, dy), r"balance must be None"),
-        (lambda: _small(jit_compile="yes").fit(x, y, dy), r"jit_compile must be"),
+        (lambda: _small(execution=estimator_lib.Execution(jit_compile="yes")).fit(x, y, dy),
+         r"execution.jit_compile must be"),
+        (lambda: _small(execution={"jit_compile": True}).fit(x, y, dy),
+         r"execution must be an Execution"),
         (lambda: _small(adam={"learning_rate": 1.0}).fit(x, y, dy), r"adam must be a dict"),
         (lambda: _small(adam={"beta_2": -1.0}).fit(x, y, dy), r"adam must be a dict"),
         (lambda: _small(network=keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)]))

@@ -30,7 +30,7 @@ class NotebookTest(tf.test.TestCase):
     images = [base64.b64decode(o["data"]["image/png"]) for c in committed.cells
               if c.cell_type == "code" for o in c.get("outputs", ())
               if "image/png" in o.get("data", {})]
-    self.assertLen(images, 3)  # The fits, the gradient fields, test error against size.
+    self.assertLen(images, 4)  # Fits, gradient fields, error against size, the surrogates.
     self.assertTrue(all(i.startswith(b"\x89PNG") for i in images))
     errors = [o for c in committed.cells for o in c.get("outputs", ())
               if o.get("output_type") == "error"]
@@ -62,6 +62,7 @@ class NotebookTest(tf.test.TestCase):
     self.assertIn("'quick': True", text)
     self.assertIn("ratio", text)
     self.assertIn("student (values + Jacobians)", text)
+    self.assertIn("differential: 512 paths, test RMSE x 100 of the price", text)
     self.assertIn("relu: ", text)
     self.assertNotIn("cuInit", text)
 

@@ -34,6 +34,7 @@ from sobolev_tf.estimator.loop import clear_cache
 from sobolev_tf.estimator.networks import default_batch_size
 from sobolev_tf.estimator.networks import mlp
 from sobolev_tf.estimator.networks import mlp_weights
+from sobolev_tf.estimator.regressor import Execution
 from sobolev_tf.estimator.regressor import SobolevRegressor
 
-__all__ = ["SobolevRegressor", "clear_cache", "default_batch_size", "mlp", "mlp_weights"]
+__all__ = ["Execution", "SobolevRegressor", "clear_cache", "default_batch_size", "mlp", "mlp_weights"]

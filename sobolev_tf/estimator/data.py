@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["as_float_array", "check_finite", "check_arrays", "split", "dataset_statistics",
-           "fingerprint", "finite_non_negative"]
+           "digest", "fingerprint", "finite_non_negative"]
 
 
 def as_float_array(a, name: str) -> np.ndarray:
@@ -155,6 +155,15 @@ def dataset_statistics(dataset: tf.data.Dataset) -> dict:
 def finite_non_negative(value) -> bool:
   return (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
           and math.isfinite(value) and value >= 0)
+
+
+def digest(arrays) -> str:
+  """A digest of a list of NumPy arrays (values and shapes)."""
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.asarray(a)
+    h.update(a.tobytes() + str(a.shape).encode())
+  return h.hexdigest()
 
 
 def fingerprint(data, validation) -> str:

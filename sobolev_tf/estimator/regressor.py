@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -24,7 +24,40 @@ from sobolev_tf.estimator import data as data_lib
 from sobolev_tf.estimator import loop
 from sobolev_tf.estimator import networks
 
-__all__ = ["SobolevRegressor"]
+__all__ = ["SobolevRegressor", "Execution"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+  """How a fit runs, as opposed to what it learns (``SobolevRegressor(execution=...)``).
+
+  Attributes:
+    strategy: a ``tf.distribute.Strategy``; None: the current scope's. The global
+      batch is split over its replicas (``batch_size`` must divide evenly).
+    jit_compile: XLA for the training loop: True, False or "auto" (on for batches of
+      at least 4,096 examples on one replica, where it saves more than its compile
+      time costs; repeated fits of small data gain from True, see
+      ``results/benchmarks.md``).
+    checkpoint_dir: keep the training state there (``tf.train.CheckpointManager``,
+      every ``checkpoint_minutes``): a killed fit of the same data and parameters
+      resumes where it stopped, a finished one returns at once.
+    checkpoint_minutes: see ``checkpoint_dir``.
+  """
+  strategy: Optional[tf.distribute.Strategy] = None
+  jit_compile: Any = "auto"
+  checkpoint_dir: Optional[str] = None
+  checkpoint_minutes: float = 2.0
+
+  def check(self) -> None:
+    if self.strategy is not None and not isinstance(self.strategy, tf.distribute.Strategy):
+      raise ValueError(f"execution.strategy must be a tf.distribute.Strategy, got "
+                       f"{type(self.strategy).__name__}.")
+    if self.jit_compile not in (True, False, "auto"):
+      raise ValueError("execution.jit_compile must be True, False or 'auto', got "
+                       f"{self.jit_compile!r}.")
+    if not data_lib.finite_non_negative(self.checkpoint_minutes):
+      raise ValueError("execution.checkpoint_minutes must be a finite number >= 0, got "
+                       f"{self.checkpoint_minutes!r}.")
 
 
 class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
@@ -63,14 +96,10 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     seed: initial weights, permutations and the validation split.
     verbose: "auto" (a progress bar with ETA on a terminal, quiet otherwise),
       True (also periodic lines in a log) or False.
-    strategy: a ``tf.distribute.Strategy``; None: the current scope's. The global
-      batch is split over its replicas (``batch_size`` must divide evenly).
-    jit_compile: XLA for the training steps: True, False or "auto" (on for
-      batches of at least 4,096 examples on one replica, where it is faster).
-    checkpoint_dir: keep the training state there (``tf.train.CheckpointManager``,
-      every ``checkpoint_minutes``): a killed fit of the same data and
-      parameters resumes where it stopped, a finished one returns at once.
-    checkpoint_minutes: see ``checkpoint_dir``.
+    execution: an ``Execution``: the ``tf.distribute`` strategy, XLA, and a
+      checkpoint directory to resume from. The hyper-parameters above are flat, as
+      scikit-learn's convention wants (``GridSearchCV`` tunes them by name); how
+      the fit runs is this one record.
 
   Fitted attributes: ``scaler_``, ``balance_`` (or None), ``coefs_`` (the network's
   weights), ``n_features_in_``, ``n_outputs_``, ``history_`` (``loss`` and
@@ -81,8 +110,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
   def __init__(self, hidden_layers=(20, 20, 20, 20), activation="softplus", network=None,
                epochs=100, batch_size=None, learning_rate=training.one_cycle(0.1), adam=None,
                standardize=True, balance=1.0, derivative_weight=1.0, l2=0.0,
-               early_stopping=None, shuffle=True, seed=0, verbose="auto", strategy=None,
-               jit_compile="auto", checkpoint_dir=None, checkpoint_minutes=2.0):
+               early_stopping=None, shuffle=True, seed=0, verbose="auto", execution=None):
     self.hidden_layers = hidden_layers
     self.activation = activation
     self.network = network
@@ -98,10 +126,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     self.shuffle = shuffle
     self.seed = seed
     self.verbose = verbose
-    self.strategy = strategy
-    self.jit_compile = jit_compile
-    self.checkpoint_dir = checkpoint_dir
-    self.checkpoint_minutes = checkpoint_minutes
+    self.execution = execution
 
   # -- checks ---------------------------------------------------------------------------
 
@@ -128,18 +153,16 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
                        f"of training), got {self.learning_rate!r}.")
     if self.balance is not None and not data_lib.finite_non_negative(self.balance):
       raise ValueError(f"balance must be None or Huge & Savine's lam >= 0, got {self.balance!r}.")
-    for name in ("derivative_weight", "l2", "checkpoint_minutes"):
+    for name in ("derivative_weight", "l2"):
       if not data_lib.finite_non_negative(getattr(self, name)):
         raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}.")
     if self.early_stopping is not None:
       positive_int("early_stopping (patience in epochs)", self.early_stopping)
-    if self.jit_compile not in (True, False, "auto"):
-      raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}.")
     if self.verbose not in (True, False, "auto", 0, 1):
       raise ValueError(f"verbose must be True, False or 'auto', got {self.verbose!r}.")
-    if self.strategy is not None and not isinstance(self.strategy, tf.distribute.Strategy):
-      raise ValueError(f"strategy must be a tf.distribute.Strategy, got "
-                       f"{type(self.strategy).__name__}.")
+    if self.execution is not None and not isinstance(self.execution, Execution):
+      raise ValueError(f"execution must be an Execution, got {type(self.execution).__name__}.")
+    self._execution().check()
     if self.adam is not None and (not isinstance(self.adam, dict) or not set(self.adam) <= {
         "beta_1", "beta_2", "epsilon"} or not all(
             data_lib.finite_non_negative(v) for v in self.adam.values())):
@@ -196,14 +219,20 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       raise sklearn_exceptions.NotFittedError(
           "This SobolevRegressor is not fitted yet: call fit(x, y, dydx) first.")
 
+  def _execution(self) -> Execution:
+    return self.execution or Execution()
+
+  def _strategy(self) -> tf.distribute.Strategy:
+    return self._execution().strategy or tf.distribute.get_strategy()
+
   def _resolve_jit(self, strategy, batch_size: int) -> bool:
-    replicas = strategy.num_replicas_in_sync
-    if self.jit_compile is True and replicas > 1:
-      raise ValueError(f"jit_compile=True runs on one replica; the strategy has {replicas}: "
-                       "use jit_compile='auto' or False.")
-    if self.jit_compile == "auto":
+    replicas, jit = strategy.num_replicas_in_sync, self._execution().jit_compile
+    if jit is True and replicas > 1:
+      raise ValueError(f"execution.jit_compile=True runs on one replica; the strategy has "
+                       f"{replicas}: use 'auto' or False.")
+    if jit == "auto":
       return replicas == 1 and batch_size >= 4096
-    return bool(self.jit_compile)
+    return bool(jit)
 
   def _schedule_rates(self) -> np.ndarray:
     fractions = np.arange(self.epochs) / self.epochs
@@ -265,7 +294,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     batch_size = networks.default_batch_size(m) if self.batch_size is None else int(self.batch_size)
     if batch_size > m:
       raise ValueError(f"batch_size={batch_size} is larger than the {m} training examples.")
-    strategy = self.strategy or tf.distribute.get_strategy()
+    strategy = self._strategy()
     if batch_size % strategy.num_replicas_in_sync:
       raise ValueError(f"batch_size={batch_size} must be a multiple of the strategy's "
                        f"{strategy.num_replicas_in_sync} replicas.")
@@ -326,7 +355,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       validation = self._scaled(self._validation_arrays(validation_data, template))
     if self.early_stopping is not None and validation is None:
       raise ValueError("early_stopping watches a validation loss: give validation_data.")
-    strategy = self.strategy or tf.distribute.get_strategy()
+    strategy = self._strategy()
     spec_key, initial = networks.network_spec(
         self.network, self.hidden_layers, self.activation, self.seed, stats["n_in"], stats["n_out"])
     self.network_spec_ = spec_key
@@ -433,8 +462,9 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     with trainer.lock:
       trainer.reset(initial)
       manager, checkpointer = None, None
-      if self.checkpoint_dir:
-        manager, checkpointer, history = self._checkpointing(trainer, fingerprint, history)
+      if self._execution().checkpoint_dir:
+        manager, checkpointer, history = self._checkpointing(trainer, fingerprint, initial,
+                                                             history)
       epoch = int(trainer.epoch.numpy())
       progress = loggers.Progress(self.epochs, "SobolevRegressor", unit="epoch", initial=epoch,
                                   enabled=show)
@@ -472,15 +502,21 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     self.history_ = {k: v for k, v in history.items() if v}
     self.fit_seconds_ = time.perf_counter() - start_time
 
-  def _checkpointing(self, trainer: loop.Trainer, fingerprint: str, history: dict):
-    manager = tf.train.CheckpointManager(trainer.checkpoint(), self.checkpoint_dir, max_to_keep=1)
-    hint = f"Delete {self.checkpoint_dir} to start again, or use another checkpoint_dir."
-    record = dict(_json_params(self.get_params()), data=fingerprint)
-    record.pop("checkpoint_minutes", None)
-    record.pop("verbose", None)
-    history_path = os.path.join(self.checkpoint_dir, "history.json")
+  def _checkpointing(self, trainer: loop.Trainer, fingerprint: str, initial, history: dict):
+    execution = self._execution()
+    directory = execution.checkpoint_dir
+    manager = tf.train.CheckpointManager(trainer.checkpoint(), directory, max_to_keep=1)
+    hint = f"Delete {directory} to start again, or use another checkpoint_dir."
+    params = {k: v for k, v in self.get_params().items()
+              if k not in ("execution", "verbose", "network")}
+    # The network by its architecture and initial weights (a builder's repr names an address).
+    record = dict(_json_params(params), data=fingerprint,
+                  network=json.dumps(networks.architecture(self.network_spec_)),
+                  initial_weights=data_lib.digest(initial),
+                  jit_compile=repr(execution.jit_compile))
+    history_path = os.path.join(directory, "history.json")
     resuming = manager.latest_checkpoint is not None
-    training.check_same_config(os.path.join(self.checkpoint_dir, "fit_config.json"), record,
+    training.check_same_config(os.path.join(directory, "fit_config.json"), record,
                                resuming=resuming, hint=hint)
     if resuming:
       training.restore_checkpoint(trainer.checkpoint(), manager.latest_checkpoint, hint)
@@ -499,7 +535,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       files.write_text_atomic(history_path, json.dumps(history))
       manager.save(checkpoint_number=epoch)
 
-    return manager, training.PeriodicCheckpointer(save, self.checkpoint_minutes), history
+    return manager, training.PeriodicCheckpointer(save, execution.checkpoint_minutes), history
 
   # -- predictions ----------------------------------------------------------------------
 
@@ -657,7 +693,7 @@ def _params_from_json(params: dict) -> dict:
       v = _SCHEDULES[v["schedule"]](**fields)
     elif k == "hidden_layers" and v is not None:
       v = tuple(v)
-    if v is None and k in ("network", "strategy", "learning_rate"):
+    if v is None and k in ("network", "execution", "learning_rate"):
       continue  # Not saved: the constructor's default.
     out[k] = v
   return out

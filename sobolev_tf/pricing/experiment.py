@@ -35,6 +35,7 @@ from sobolev_tf import checks
 from sobolev_tf import files
 from sobolev_tf import loggers
 from sobolev_tf import training
+from sobolev_tf.estimator import Execution
 from sobolev_tf.estimator import SobolevRegressor
 from sobolev_tf.pricing import generators
 
@@ -103,8 +104,8 @@ def fit_cell(cell: Cell, data: Dict[str, np.ndarray], estimator_config: dict,
              checkpoint_dir: Optional[str] = None,
              checkpoint_minutes: float = 2.0) -> SobolevRegressor:
   model = SobolevRegressor(**dict(estimator_config, seed=cell.seed, verbose=False,
-                                  checkpoint_dir=checkpoint_dir,
-                                  checkpoint_minutes=checkpoint_minutes))
+                                  execution=Execution(checkpoint_dir=checkpoint_dir,
+                                                      checkpoint_minutes=checkpoint_minutes)))
   if cell.method == "standard":
     return model.fit(data["x"], data["y"])
   if cell.method == "directional":
