@@ -56,7 +56,8 @@ from sobolev_tf import training  # pylint: disable=g-import-not-at-top
 from sobolev_tf.pricing import generators  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("cases", ["hs", "jenn"], "hs (Huge & Savine's workload), jenn.")
+flags.DEFINE_list("cases", ["hs", "jenn"], "hs (Huge & Savine's workload), jenn, profile (where "
+                  "a first fit's time goes).")
 flags.DEFINE_string("hs_notebook", None, "Your copy of Huge & Savine's DifferentialML.ipynb "
                     "(outside this repository); without it their column is left out.")
 flags.DEFINE_list("sizes", ["1024", "8192", "131072"], "Training set sizes of the hs case.")
@@ -395,12 +396,45 @@ def jenn_case(names: List[str], rounds: int) -> List[str]:
   return lines
 
 
+def profile_case(sizes: List[int], rounds: int) -> List[str]:
+  """A cold fit split by ``cProfile``: graph tracing, running, the rest; and a repeated fit."""
+  import cProfile  # pylint: disable=g-import-not-at-top
+  import pstats  # pylint: disable=g-import-not-at-top
+  rows = []
+  for m in sizes:
+    x, y, dydx = _basket_data(m)
+    parts = []
+    for seed in range(rounds):
+      estimator_lib.clear_cache()
+      profile = cProfile.Profile()
+      t0 = time.perf_counter()
+      profile.runcall(lambda: st.SobolevRegressor(seed=seed, verbose=False).fit(x, y, dydx))
+      cold = time.perf_counter() - t0
+      t0 = time.perf_counter()
+      st.SobolevRegressor(seed=seed, verbose=False).fit(x, y, dydx)
+      repeated = time.perf_counter() - t0
+      stats = pstats.Stats(profile).stats
+      cumulative = lambda name: sum(v[3] for k, v in stats.items() if k[2] == name)
+      parts.append((cold, cumulative("func_graph_from_py_func"),
+                    sum(v[3] for k, v in stats.items() if "TFE_Py_Execute" in k[2]), repeated))
+    cold, trace, run, repeated = np.median(np.array(parts), axis=0)
+    rows.append(f"| {m:,} | {cold:.3f} | {trace:.3f} | {run:.3f} | {cold - trace - run:.3f} | "
+                f"{repeated:.3f} |")
+    print(rows[-1], flush=True)
+  return ["A cold differential fit of the hs workload under `cProfile` (which slows Python a "
+          "little): graph tracing (`func_graph_from_py_func`), running TensorFlow functions "
+          "(their first run includes TensorFlow's graph optimisation, and all the training), "
+          f"and the rest; a repeated fit beside it. Seconds, medians of {rounds} rounds.", "",
+          "| m | cold fit | tracing | running | rest | repeated fit |",
+          "|---:|---:|---:|---:|---:|---:|"] + rows
+
+
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
-  unknown = set(FLAGS.cases) - {"hs", "jenn"}
+  unknown = set(FLAGS.cases) - {"hs", "jenn", "profile"}
   if unknown:
-    raise app.UsageError(f"Unknown --cases {sorted(unknown)}: use hs, jenn.")
+    raise app.UsageError(f"Unknown --cases {sorted(unknown)}: use hs, jenn, profile.")
   if FLAGS.hs_notebook and not os.path.isfile(FLAGS.hs_notebook):
     raise app.UsageError(f"--hs_notebook={FLAGS.hs_notebook} is not a file.")
   sizes = [int(s) for s in FLAGS.sizes]
@@ -412,18 +446,25 @@ def main(argv):
   command = "python scripts/benchmark_peers.py " + " ".join(
       "--hs_notebook=<your copy>" if a.startswith("--hs_notebook=") else a
       for a in sys.argv[1:] if not a.startswith("--output="))
-  lines = ["## SobolevRegressor against its peers", "",
-           f"Command: `{command.strip()}`  ",
-           f"Machine: TensorFlow {tf.__version__}, Keras {keras.__version__}, Python "
-           f"{platform.python_version()}, {os.cpu_count()} CPU cores.  ",
-           f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
-  if "hs" in FLAGS.cases:
-    lines += hs_case(sizes, FLAGS.rounds, FLAGS.hs_notebook, FLAGS.loop_fits) + [""]
-  if "jenn" in FLAGS.cases:
-    lines += jenn_case(FLAGS.jenn_problems, FLAGS.jenn_rounds) + [""]
-  if FLAGS.output:
-    files.write_section(FLAGS.output, "peers", "\n".join(lines))
-    print(f"Wrote the 'peers' section of {FLAGS.output}.")
+  header = [f"Command: `{command.strip()}`  ",
+            f"Machine: TensorFlow {tf.__version__}, Keras {keras.__version__}, Python "
+            f"{platform.python_version()}, {os.cpu_count()} CPU cores.  ",
+            f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
+  sections = {}
+  if {"hs", "jenn"} & set(FLAGS.cases):
+    lines = ["## SobolevRegressor against its peers", ""] + header
+    if "hs" in FLAGS.cases:
+      lines += hs_case(sizes, FLAGS.rounds, FLAGS.hs_notebook, FLAGS.loop_fits) + [""]
+    if "jenn" in FLAGS.cases:
+      lines += jenn_case(FLAGS.jenn_problems, FLAGS.jenn_rounds) + [""]
+    sections["peers"] = lines
+  if "profile" in FLAGS.cases:
+    sections["first_fit"] = (["## SobolevRegressor: where a first fit's time goes", ""] + header
+                             + profile_case(sizes, FLAGS.rounds))
+  for name, lines in sections.items():
+    if FLAGS.output:
+      files.write_section(FLAGS.output, name, "\n".join(lines))
+      print(f"Wrote the '{name}' section of {FLAGS.output}.")
 
 
 if __name__ == "__main__":

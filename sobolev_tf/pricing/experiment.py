@@ -281,7 +281,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
           report.plot_predictions(preds, f"{model} n={n}, m={m:,} paths, seed "
                                   f"{min(config.seeds)}", os.path.join(output_dir, name))
           written.append(name)
-      written += _export(config, output_dir)
+      if config.export is not None:
+        written += _export(config, output_dir)
     elif part == "curve":
       gen = make_generator("bachelier", config.curve.n, min(config.seeds))
       noise = report.noise_floor(gen, 65536, _stream(min(config.seeds), _PATHS))
