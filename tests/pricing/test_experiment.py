@@ -51,6 +51,15 @@ class PricingExperimentTest(tf.test.TestCase):
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in
                os.walk(os.path.join(output, "surrogate")) for f in fs)
     self.assertLess(size, 1 << 20)
+    # The risk-report example reads the export with plain TensorFlow.
+    example = subprocess.run(
+        [sys.executable, "-X", "importtime", os.path.join(REPO, "examples",
+                                                          "pricing_risk_report.py"),
+         f"--results={output}"], capture_output=True, text=True, cwd=output)
+    self.assertEqual(example.returncode, 0, example.stderr[-2000:])
+    self.assertIn("| +0% |", example.stdout)
+    # -X importtime lists every module imported (the editable install's finder is not one).
+    self.assertNotRegex(example.stderr, r"(?m)\|\s+sobolev_tf(\.\S+)?\s*$")
     # A second run finds every cell done and rewrites the same report.
     again = experiment.train_and_evaluate(config, workdir, output, "python scripts/pricing.py")
     self.assertEqual(written, again)
