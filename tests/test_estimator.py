@@ -274,6 +274,12 @@ class TrainingTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "early_stopping watches a validation loss"):
       _small(early_stopping=2).fit(x, y, dy)
 
+  def test_a_dead_network_is_named(self):
+    x, y, dy = _data()
+    # A rate far too high drives every unit into saturation: a constant output.
+    with self.assertWarnsRegex(UserWarning, "output is constant over the training inputs"):
+      _small(epochs=30, learning_rate=10.0, activation="relu").fit(x, y, dy)
+
   def test_validation_data_is_recorded(self):
     x, y, dy = _data(m=128)
     model = _small().fit(x[:96], y[:96], dy[:96], validation_data=(x[96:], y[96:], dy[96:]))

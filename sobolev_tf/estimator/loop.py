@@ -15,6 +15,7 @@ variable (``optimizers.Adam``), and XLA for large batches.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import threading
 from typing import Any, Dict, Optional, Sequence
@@ -22,6 +23,8 @@ from typing import Any, Dict, Optional, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context as eager_context
 
 from sobolev_tf import derivatives
 from sobolev_tf import losses
@@ -54,6 +57,29 @@ def objective(loss_terms: Dict[str, tf.Tensor], weights: Weights, sample_weight)
   if "derivative_1" in loss_terms:
     total += weights.derivative * losses.batch_mean(loss_terms["derivative_1"], sample_weight)
   return total
+
+
+@contextlib.contextmanager
+def _without_memory_rewrites():
+  """Functions first called inside run without Grappler's memory optimizer (this thread).
+
+  It rewrites sums of large tensors (a gradient of a batch of 4,096 examples of
+  50 inputs, say) into temporary variables, whose names then clash between the
+  iterations of the training loop ("AlreadyExistsError ... tmp_var") in TF 2.21.
+  The setting is read when a function first runs; TensorFlow offers it per call
+  only through the eager context's function call options.
+  """
+  ctx = eager_context.context()
+  saved = ctx.function_call_options
+  config = type(ctx.config).FromString(saved.config_proto_serialized)
+  config.graph_options.rewrite_options.memory_optimization = (
+      rewriter_config_pb2.RewriterConfig.NO_MEM_OPT)
+  ctx.function_call_options = eager_context.FunctionCallOptions(
+      executor_type=saved.executor_type, config_proto=config)
+  try:
+    yield
+  finally:
+    ctx.function_call_options = saved
 
 
 class Trainer:
@@ -175,8 +201,9 @@ class Trainer:
     # This call's rates, padded to a fixed length: no new trace for another number of epochs.
     chunk_rates = np.zeros(slots, np.float32)
     chunk_rates[:count] = rates[first:first + count]
-    out = self._epochs_fns[key](data, validation, weights, tf.constant(chunk_rates), orders,
-                                scalar(first), scalar(count), scalar(patience))
+    with _without_memory_rewrites():
+      out = self._epochs_fns[key](data, validation, weights, tf.constant(chunk_rates), orders,
+                                  scalar(first), scalar(count), scalar(patience))
     ran = int(out["epochs"])
     return {k: (v.numpy()[:ran] if k != "epochs" else ran) for k, v in out.items()}
 
@@ -221,8 +248,10 @@ class Trainer:
           loss = strategy.run(replica_step, args=(data, weights, tf.gather(order, s)))
           return s + 1, total + strategy.experimental_local_results(loss)[0]
 
+        # One iteration at a time: steps are sequential anyway, and Grappler's rewrite of
+        # sums into temporary variables clashes across overlapping iterations.
         _, total = tf.while_loop(lambda s, _: s < num_steps, body,
-                                 (tf.constant(0), tf.constant(0.0)))
+                                 (tf.constant(0), tf.constant(0.0)), parallel_iterations=1)
         return total / num_steps
 
       def body(e, train_losses, val_losses):
@@ -251,7 +280,7 @@ class Trainer:
 
       buffers = (tf.zeros([slots]), tf.zeros([slots]))
       e, train_losses, val_losses = tf.while_loop(
-          more, body, (tf.constant(0, tf.int64),) + buffers)
+          more, body, (tf.constant(0, tf.int64),) + buffers, parallel_iterations=1)
       out = {"epochs": e, "loss": train_losses}
       if validation is not None:
         out["val_loss"] = val_losses
@@ -269,7 +298,8 @@ class Trainer:
       self._dataset_fn = self._make_dataset_fn()
     self.learning_rate.assign(rate)
     dataset = self.strategy.experimental_distribute_dataset(dataset)
-    loss = self._dataset_fn(iter(dataset), scale, weights)
+    with _without_memory_rewrites():
+      loss = self._dataset_fn(iter(dataset), scale, weights)
     self.epoch.assign_add(1)
     return float(loss)
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any, Optional
 
 import keras
@@ -400,9 +401,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
         trainer.network.set_weights(best)
       self.coefs_ = trainer.network.get_weights()
     self.best_epoch_ = best_epoch if self.early_stopping is not None else None
-    self.n_epochs_ = epoch
-    self.history_ = {k: v for k, v in history.items() if v}
-    self.fit_seconds_ = time.perf_counter() - start_time
+    sample = np.asarray(next(iter(dataset))[0], np.float64)
+    self._finish(trainer, self.scaler_.transform(x=sample), epoch, history, start_time)
     return self
 
   def _scaler_from_statistics(self, stats: dict) -> scaling.SobolevScaler:
@@ -461,10 +461,9 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     history = {"loss": [], "val_loss": []}
     with trainer.lock:
       trainer.reset(initial)
-      manager, checkpointer = None, None
+      checkpointer = None
       if self._execution().checkpoint_dir:
-        manager, checkpointer, history = self._checkpointing(trainer, fingerprint, initial,
-                                                             history)
+        checkpointer, history = self._checkpointing(trainer, fingerprint, initial, history)
       epoch = int(trainer.epoch.numpy())
       progress = loggers.Progress(self.epochs, "SobolevRegressor", unit="epoch", initial=epoch,
                                   enabled=show)
@@ -498,9 +497,20 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
         self.best_epoch_ = int(trainer.best_epoch.numpy()) + 1
         trainer.restore_best()
       self.coefs_ = trainer.network.get_weights()
-    self.n_epochs_ = epoch
+    self._finish(trainer, data.x[:4096].numpy(), epoch, history, start_time)
+
+  def _finish(self, trainer: loop.Trainer, x_sample: np.ndarray, epochs: int, history: dict,
+              start_time: float) -> None:
+    """The fitted attributes that follow training, and a warning for a dead network."""
+    self.n_epochs_ = epochs
     self.history_ = {k: v for k, v in history.items() if v}
     self.fit_seconds_ = time.perf_counter() - start_time
+    (values,) = trainer.predict(self.coefs_, x_sample.astype(np.float32), False)
+    if len(values) > 1 and float(np.max(np.std(values, axis=0))) < 1e-4:
+      warnings.warn(
+          f"The fitted network's output is constant over the training inputs (its training "
+          f"loss ended at {history['loss'][-1]:.3g}): training diverged into saturated units. "
+          "Lower the learning rate, e.g. learning_rate=st.training.one_cycle(0.01).", stacklevel=3)
 
   def _checkpointing(self, trainer: loop.Trainer, fingerprint: str, initial, history: dict):
     execution = self._execution()
@@ -535,7 +545,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       files.write_text_atomic(history_path, json.dumps(history))
       manager.save(checkpoint_number=epoch)
 
-    return manager, training.PeriodicCheckpointer(save, execution.checkpoint_minutes), history
+    return training.PeriodicCheckpointer(save, execution.checkpoint_minutes), history
 
   # -- predictions ----------------------------------------------------------------------
 

@@ -100,10 +100,21 @@ def make_data(cell: Cell, num_test: int) -> Dict[str, np.ndarray]:
   return data
 
 
+def _estimator_params(estimator_config) -> dict:
+  """``SobolevRegressor``'s arguments from ``config.estimator`` (``one_cycle_peak``: Huge &
+  Savine's schedule with another peak rate)."""
+  params = dict(estimator_config)
+  peak = params.pop("one_cycle_peak", None)
+  if peak is not None:
+    params["learning_rate"] = training.one_cycle(peak)
+  return params
+
+
 def fit_cell(cell: Cell, data: Dict[str, np.ndarray], estimator_config: dict,
              checkpoint_dir: Optional[str] = None,
              checkpoint_minutes: float = 2.0) -> SobolevRegressor:
-  model = SobolevRegressor(**dict(estimator_config, seed=cell.seed, verbose=False,
+  model = SobolevRegressor(**dict(_estimator_params(estimator_config), seed=cell.seed,
+                                  verbose=False,
                                   execution=Execution(checkpoint_dir=checkpoint_dir,
                                                       checkpoint_minutes=checkpoint_minutes)))
   if cell.method == "standard":
@@ -213,7 +224,7 @@ def _check_config(config) -> None:
   for part in config.parts:
     if not part_cells(config, part):
       raise ValueError(f"config part {part!r} has no cells.")
-  SobolevRegressor(**dict(config.estimator))._check_params()  # pylint: disable=protected-access
+  SobolevRegressor(**_estimator_params(config.estimator))._check_params()  # pylint: disable=protected-access
 
 
 def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> List[str]:
