@@ -75,11 +75,12 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       relu_10000pts_40k=dict(k40, **ten_thousand, activation="relu"),
       softplus_10000pts_40k=dict(k40, **ten_thousand, activation="softplus"),
   ))
-  config.order = ("relu_20k", "softplus_20k", "tanh_20k", "relu_40k", "softplus_40k", "tanh_40k",
-                  "relu_10000pts_20k", "softplus_10000pts_20k", "softplus_constant_20k",
+  # The activations and the budget pair of the likely best first; the factors next.
+  config.order = ("relu_20k", "softplus_20k", "softplus_40k", "tanh_20k", "relu_40k",
+                  "softplus_10000pts_20k", "relu_10000pts_20k", "softplus_constant_20k",
                   "softplus_one_cycle_20k", "softplus_weight_0_1_20k", "softplus_weight_10_20k",
-                  "softplus_raw_20k", "softplus_balance_20k", "relu_10000pts_40k",
-                  "softplus_10000pts_40k")
+                  "softplus_raw_20k", "softplus_balance_20k", "tanh_40k",
+                  "softplus_10000pts_40k", "relu_10000pts_40k")
   # Budget pairs: the second doubles the first; a small change is convergence.
   config.budget_pairs = (("relu_20k", "relu_40k"), ("softplus_20k", "softplus_40k"),
                          ("tanh_20k", "tanh_40k"),

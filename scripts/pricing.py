@@ -33,7 +33,9 @@ def main(argv):
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
-  command = "python scripts/pricing.py " + " ".join(sys.argv[1:])
+  # Where it ran (workdir) and wrote (output_dir) are not part of what it computes.
+  command = "python scripts/pricing.py " + " ".join(
+      a for a in sys.argv[1:] if not a.startswith(("--workdir=", "--output_dir=")))
   output_dir = _OUTPUT_DIR.value or config.results_dir
   written = experiment.train_and_evaluate(config, _WORKDIR.value or config.workdir, output_dir,
                                           command.strip())
