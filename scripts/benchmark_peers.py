@@ -57,7 +57,9 @@ from sobolev_tf.pricing import generators  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", ["hs", "jenn"], "hs (Huge & Savine's workload), jenn, profile (where "
-                  "a first fit's time goes).")
+                  "a first fit's time goes), accuracy (their graph and ours on their table's "
+                  "cells).")
+flags.DEFINE_integer("accuracy_seeds", 5, "Seeds of the accuracy case.", lower_bound=1)
 flags.DEFINE_string("hs_notebook", None, "Your copy of Huge & Savine's DifferentialML.ipynb "
                     "(outside this repository); without it their column is left out.")
 flags.DEFINE_list("sizes", ["1024", "8192", "131072"], "Training set sizes of the hs case.")
@@ -88,9 +90,10 @@ class _HSWorker:
     if not ready.strip().startswith("{"):
       raise RuntimeError(f"The notebook worker failed to start: {ready!r}")
 
-  def fit(self, data_path: str, m: int, differential: bool, seed: int) -> dict:
+  def fit(self, data_path: str, m: int, differential: bool, seed: int,
+          test_path: str = "") -> dict:
     self._proc.stdin.write(json.dumps(dict(data=data_path, m=m, differential=differential,
-                                           seed=seed)) + "\n")
+                                           seed=seed, test=test_path)) + "\n")
     self._proc.stdin.flush()
     answer = self._proc.stdout.readline()
     if not answer:
@@ -396,6 +399,51 @@ def jenn_case(names: List[str], rounds: int) -> List[str]:
   return lines
 
 
+def accuracy_case(notebook: str, seeds: int) -> List[str]:
+  """Their notebook's graph and SobolevRegressor on the same paths and test sets: the cells
+  of their published table (``sobolev_tf.pricing``'s data, seeds 0..seeds-1)."""
+  from sobolev_tf.pricing import experiment  # pylint: disable=g-import-not-at-top
+  from sobolev_tf.pricing import report  # pylint: disable=g-import-not-at-top
+  worker = _HSWorker(notebook)
+  tmp = tempfile.mkdtemp(prefix="sobolev_accuracy_")
+  rmse = lambda e: float(100 * np.sqrt(np.mean(np.square(e))))
+  rows = []
+  try:
+    for (model, n, m) in sorted(report.PUBLISHED):
+      for method in ("standard", "differential"):
+        errors = {"theirs": [], "ours": []}
+        for seed in range(seeds):
+          cell = experiment.Cell(model, n, m, method, seed)
+          data = experiment.make_data(cell, 4096)
+          data_path, test_path = (os.path.join(tmp, f) for f in ("data.npz", "test.npy"))
+          np.savez(data_path, x=data["x"], y=data["y"], dydx=data["dydx"])
+          np.save(test_path, data["x_test"])
+          theirs = worker.fit(data_path, m, method == "differential", seed, test_path)
+          ours = experiment.fit_cell(cell, data, {})
+          values, deltas = ours.predict_with_derivatives(data["x_test"])
+          for name, (v, d) in (("theirs", (np.array(theirs["values"]),
+                                             np.array(theirs["deltas"]))),
+                               ("ours", (values, deltas.reshape(data["delta"].shape)))):
+            errors[name].append((rmse(v - data["price"]), rmse(d[:, 0] - data["delta"][:, 0])))
+        published = report.PUBLISHED[(model, n, m)]
+        for q, quantity in enumerate(("value", "delta_0")):
+          spread = {k: np.array([e[q] for e in v]) for k, v in errors.items()}
+          pub = published[q * 2 + (method == "differential")]
+          rows.append(f"| {model} {n} | {m:,} | {method} | {quantity} | {pub:.2f} | "
+                      + " | ".join(f"{np.median(spread[k]):.3f} [{spread[k].min():.3f}-"
+                                   f"{spread[k].max():.3f}]" for k in ("theirs", "ours")) + " |")
+          print(rows[-1], flush=True)
+  finally:
+    worker.close()
+  return ["Their notebook's graph (run from your copy) and `SobolevRegressor` with its defaults, "
+          "fitted to the same paths and scored on the same test sets (`sobolev_tf.pricing`: "
+          f"the cells of their published table, seeds 0-{seeds - 1}; their network's initial "
+          "weights from TensorFlow 1's own seed). Test RMSE x 100, median [min-max] over seeds; "
+          "published: their notebook's saved output.", "",
+          "| case | m | training | quantity | published | their graph | ours |",
+          "|---|---:|---|---|---:|---:|---:|"] + rows
+
+
 def profile_case(sizes: List[int], rounds: int) -> List[str]:
   """A cold fit split by ``cProfile``: graph tracing, running, the rest; and a repeated fit."""
   import cProfile  # pylint: disable=g-import-not-at-top
@@ -432,9 +480,11 @@ def profile_case(sizes: List[int], rounds: int) -> List[str]:
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
-  unknown = set(FLAGS.cases) - {"hs", "jenn", "profile"}
+  unknown = set(FLAGS.cases) - {"hs", "jenn", "profile", "accuracy"}
   if unknown:
-    raise app.UsageError(f"Unknown --cases {sorted(unknown)}: use hs, jenn, profile.")
+    raise app.UsageError(f"Unknown --cases {sorted(unknown)}: use hs, jenn, profile, accuracy.")
+  if "accuracy" in FLAGS.cases and not FLAGS.hs_notebook:
+    raise app.UsageError("--cases=accuracy needs --hs_notebook (your copy of their notebook).")
   if FLAGS.hs_notebook and not os.path.isfile(FLAGS.hs_notebook):
     raise app.UsageError(f"--hs_notebook={FLAGS.hs_notebook} is not a file.")
   sizes = [int(s) for s in FLAGS.sizes]
@@ -458,6 +508,9 @@ def main(argv):
     if "jenn" in FLAGS.cases:
       lines += jenn_case(FLAGS.jenn_problems, FLAGS.jenn_rounds) + [""]
     sections["peers"] = lines
+  if "accuracy" in FLAGS.cases:
+    sections["accuracy"] = (["## Huge & Savine's notebook and SobolevRegressor on the same data",
+                             ""] + header + accuracy_case(FLAGS.hs_notebook, FLAGS.accuracy_seeds))
   if "profile" in FLAGS.cases:
     sections["first_fit"] = (["## SobolevRegressor: where a first fit's time goes", ""] + header
                              + profile_case(sizes, FLAGS.rounds))

@@ -5,8 +5,9 @@ r"""Serves fits of Huge & Savine's notebook graph for ``benchmark_peers.py`` (no
 Runs the notebook's definition cells (its network, training graphs, ``train`` and
 ``Neural_Approximator``) under ``tf.compat.v1`` in this process, then answers
 one JSON line per request line ``{"data": npz with x, y, dydx, "m": ..., "differential":
-..., "seed": ...}`` with the seconds of the graph build, the training and the median
-epoch (from the notebook's own per-epoch callback). Nothing of the notebook is
+..., "seed": ...[, "test": .npy of inputs]}`` with the seconds of the graph build, the
+training and the median epoch (from the notebook's own per-epoch callback), and the
+predicted values and deltas at the test inputs if asked. Nothing of the notebook is
 copied into this project: it is read from the path given.
 """
 
@@ -56,8 +57,12 @@ def main(path: str, epochs: int) -> None:
                     callback_epochs=list(range(epochs + 1)))
     t2 = time.perf_counter()
     seconds = np.diff(stamps)
-    print(json.dumps(dict(build=t1 - t0, train=t2 - t1, whole=t2 - t0,
-                          epoch=float(np.median(seconds[len(seconds) // 10:])))), flush=True)
+    answer = dict(build=t1 - t0, train=t2 - t1, whole=t2 - t0,
+                  epoch=float(np.median(seconds[len(seconds) // 10:])))
+    if request.get("test"):  # Predictions at the test inputs, in the data's units.
+      values, deltas = regressor.predict_values_and_derivs(np.load(request["test"]))
+      answer.update(values=values[:, 0].tolist(), deltas=deltas.tolist())
+    print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import numpy as np
@@ -118,6 +119,19 @@ class ObjectiveTest(tf.test.TestCase):
                               net.trainable_variables))
     for ours, theirs in zip(model.coefs_, net.get_weights()):
       self.assertAllClose(ours, theirs, rtol=1e-4, atol=1e-5)
+    # A masked label trains nothing, whatever it holds.
+    mask = np.ones(96)
+    mask[::4] = 0.0
+    labels = g.copy()
+    labels[::4] = np.nan
+    masked = _small(epochs=2).fit(x, y, labels, directions=v, dydx_weight=mask)
+    labels[::4] = 1e6
+    same = _small(epochs=2).fit(x, y, labels, directions=v, dydx_weight=mask)
+    for u, w in zip(masked.coefs_, same.coefs_):
+      self.assertAllClose(u, w, rtol=1e-6, atol=1e-7)
+    labels[::4] = 0.0
+    self.assertNotAllClose(masked.coefs_[0],
+                           _small(epochs=2).fit(x, y, labels, directions=v).coefs_[0])
     with self.assertRaisesRegex(ValueError, r"directions must have shape \[96, 3\]"):
       _small().fit(x, y, g, directions=v[:, :2])
     with self.assertRaisesRegex(ValueError, r"dydx along directions must have shape \[96\]"):
@@ -294,6 +308,40 @@ class TrainingTest(tf.test.TestCase):
     for u, v in zip(a.coefs_, b.coefs_):
       self.assertAllEqual(u, v)
     self.assertNotAllClose(a.coefs_[0], _small(epochs=6, seed=1).fit(x, y, dy).coefs_[0])
+    # One epoch per compiled call instead of several: the same weights.
+    with mock.patch.object(loop, "max_epochs_per_call", lambda m: 1):
+      one_by_one = _small(epochs=6).fit(x, y, dy)
+    self.assertEqual(one_by_one.n_epochs_, 6)
+    for u, v in zip(a.coefs_, one_by_one.coefs_):
+      self.assertAllEqual(u, v)
+
+  def test_divergence_and_never_improving_validation_are_named(self):
+    x, y, dy = _data()
+    with self.assertWarnsRegex(UserWarning, "Training diverged: the loss or the fitted network"):
+      _small(epochs=3, learning_rate=1e30).fit(x, y, dy)
+    # A validation loss that never improves (here infinite) keeps the last weights, said so;
+    # the weights of an earlier fit of the same architecture never leak into this one.
+    _small(epochs=4, seed=7, learning_rate=0.01).fit(x, y, dy)
+    with self.assertWarnsRegex(UserWarning, "validation loss never improved"):
+      stopped = _small(epochs=20, early_stopping=3, learning_rate=0.01).fit(
+          x, y, dy, validation_data=(x[:10], np.full(10, 1e30)))
+    self.assertIsNone(stopped.best_epoch_)
+    last = _small(epochs=stopped.n_epochs_, learning_rate=0.01).fit(x, y, dy)
+    for u, v in zip(stopped.coefs_, last.coefs_):
+      self.assertAllClose(u, v, rtol=1e-6, atol=1e-7)
+
+  def test_networks_with_non_trainable_weights(self):
+    x, y, dy = _data()
+    frozen = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, "tanh"),
+                               keras.layers.Dense(1)])
+    frozen.layers[0].trainable = False
+    model = _small(network=frozen).fit(x, y, dy)
+    self.assertAllClose(model.coefs_[0], frozen.get_weights()[0])  # Frozen: not trained.
+    self.assertNotAllClose(model.coefs_[2], frozen.get_weights()[2])
+    normalised = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8),
+                                   keras.layers.LayerNormalization(),
+                                   keras.layers.Activation("tanh"), keras.layers.Dense(1)])
+    self.assertEqual(_small(network=normalised).fit(x, y, dy).predict(x).shape, (96,))
 
   def test_repeated_fits_share_one_trace(self):
     x, y, dy = _data()
@@ -316,6 +364,12 @@ class TrainingTest(tf.test.TestCase):
       self.assertAllClose(u, v, rtol=1e-4, atol=1e-5)
     with self.assertRaisesRegex(ValueError, "batch_size must be None"):
       _small(batch_size=32).fit(ds)
+    with self.assertRaisesRegex(ValueError, "directions must be None"):
+      _small(batch_size=None).fit(ds, directions=x)
+    with self.assertRaisesRegex(ValueError, r"dydx batches have shape \(None,\); for x"):
+      _small(batch_size=None).fit(tf.data.Dataset.from_tensor_slices((x, y, y)).batch(32))
+    with self.assertRaisesRegex(ValueError, "runs without XLA and checkpoints"):
+      _small(batch_size=None, execution=estimator_lib.Execution(checkpoint_dir="x")).fit(ds)
 
   def test_killed_fit_resumes_to_the_same_weights(self):
     directory = self.create_tempdir().full_path
@@ -344,6 +398,12 @@ class TrainingTest(tf.test.TestCase):
                         np.load(os.path.join(directory, "b.npy")))
     self.assertAllEqual(np.load(os.path.join(directory, "a.npy.loss.npy")),
                         np.load(os.path.join(directory, "b.npy.loss.npy")))
+    # A schedule given as a function is recorded by name: the same fit resumes.
+    schedule_dir = os.path.join(directory, "schedule")
+    x, y, dy = _data()
+    for _ in range(2):
+      _small(epochs=3, learning_rate=lambda t: 0.01 * (1 - t), execution=estimator_lib.Execution(
+          checkpoint_dir=schedule_dir, checkpoint_minutes=0.0)).fit(x, y, dy)
     # Another configuration is refused, not resumed.
     x, y, dy = _data()
     with self.assertRaisesRegex(ValueError, "another configuration"):
@@ -406,6 +466,9 @@ class ScikitLearnTest(tf.test.TestCase):
     self.assertEqual((clone.epochs, clone.seed), (3, 5))
     self.assertAllClose(model.score(x, y), metrics.r2_score(y, model.predict(x)))
     self.assertTrue(sklearn_base.is_regressor(model))
+    strategy = tf.distribute.get_strategy()
+    on_strategy = _small(execution=estimator_lib.Execution(strategy=strategy))
+    self.assertIs(sklearn_base.clone(on_strategy).execution.strategy, strategy)
     scores = model_selection.cross_val_score(_small(epochs=2), x, y, cv=3, params={"dydx": dy})
     self.assertLen(scores, 3)
     search = model_selection.GridSearchCV(_small(epochs=2), {"balance": [None, 1.0]}, cv=2)
@@ -447,6 +510,8 @@ class BadInputTest(tf.test.TestCase):
          r"execution must be an Execution"),
         (lambda: _small(adam={"learning_rate": 1.0}).fit(x, y, dy), r"adam must be a dict"),
         (lambda: _small(adam={"beta_2": -1.0}).fit(x, y, dy), r"adam must be a dict"),
+        (lambda: _small(adam={"beta_1": 1.0}).fit(x, y, dy), r"beta_2 \(in \[0, 1\)\)"),
+        (lambda: _small(adam={"epsilon": 0.0}).fit(x, y, dy), r"epsilon \(> 0\)"),
         (lambda: _small(network=keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)]))
          .fit(x, y, dy), r"network maps \[B, 3\] inputs to \(4,\) outputs"),
         (lambda: _small().predict(x), r"not fitted yet"),

@@ -124,8 +124,9 @@ def split(arrays: dict, fraction, seed: int):
 
 def dataset_statistics(dataset: tf.data.Dataset) -> dict:
   """Count, means and standard deviations of x and y, and the mean square of each partial,
-  in one pass over the batches (float64 sums)."""
-  count, sums = 0, {}
+  in one pass over the batches (float64 sums, shifted by the first batch's mean so that
+  large offsets do not cancel the variance)."""
+  count, sums, shift = 0, {}, {}
   for batch in dataset:
     x = np.asarray(batch[0], np.float64)
     y = np.asarray(batch[1], np.float64).reshape(len(x), -1)
@@ -136,15 +137,19 @@ def dataset_statistics(dataset: tf.data.Dataset) -> dict:
       if not np.all(np.isfinite(a)):
         raise ValueError(f"The dataset's {'dydx' if name == 'dy' else name} holds NaN or Inf "
                          f"(batch after {count} examples).")
+      if name == "dy":  # Its mean square, not its variance, is wanted: no shift.
+        shifted = a
+      else:
+        shifted = a - shift.setdefault(name, a.mean(axis=0))
       s1, s2 = sums.get(name, (0.0, 0.0))
-      sums[name] = (s1 + a.sum(axis=0), s2 + np.square(a).sum(axis=0))
+      sums[name] = (s1 + shifted.sum(axis=0), s2 + np.square(shifted).sum(axis=0))
     count += len(x)
   if count < 2:
     raise ValueError(f"The dataset holds {count} example(s); fitting needs at least 2.")
   stats = dict(count=count)
   for name in ("x", "y"):
     mean = sums[name][0] / count
-    stats[f"{name}_mean"] = mean
+    stats[f"{name}_mean"] = shift[name] + mean
     stats[f"{name}_std"] = np.sqrt(np.maximum(sums[name][1] / count - mean**2, 0.0))
   stats["n_in"], stats["n_out"] = len(stats["x_mean"]), len(stats["y_mean"])
   if "dy" in sums:

@@ -119,17 +119,22 @@ class Trainer:
     self._predict_fn = tf.function(self._predict, reduce_retracing=True, autograph=False)
 
   def reset(self, weights: Sequence[np.ndarray]) -> None:
-    """New initial weights; optimiser moments, step and early-stopping state zeroed."""
-    variables = self.network.trainable_variables
-    if len(weights) != len(variables):
-      raise ValueError(f"Expected {len(variables)} initial weights, got {len(weights)}.")
-    for v, w in zip(variables, weights):
-      v.assign(w)
+    """New initial weights (all of the network's, as ``get_weights`` lists them); optimiser
+    moments, step and early-stopping state zeroed, the best weights so far the initial ones."""
+    self.set_weights(weights)
     for v in self.optimizer.variables:
       v.assign(tf.zeros(v.shape, v.dtype))
+    for best, v in zip(self.best, self.network.trainable_variables):
+      best.assign(v)
     self.best_loss.assign(np.inf)
     self.best_epoch.assign(-1)
     self.epoch.assign(0)
+
+  def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+    expected = len(self.network.weights)
+    if len(weights) != expected:
+      raise ValueError(f"Expected {expected} weights for this network, got {len(weights)}.")
+    self.network.set_weights(weights)
 
   def checkpoint(self) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(network=self.network, optimizer=self.optimizer,
@@ -152,6 +157,8 @@ class Trainer:
       else:
         values, projected = derivatives.projected_derivative(net, x, 1, directions)
       partial = tf.broadcast_to(weights.partial[None, :, 0], tf.shape(dy))
+      if dy_weight is not None:
+        partial = partial * dy_weight  # 0 masks a missing label.
       terms = losses.sobolev_terms([values, projected], [y, dy], partial_weights=[partial])
     else:
       partial = tf.broadcast_to(weights.partial[None], tf.shape(dy))
@@ -352,8 +359,7 @@ class Trainer:
               chunk: int = 65536):
     """Values (and Jacobians ``[B, out, in]``) of the network with ``weights`` at scaled ``x``."""
     with self.lock:
-      for v, w in zip(self.network.trainable_variables, weights):
-        v.assign(w)
+      self.set_weights(weights)
       parts = [self._predict_fn(tf.constant(x[i:i + chunk]), with_derivatives)
                for i in range(0, max(len(x), 1), chunk)]
     return [np.concatenate([p[k].numpy() for p in parts]) for k in range(len(parts[0]))]

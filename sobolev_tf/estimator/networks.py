@@ -98,14 +98,14 @@ def network_spec(network, hidden_layers: Sequence[int], activation: str, seed: i
 
 
 def architecture(spec: tuple) -> tuple:
-  """``spec`` without layer and model names (Keras numbers them per instance): two
-  copies of one architecture share a trainer."""
+  """``spec`` without layer and model names (Keras numbers them per instance) and
+  initializer seeds: two copies of one architecture share a trainer."""
   if spec[0] != "keras":
     return spec
 
   def strip(value):
-    if isinstance(value, dict):
-      return {k: strip(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, dict):  # Initializer seeds change the weights, not the graph.
+      return {k: strip(v) for k, v in value.items() if k not in ("name", "seed")}
     if isinstance(value, list):
       return [strip(v) for v in value]
     return value

@@ -49,6 +49,11 @@ class Execution:
   checkpoint_dir: Optional[str] = None
   checkpoint_minutes: float = 2.0
 
+  def __deepcopy__(self, memo):
+    # Frozen, and its strategy must stay the same object: scikit-learn's clone (grid search,
+    # cross-validation) then reuses the traced loops of this strategy's trainers.
+    return self
+
   def check(self) -> None:
     if self.strategy is not None and not isinstance(self.strategy, tf.distribute.Strategy):
       raise ValueError(f"execution.strategy must be a tf.distribute.Strategy, got "
@@ -164,11 +169,14 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if self.execution is not None and not isinstance(self.execution, Execution):
       raise ValueError(f"execution must be an Execution, got {type(self.execution).__name__}.")
     self._execution().check()
-    if self.adam is not None and (not isinstance(self.adam, dict) or not set(self.adam) <= {
-        "beta_1", "beta_2", "epsilon"} or not all(
-            data_lib.finite_non_negative(v) for v in self.adam.values())):
-      raise ValueError("adam must be a dict of Adam's beta_1, beta_2 and epsilon (numbers >= 0; "
-                       f"the rate is learning_rate=), got {self.adam!r}.")
+    adam = self.adam if isinstance(self.adam, dict) else {}
+    if self.adam is not None and (
+        not isinstance(self.adam, dict) or not set(adam) <= {"beta_1", "beta_2", "epsilon"}
+        or not all(data_lib.finite_non_negative(v) for v in adam.values())
+        or not all(adam.get(b, 0.0) < 1 for b in ("beta_1", "beta_2"))
+        or not adam.get("epsilon", 1.0) > 0):
+      raise ValueError("adam must be a dict of Adam's beta_1 and beta_2 (in [0, 1)) and epsilon "
+                       f"(> 0); the rate is learning_rate=. Got {self.adam!r}.")
 
   def _fit_scaler(self, train: dict) -> scaling.SobolevScaler:
     if self.standardize:
@@ -274,8 +282,8 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     """
     self._check_params()
     if isinstance(x, tf.data.Dataset):
-      return self._fit_dataset(x, y, dydx, sample_weight, dydx_weight, validation_data,
-                               validation_split)
+      return self._fit_dataset(x, y, dydx, sample_weight, dydx_weight, directions,
+                               validation_data, validation_split)
     if y is None:
       raise ValueError("fit needs values y: fit(x, y, dydx).")
     arrays = data_lib.check_arrays(x, y, dydx, sample_weight, dydx_weight, directions=directions)
@@ -327,14 +335,15 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     return self
 
   def _fit_dataset(self, dataset: tf.data.Dataset, y, dydx, sample_weight, dydx_weight,
-                   validation_data, validation_split) -> "SobolevRegressor":
+                   directions, validation_data, validation_split) -> "SobolevRegressor":
     """``fit`` on a dataset of ``(x, y[, dydx])`` batches, read in its own order each epoch.
 
     One pass first computes the statistics (means, standard deviations, the RMS of
     each partial); every epoch then streams the batches through a compiled loop.
     """
     given = dict(y=y, dydx=dydx, sample_weight=sample_weight, dydx_weight=dydx_weight,
-                 validation_split=validation_split, batch_size=self.batch_size)
+                 directions=directions, validation_split=validation_split,
+                 batch_size=self.batch_size)
     extra = [k for k, v in given.items() if v is not None]
     if extra:
       raise ValueError(f"fit(dataset) takes its labels and batches from the dataset; "
@@ -343,6 +352,15 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if not isinstance(spec, tuple) or len(spec) not in (2, 3) or spec[0].shape.rank != 2:
       raise ValueError(f"The dataset must yield batches (x [B, n], y [B] or [B, out][, dydx]); "
                        f"its elements are {spec}.")
+    if self._execution().jit_compile is True or self._execution().checkpoint_dir:
+      raise ValueError("fit(dataset) runs without XLA and checkpoints: leave "
+                       "execution.jit_compile 'auto' (or False) and checkpoint_dir None, or fit "
+                       "arrays.")
+    n, out = spec[0].shape[1], 1 if spec[1].shape.rank == 1 else spec[1].shape[-1]
+    if len(spec) == 3 and tuple(spec[2].shape[1:]) not in ((n,), (out, n)):
+      raise ValueError(f"The dataset's dydx batches have shape {spec[2].shape}; for x "
+                       f"{spec[0].shape} and y {spec[1].shape} they must be [B, {n}]"
+                       + (f" or [B, {out}, {n}]" if out else "") + ".")
     stats = data_lib.dataset_statistics(dataset)
     self.n_features_in_, self.n_outputs_ = stats["n_in"], stats["n_out"]
     self.y_is_1d_ = spec[1].shape.rank == 1
@@ -394,11 +412,13 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
             best_loss, best_epoch = history["val_loss"][-1], epoch
             best = trainer.network.get_weights()
         progress.update(epoch, f"loss {history['loss'][-1]:.4g}")
-        if self.early_stopping is not None and epoch - best_epoch >= self.early_stopping:
+        if self.early_stopping is not None and epoch - (best_epoch or 0) >= self.early_stopping:
           break
       progress.close()
-      if self.early_stopping is not None:
+      if self.early_stopping is not None and best is not None:
         trainer.network.set_weights(best)
+      elif self.early_stopping is not None:
+        _warn_never_improved()
       self.coefs_ = trainer.network.get_weights()
     self.best_epoch_ = best_epoch if self.early_stopping is not None else None
     sample = np.asarray(next(iter(dataset))[0], np.float64)
@@ -494,8 +514,12 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       progress.close()
       self.best_epoch_ = None
       if self.early_stopping is not None:
-        self.best_epoch_ = int(trainer.best_epoch.numpy()) + 1
-        trainer.restore_best()
+        best_epoch = int(trainer.best_epoch.numpy())
+        if best_epoch >= 0:
+          self.best_epoch_ = best_epoch + 1
+          trainer.restore_best()
+        else:
+          _warn_never_improved()
       self.coefs_ = trainer.network.get_weights()
     self._finish(trainer, data.x[:4096].numpy(), epoch, history, start_time)
 
@@ -506,7 +530,11 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     self.history_ = {k: v for k, v in history.items() if v}
     self.fit_seconds_ = time.perf_counter() - start_time
     (values,) = trainer.predict(self.coefs_, x_sample.astype(np.float32), False)
-    if len(values) > 1 and float(np.max(np.std(values, axis=0))) < 1e-4:
+    if not (np.all(np.isfinite(values)) and np.isfinite(history["loss"][-1])):
+      warnings.warn(
+          "Training diverged: the loss or the fitted network's output is NaN or Inf. Lower the "
+          "learning rate, e.g. learning_rate=st.training.one_cycle(0.01).", stacklevel=3)
+    elif len(values) > 1 and float(np.max(np.std(values, axis=0))) < 1e-4:
       warnings.warn(
           f"The fitted network's output is constant over the training inputs (its training "
           f"loss ended at {history['loss'][-1]:.3g}): training diverged into saturated units. "
@@ -661,6 +689,12 @@ _SAVE_FORMAT = "sobolev_tf.SobolevRegressor/1"
 _SAVED_ENTRIES = ("estimator.json", "network.keras")
 
 
+def _warn_never_improved() -> None:
+  warnings.warn("early_stopping: the validation loss never improved on its first value (it is "
+                "NaN or Inf, or grows from the start): the last epoch's weights are kept.",
+                stacklevel=4)
+
+
 class _Surrogate(tf.Module):
   """A network in original units; one output given as ``[m]`` is served as ``[B]``."""
 
@@ -688,7 +722,9 @@ def _json_params(params: dict, with_unsaved: bool = False):
       json.dumps(v)
       out[k] = list(v) if isinstance(v, tuple) else v
     except (TypeError, ValueError):
-      out[k] = None if with_unsaved else repr(v)
+      # A record compares runs: by type and name, as a repr would name a memory address.
+      name = getattr(v, "__qualname__", type(v).__qualname__)
+      out[k] = None if with_unsaved else f"{type(v).__module__}.{name}"
       unsaved.append(k)
   return (out, unsaved) if with_unsaved else out
 

@@ -54,6 +54,9 @@ def bachelier_delta(forward, strike: float, vol: float, tau: float) -> np.ndarra
   return stats.norm.cdf(d)
 
 
+_MARKET_STREAM = 0x6D61726B  # "mark"
+
+
 def _rng(seed) -> np.random.Generator:
   return np.random.default_rng(seed)
 
@@ -148,7 +151,8 @@ class BachelierBasket:
   def __post_init__(self):
     if not isinstance(self.n, int) or self.n < 1:
       raise ValueError(f"n (the number of assets) must be a positive integer, got {self.n!r}.")
-    rng = _rng(np.random.SeedSequence([int(self.market_seed), self.n]))
+    # Its own stream, apart from any [seed, k] stream of the paths of the same seed.
+    rng = _rng(np.random.SeedSequence([int(self.market_seed), _MARKET_STREAM, self.n]))
     corr = random_correlation(self.n, rng)
     a = rng.uniform(1.0, 10.0, self.n)
     a /= a.sum()

@@ -44,6 +44,16 @@ class GeneratorTest(tf.test.TestCase):
       fd = (basket.price(state + e) - basket.price(state - e)) / (2 * h)
       self.assertAllClose(basket.delta(state)[0, j], fd[0], rtol=1e-5)
 
+  def test_the_market_has_its_own_stream(self):
+    # The paths of seed s and purpose k use the stream [s, k]: for n = k the market must not
+    # (for n = 1 the market is the same whatever its draws).
+    for n in (2, 3):
+      basket = generators.BachelierBasket(n, market_seed=5)
+      same = np.random.default_rng(np.random.SeedSequence([5, n])).uniform(-1, 1, (2 * n, n))
+      cov = same.T @ same
+      self.assertNotAllClose(basket.cholesky, np.linalg.cholesky(
+          cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))) * basket.vols[:, None])
+
   def test_antithetic_pairs_and_the_market(self):
     for n in (1, 7, 20):
       basket = generators.BachelierBasket(n, market_seed=n)
@@ -74,8 +84,10 @@ class GeneratorTest(tf.test.TestCase):
     self.assertEqual(x.shape, (100, 1))
     basket = generators.BachelierBasket(7)
     x, price, delta = basket.test_set(4096, seed=0)
-    adj = 1 + 0.5 * np.sqrt(6 / 12)
-    self.assertTrue(np.all((x >= 1 - 0.5 * adj) & (x <= 1 + 0.5 * adj)))
+    adj = 1 + 0.5 * np.sqrt(6 / 12)  # The box widens with the dimension: 1 +- 0.5 adj.
+    self.assertAllClose(x.min(axis=0), np.full(7, 1 - 0.5 * adj), atol=2e-3)
+    self.assertAllClose(x.max(axis=0), np.full(7, 1 + 0.5 * adj), atol=2e-3)
+    self.assertAllClose(price, basket.price(x))
     self.assertEqual(delta.shape, (4096, 7))
     with self.assertRaisesRegex(ValueError, "n \\(the number of assets\\)"):
       generators.BachelierBasket(0)
