@@ -183,20 +183,20 @@ deltas the network gets close to the analytic price from few paths."""),
 
 basket = BachelierBasket(7)
 paths = 512 if QUICK else 4096
-x, y, dydx = basket.training_set(paths, seed=0)
-x_test, price, delta = basket.test_set(1024)
+s1, payoff, pathwise_delta = basket.training_set(paths, seed=0)   # states, labels
+spots, price, delta = basket.test_set(1024)                     # and analytic references
 epochs = 10 if QUICK else 100
-surrogates = {"standard": st.SobolevRegressor(epochs=epochs).fit(x, y),
-              "differential": st.SobolevRegressor(epochs=epochs).fit(x, y, dydx)}
+surrogates = {"standard": st.SobolevRegressor(epochs=epochs).fit(s1, payoff),
+              "differential": st.SobolevRegressor(epochs=epochs).fit(s1, payoff, pathwise_delta)}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 for ax, (name, surrogate) in zip(axes, surrogates.items()):
-  value, deltas = surrogate.predict_with_derivatives(x_test)
+  value, deltas = surrogate.predict_with_derivatives(spots)
   rmse = 100 * np.sqrt(np.mean((value - price) ** 2))
   print(f"{name}: {paths} paths, test RMSE x 100 of the price {rmse:.3f}, of the deltas "
         f"{100 * np.sqrt(np.mean((deltas - delta) ** 2)):.3f}")
-  order = np.argsort(basket.basket(x_test))
-  ax.plot(basket.basket(x_test), value, "o", ms=2, mfc="white", label="predicted")
-  ax.plot(basket.basket(x_test)[order], price[order], "r-", lw=1, label="analytic")
+  order = np.argsort(basket.basket(spots))
+  ax.plot(basket.basket(spots), value, "o", ms=2, mfc="white", label="predicted")
+  ax.plot(basket.basket(spots)[order], price[order], "r-", lw=1, label="analytic")
   ax.set_title(f"{name}: RMSE x 100 {rmse:.3f}"); ax.set_xlabel("basket"); ax.legend()
 plt.show()"""),
     ("markdown", """## The activation decides the gain
