@@ -126,8 +126,8 @@ def read_csv(path: str, types: Optional[Mapping[str, Callable[[str], object]]] =
       line = reader.line_num
       try:
         if None in row or None in row.values():  # More or fewer cells than the header.
-          raise ValueError(f"{len([v for v in row.values() if v is not None])} cells for "
-                           f"{len(header)} columns")
+          cells = sum(v is not None for k, v in row.items() if k is not None)
+          raise ValueError(f"{cells + len(row.get(None, []))} cells for {len(header)} columns")
         rows.append({k: types.get(k, str)(v) for k, v in row.items() if v != ""})
       except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"Malformed CSV file {path}, line {line}: {e}.") from e
