@@ -484,6 +484,10 @@ def main(argv):
   unknown = [name for name in FLAGS.cases if name not in cases]
   if unknown:  # All of them before the first is timed.
     raise ValueError(f"--cases: unknown cases {unknown}; known: {sorted(cases)}")
+  if not (FLAGS.cases or FLAGS.jvp_study or FLAGS.jax or FLAGS.keras):
+    raise ValueError(f"--cases is empty and no study is asked for: nothing to time, and "
+                     f"{FLAGS.output or 'the report'} would lose its tables. Name cases from "
+                     f"{sorted(cases)}.")
   if FLAGS.output:
     checks.check_output_file(FLAGS.output, "report")
   for name in FLAGS.cases:

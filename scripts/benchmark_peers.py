@@ -66,7 +66,8 @@ flags.DEFINE_list("sizes", ["1024", "8192", "131072"], "Training set sizes of th
 flags.DEFINE_integer("rounds", 5, "Interleaved rounds of the hs case.", lower_bound=1)
 flags.DEFINE_integer("loop_fits", 10, "Fits in the repeated-fits loop (m = 8,192).",
                      lower_bound=0)
-flags.DEFINE_list("jenn_problems", ["sinusoid", "rastrigin", "rosenbrock"], "JENN's problems.")
+JENN_PROBLEMS = ("sinusoid", "rastrigin", "rosenbrock")  # _jenn_problems' keys.
+flags.DEFINE_list("jenn_problems", list(JENN_PROBLEMS), "JENN's problems.")
 flags.DEFINE_integer("jenn_rounds", 3, "Interleaved rounds of the jenn case.", lower_bound=1)
 flags.DEFINE_string("output", "results/benchmarks.md",
                     "Markdown file whose 'peers' section is (re)written ('' to skip).")
@@ -483,13 +484,22 @@ def main(argv):
   unknown = set(FLAGS.cases) - {"hs", "jenn", "profile", "accuracy"}
   if unknown:
     raise app.UsageError(f"Unknown --cases {sorted(unknown)}: use hs, jenn, profile, accuracy.")
+  checks.check_distinct(FLAGS.cases, "--cases")  # Else an empty section would replace it.
   if "accuracy" in FLAGS.cases and not FLAGS.hs_notebook:
     raise app.UsageError("--cases=accuracy needs --hs_notebook (your copy of their notebook).")
   if FLAGS.hs_notebook and not os.path.isfile(FLAGS.hs_notebook):
     raise app.UsageError(f"--hs_notebook={FLAGS.hs_notebook} is not a file.")
+  if not FLAGS.sizes or not all(s.isdigit() and int(s) >= 2 for s in FLAGS.sizes):
+    raise app.UsageError(f"--sizes must be training set sizes (integers >= 2), got "
+                         f"{FLAGS.sizes}.")
   sizes = [int(s) for s in FLAGS.sizes]
   if FLAGS.output:
     checks.check_output_file(FLAGS.output, "benchmark report", ".md")
+  if "jenn" in FLAGS.cases:
+    unknown = sorted(set(checks.check_distinct(FLAGS.jenn_problems, "--jenn_problems"))
+                     - set(JENN_PROBLEMS))
+    if unknown:
+      raise app.UsageError(f"Unknown --jenn_problems {unknown}: use {', '.join(JENN_PROBLEMS)}.")
   if "jenn" in FLAGS.cases and importlib.util.find_spec("jenn") is None:
     raise app.UsageError('The jenn case needs JENN: pip install -e ".[peers]".')
   # The notebook is the user's copy; the output names where this section went.

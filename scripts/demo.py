@@ -28,6 +28,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", _DEFAULT_CONFIG,
     "Demo configuration.")
 _OUTPUT = flags.DEFINE_string("output", "results/demo.md", "Markdown report ('' to skip).")
+_TITLE = "# Demo: regular vs Sobolev training on Styblinski-Tang"  # The report's first line.
 
 
 def train_and_evaluate(config, seed: int, sobolev: bool) -> dict:
@@ -57,9 +58,10 @@ def main(argv):
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
   checks.check_config(config, positive=("num_train", "num_test", "num_steps", "steps_per_call",
-                                        "learning_rate"))
+                                        "learning_rate"),
+                      widths=("hidden_sizes",), seeds=("seeds",))
   if _OUTPUT.value:
-    checks.check_output_file(_OUTPUT.value, "report")
+    checks.check_output_file(_OUTPUT.value, "report", starts_with=_TITLE)
   rows = []
   for seed in config.seeds:
     for sobolev in (False, True):
@@ -77,7 +79,7 @@ def main(argv):
     return
   command = "python scripts/demo.py " + " ".join(sys.argv[1:])
   lines = [
-      "# Demo: regular vs Sobolev training on Styblinski-Tang", "",
+      _TITLE, "",
       f"Command: `{command.strip()}`  ",
       f"Config: `configs/demo.py` ({config.num_train} training points, "
       f"{config.num_steps} full-batch Adam steps at lr {config.learning_rate}, "

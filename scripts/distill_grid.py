@@ -13,7 +13,6 @@ of the final test action error and KL, wall time), figure4.md and figure4.png
 (rows = games; columns = fractions, action error then KL; regular vs Sobolev).
 """
 
-import json
 import os
 import sys
 from typing import List
@@ -25,6 +24,7 @@ from ml_collections import config_flags
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import train_teacher  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import save_figure_atomic  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_text_atomic  # pylint: disable=g-import-not-at-top
@@ -49,6 +49,12 @@ _MERGE_REPORT = flags.DEFINE_string(
     "merge_report", None, "An earlier report directory (final.csv, curves.csv): its cells "
     "(game, fraction, method) that this workdir has not finished are kept in the report, "
     "e.g. cells run on another machine. Finished cells here replace its cells.")
+
+
+_TITLE = "# Policy distillation (section 4.2, Figure 4)"  # figure4.md's first line.
+# How each file of a report starts: an existing file that does not is someone else's.
+_STARTS = {"figure4.md": _TITLE, "final.csv": "game,fraction,method",
+           "curves.csv": "game,fraction,method", "figure4.png": b"\x89PNG"}
 
 
 def plot(config, curves, path) -> List[str]:
@@ -98,6 +104,8 @@ def main(argv):
   if _REPORT_ONLY.value and not os.path.isdir(_WORKDIR.value):
     raise ValueError(f"--report_only: no grid workdir {_WORKDIR.value}; nothing to report.")
   checks.check_writable_directory(_OUTPUT_DIR.value, "report")
+  for name, start in _STARTS.items():
+    checks.check_output_file(os.path.join(_OUTPUT_DIR.value, name), "report", starts_with=start)
   # Read before any training, so that a wrong path fails now.
   earlier = distill_grid.read_report(_MERGE_REPORT.value) if _MERGE_REPORT.value else None
   teachers = {}
@@ -109,9 +117,9 @@ def main(argv):
 
   results = distill_grid.run_grid(config, _WORKDIR.value, _DATA_DIR.value, teachers.get,
                                   train=not _REPORT_ONLY.value)
-  if not results and not _MERGE_REPORT.value:
-    raise ValueError(f"No finished run under {_WORKDIR.value}: refusing to replace the report "
-                     f"in {_OUTPUT_DIR.value} with an empty one.")
+  if not _MERGE_REPORT.value:
+    checks.check_runs_to_report(len(results), _WORKDIR.value,
+                                os.path.join(_OUTPUT_DIR.value, "figure4.md"))
   out = _OUTPUT_DIR.value
   curves = distill_grid.collect_curves(results)
   summary = distill_grid.summarise(results)
@@ -123,13 +131,12 @@ def main(argv):
   for game in config.games:
     path = os.path.join(_TEACHERS_DIR.value or "", game, "evaluation.json")
     if _TEACHERS_DIR.value and os.path.exists(path):
-      with open(path) as f:
-        teacher_scores[game] = json.load(f)["mean"]
+      teacher_scores[game] = evaluation.read_result(path, game)["mean"]
   distill_grid.write_report_csv(os.path.join(out, "curves.csv"), curves)
   distill_grid.write_report_csv(os.path.join(out, "final.csv"), summary)
   plot(config, curves, os.path.join(out, "figure4.png"))
   name = os.path.basename(sys.argv[0])
-  lines = ["# Policy distillation (section 4.2, Figure 4)", "",
+  lines = [_TITLE, "",
            f"Command: `python scripts/{name} {' '.join(sys.argv[1:])}`", "",
            f"Settings: {config.num_steps:,} steps of batch {config.batch_size}, learning rate selected "
            f"from {list(config.learning_rates)} by final validation KL"

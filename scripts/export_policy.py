@@ -8,8 +8,8 @@ r"""Exports a teacher or a distilled student as a SavedModel (uint8 [B, 84, 84, 
         --saved_model=exports/pong_sobolev_10
 
 ``--weights_dir`` (teachers) also writes the weights alone (no optimiser state; the shipped
-teachers), which ``load_teacher`` accepts like a workdir, and so the other scripts'
-``--teachers_dir`` (the directory holding ``<game>/``).
+teachers) to ``<weights_dir>/weights/``; ``load_teacher`` accepts ``<weights_dir>`` like a
+workdir, and so the other scripts' ``--teachers_dir`` (the directory holding ``<game>/``).
 """
 
 
@@ -17,6 +17,8 @@ from absl import app
 from absl import flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
+from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
+from sobolev_tf import files  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import distill  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
@@ -36,6 +38,9 @@ def main(argv):
   spec = games.get_game(_GAME.value)
   if _STUDENT.value and _WEIGHTS_DIR.value:
     raise ValueError("--weights_dir ships teachers only; drop it with --student.")
+  files.check_saved_model_destination(_SAVED_MODEL.value.rstrip("/"))  # Before any work.
+  if _WEIGHTS_DIR.value:
+    checks.check_writable_directory(_WEIGHTS_DIR.value, "weights")
   if _STUDENT.value:
     net, latest = distill.load_student(_WORKDIR.value, spec.num_actions)
   else:

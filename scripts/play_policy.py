@@ -5,7 +5,6 @@ r"""Plays games with an exported policy (plain TensorFlow), reports scores, opti
 """
 
 import json
-import os
 
 from absl import app
 from absl import flags
@@ -16,6 +15,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
 from sobolev_tf.atari import games  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_atomic  # pylint: disable=g-import-not-at-top
 
@@ -26,14 +26,6 @@ _GREEDY = flags.DEFINE_bool("greedy", False, "Most probable action instead of sa
 _GIF = flags.DEFINE_string("gif", None, "Write the first game's frames as a GIF here.")
 _GIF_STEPS = flags.DEFINE_integer("gif_steps", 2000, "At most this many agent steps in the GIF.",
                                   lower_bound=1)
-
-
-def load_policy(path: str):
-  if not os.path.isdir(path):
-    raise ValueError(f"No SavedModel directory at {path}; export one with "
-                     "scripts/export_policy.py.")
-  policy = tf.saved_model.load(path)
-  return lambda frames: tf.math.log(policy.action_probabilities(frames) + 1e-12), policy
 
 
 def write_gif(logits_fn, game: str, path: str, max_steps: int, seed: int = 0) -> int:
@@ -58,11 +50,8 @@ def main(argv):
   del argv
   tf_startup.default_script_verbosity()
   if _GIF.value:  # Before the games are played.
-    checks.check_output_file(_GIF.value, "GIF", suffix=".gif")
-  logits_fn, policy = load_policy(_SAVED_MODEL.value)
-  if int(policy.num_actions.numpy()) != games.get_game(_GAME.value).num_actions:
-    raise ValueError(f"{_SAVED_MODEL.value} has {int(policy.num_actions.numpy())} actions; "
-                     f"{_GAME.value} needs {games.get_game(_GAME.value).num_actions}.")
+    checks.check_output_file(_GIF.value, "GIF", suffix=".gif", starts_with=b"GIF8")
+  logits_fn, _ = export.load_policy(_SAVED_MODEL.value, _GAME.value)
   result = evaluation.evaluate_policy(logits_fn, _GAME.value, _EPISODES.value,
                                       greedy=_GREEDY.value)
   print(json.dumps({k: v for k, v in result.items()}))

@@ -33,14 +33,15 @@ def main(argv):
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
   config.grid_resolution = 0
+  methods = checks.check_distinct(_METHODS.value, "--methods")
   runs = [experiment.Run(_FUNCTION.value, _NUM_TRAIN.value, m, s)
-          for m in _METHODS.value for s in config.seeds]
+          for m in methods for s in config.seeds]
   results = experiment.run_grid(runs, config, _WORKDIR.value)
   print(f"\n{_FUNCTION.value}, {_NUM_TRAIN.value} points, {config.num_steps} steps")
   print(f"{'method':18s} {'seed':>4s} {'test MSE':>12s} {'test grad MSE':>14s}")
   for r in results:
     print(f"{r['method']:18s} {r['seed']:4d} {r['test_mse']:12.4g} {r['test_grad_mse']:14.4g}")
-  for m in _METHODS.value:
+  for m in methods:
     v = np.log10([r["test_mse"] for r in results if r["method"] == m])
     print(f"{m:18s} log10 test MSE {v.mean():.2f} +- {v.std():.2f}")
 

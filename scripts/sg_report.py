@@ -26,6 +26,11 @@ _OUTPUT = flags.DEFINE_string("output", "results/synthetic_gradients/cifar10",
                               "Output path without extension (.md, .csv and .png are written).")
 
 
+_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "synthetic_gradients.py")
+# How each file of a report starts: an existing file that does not is someone else's.
+_STARTS = {".md": report.TITLE, ".csv": ",".join(report.CSV_COLUMNS), ".png": b"\x89PNG"}
+
+
 def main(argv):
   del argv
   for workdir in _WORKDIR.value:
@@ -33,9 +38,12 @@ def main(argv):
       raise ValueError(f"No workdir {workdir}: nothing to report.")
   if len(set(_WORKDIR.value)) < len(_WORKDIR.value):
     raise ValueError(f"--workdir names a directory twice: {_WORKDIR.value}.")
-  checks.check_output_file(_OUTPUT.value + ".md", "report")
+  named = checks.load_config_file(f"{_CONFIGS}:{_CONFIG_NAME.value}")  # Unknown names fail.
+  for ext, start in _STARTS.items():
+    checks.check_output_file(_OUTPUT.value + ext, "report", starts_with=start)
   command = "python scripts/sg_report.py " + " ".join(sys.argv[1:])
-  print(report.write_report(_WORKDIR.value, _CONFIG_NAME.value, _OUTPUT.value, command))
+  print(report.write_report(_WORKDIR.value, _CONFIG_NAME.value, _OUTPUT.value, command,
+                            named_config=named.to_dict()))
 
 
 if __name__ == "__main__":

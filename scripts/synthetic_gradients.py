@@ -20,6 +20,7 @@ from ml_collections import config_flags
 
 from sobolev_tf import tf_startup  # pylint: disable=g-import-not-at-top
 from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
+from sobolev_tf import files  # pylint: disable=g-import-not-at-top
 from sobolev_tf import training  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import methods as sg  # pylint: disable=g-import-not-at-top
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer  # pylint: disable=g-import-not-at-top
@@ -44,7 +45,8 @@ def main(argv):
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
-  methods = _METHODS.value or [config.method]
+  methods = ([config.method] if _METHODS.value is None
+             else checks.check_distinct(_METHODS.value, "--methods"))
   unknown = [m for m in methods if m not in sg.METHODS]
   if unknown:  # All of them before the first trains.
     raise ValueError(f"Unknown methods {unknown}; known: {', '.join(sg.METHODS)}.")
@@ -54,8 +56,8 @@ def main(argv):
     config.method = method
     done = os.path.join(_WORKDIR.value, method, "result.json")
     if os.path.exists(done):
-      with open(done) as f:
-        finished = json.load(f)
+      finished = files.read_json(done, f"Move {os.path.dirname(done)} away to run {method} "
+                                 "again.")
       differences = training.config_differences(finished.get("config", {}), config.to_dict(),
                                                 sg_trainer.RESUMABLE_KEYS)
       if differences:

@@ -8,7 +8,6 @@ one table row each).
 """
 
 import glob
-import json
 import os
 import sys
 
@@ -16,25 +15,33 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from sobolev_tf import checks
+from sobolev_tf import loggers
+from sobolev_tf.atari import evaluation
 from sobolev_tf.atari import games
+from sobolev_tf.atari import train_teacher
 from sobolev_tf.files import save_figure_atomic
 from sobolev_tf.files import write_text_atomic
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "game:workdir pairs.", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results", "Where teachers.md/.png go.")
+_TITLE = "# Atari teachers (SM section 3, A2C)"  # teachers.md's first line.
 
 
 def _episodes(path):
+  """Frames and scores of the finished training games (none yet is a valid report)."""
   if not os.path.exists(path):
     raise ValueError(f"No {path}; train the teacher first.")
-  data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-  if not data.size:  # No finished game yet.
-    return np.zeros(0), np.zeros(0)
-  return data[:, 0], data[:, 1]
+  rows = loggers.read_rows(path, train_teacher.EPISODE_COLUMNS, train_teacher.EPISODE_TYPES,
+                           step_column="frames", key_columns=None)
+  return (np.array([r["frames"] for r in rows], float),
+          np.array([r["score"] for r in rows], float))
 
 
 def _pairs(values):
   """(game, workdir) from ``game:workdir`` values, all checked before any is read."""
+  if not values:
+    raise ValueError("--workdirs is empty: give game:workdir pairs, e.g. pong:teachers/pong.")
   pairs = []
   for value in values:
     if ":" not in value:
@@ -49,25 +56,21 @@ def _pairs(values):
   return pairs
 
 
-def _evaluation(path, game):
-  with open(path) as f:
-    e = json.load(f)
-  missing = [k for k in ("mean", "std", "episodes") if k not in e]
-  if missing:
-    raise ValueError(f"{path} lacks {', '.join(missing)}: write it with scripts/evaluate_policy.py.")
-  if e.get("game", game) != game:
-    raise ValueError(f"{path} evaluates {e['game']}, not {game}.")
-  return e
-
-
 def main(argv):
   del argv
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   pairs = _pairs(_WORKDIRS.value)
+  # Everything read (and checked) before the report directory is touched.
+  runs = [(game, workdir, *_episodes(os.path.join(workdir, "episodes.csv")),
+           [(path, evaluation.read_result(path, game)) for path in
+            sorted(glob.glob(os.path.join(workdir, "evaluation*.json")))])
+          for game, workdir in pairs]
+  for name, start in (("teachers.md", _TITLE), ("teachers.png", b"\x89PNG")):
+    checks.check_output_file(os.path.join(_OUTPUT_DIR.value, name), "report", starts_with=start)
   fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
-  lines = ["# Atari teachers (SM section 3, A2C)", "",
+  lines = [_TITLE, "",
            f"Command: `python scripts/teachers_report.py {' '.join(sys.argv[1:])}`", "",
            "Training scores are full games played by the sampling policy during training, "
            "by an agent whose weights change every 5 agent steps, within each game. The "
@@ -77,9 +80,8 @@ def main(argv):
            "| game | frames trained | last-100 training mean | evaluation mean +- std (episodes) "
            "| evaluated checkpoint | random play | evaluation command |",
            "|---|---:|---:|---:|---|---:|---|"]
-  for ax, (game, workdir) in zip(axes[0], pairs):
+  for ax, (game, _, frames, scores, evaluations) in zip(axes[0], runs):
     spec = games.get_game(game)
-    frames, scores = _episodes(os.path.join(workdir, "episodes.csv"))
     window = min(100, len(scores))
     rolling = np.convolve(scores, np.ones(window) / window, mode="valid") if window else []
     ax.plot(frames / 1e6, scores, ".", ms=2, alpha=0.3)
@@ -92,17 +94,15 @@ def main(argv):
     ax.legend(fontsize=7)
     # One row per evaluation file (evaluation.json, evaluation30.json, ...): the
     # same checkpoint measured over more games is kept next to the first measure.
-    evaluations = sorted(glob.glob(os.path.join(workdir, "evaluation*.json")))
     last = float(np.mean(scores[-100:])) if len(scores) else float("nan")
-    for eval_path in evaluations or [None]:
-      evaluation, command, checkpoint = "not evaluated yet", "", ""
-      if eval_path:
-        e = _evaluation(eval_path, game)
-        evaluation = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
+    for _, e in evaluations or [(None, None)]:
+      score, command, checkpoint = "not evaluated yet", "", ""
+      if e:
+        score = f"{e['mean']:.1f} +- {e['std']:.1f} ({e['episodes']})"
         command = f"`{e.get('command', '')}`"
         checkpoint = os.path.basename(e.get("checkpoint", ""))
       lines.append(f"| {game} | {int(frames[-1]) if len(frames) else 0:,} | {last:.1f} | "
-                   f"{evaluation} | {checkpoint} | {spec.random_score} | {command} |")
+                   f"{score} | {checkpoint} | {spec.random_score} | {command} |")
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   png = os.path.join(_OUTPUT_DIR.value, "teachers.png")
   save_figure_atomic(fig, png, dpi=100, bbox_inches="tight")

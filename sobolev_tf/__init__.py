@@ -20,6 +20,7 @@ from sobolev_tf.derivatives import random_unit_vectors
 from sobolev_tf.derivatives import value_and_gradient
 from sobolev_tf.estimator import SobolevRegressor
 from sobolev_tf.derivatives import vjp
+from sobolev_tf.keras_model import load_model
 from sobolev_tf.keras_model import SobolevModel
 from sobolev_tf.losses import categorical_kl_from_log_probs
 from sobolev_tf.losses import DERIVATIVE_LOSSES
@@ -58,7 +59,8 @@ __all__ = [
     "SobolevScaler", "SobolevTargets", "batch_jacobian", "categorical_kl_from_log_probs",
     "check_finite", "derivative_tensors", "directional_derivative", "export_with_derivatives",
     "finite_difference_derivatives", "fit_full_batch", "forward_mode_for_jit", "hessian", "jvp",
-    "l1", "l2_norm", "mixed_examples", "multi_step", "projected_derivative", "random_unit_vectors",
+    "l1", "l2_norm", "load_model", "mixed_examples", "multi_step", "projected_derivative",
+    "random_unit_vectors",
     "sobolev_loss", "sobolev_terms", "squared_l2",
     "value_and_gradient", "vjp",
 ]

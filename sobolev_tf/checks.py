@@ -15,9 +15,12 @@ from typing import Sequence
 
 import tensorflow as tf
 
-__all__ = ["as_input", "as_dtype", "check_nonempty_batch", "check_order", "check_finite", "check_non_negative", "check_same_shape",
-           "check_config", "check_writable_directory", "check_output_file",
-           "check_loss_weights", "check_config_kind", "load_config_file"]
+from sobolev_tf import files
+
+__all__ = ["as_input", "as_dtype", "check_nonempty_batch", "check_order", "check_finite",
+           "check_non_negative", "check_same_shape", "check_config", "check_widths",
+           "check_writable_directory", "check_output_file", "check_runs_to_report",
+           "check_distinct", "check_loss_weights", "check_config_kind", "load_config_file"]
 
 
 def as_input(x) -> tf.Tensor:
@@ -113,12 +116,23 @@ def check_non_negative(w: tf.Tensor, name: str) -> tf.Tensor:
     return tf.identity(w)
 
 
+def check_widths(widths, name: str = "hidden_sizes") -> tuple:
+  """``widths`` of hidden layers as a tuple: integers > 0 (a 0-wide layer has no weights to
+  scale its initialisation by)."""
+  if isinstance(widths, (int, str)) or not all(
+      isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+    raise ValueError(f"{name} must be positive widths, e.g. (256, 256), got {widths!r}.")
+  return tuple(widths)
+
+
 def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[str] = (),
-                 fractions: Sequence[str] = ()) -> None:
+                 fractions: Sequence[str] = (), widths: Sequence[str] = (),
+                 seeds: Sequence[str] = ()) -> None:
   """Refuses a config before any work: names the first field that is out of range.
 
   ``positive`` fields must be numbers > 0, ``non_negative`` >= 0, ``fractions``
-  in (0, 1). Booleans and NaN are refused everywhere.
+  in (0, 1), ``widths`` lists of integers > 0 and ``seeds`` non-empty lists of
+  integers >= 0. Booleans and NaN are refused everywhere.
   """
   def number(name):
     value = config[name]
@@ -135,6 +149,14 @@ def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[st
   for name in fractions:
     if not 0 < number(name) < 1:
       raise ValueError(f"config.{name} must be in (0, 1), got {config[name]!r}.")
+  for name in widths:
+    check_widths(config[name], f"config.{name}")
+  for name in seeds:
+    values = config[name]
+    if isinstance(values, (int, str)) or not len(values) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+      raise ValueError(f"config.{name} must be a non-empty list of integers >= 0, got "
+                       f"{values!r}.")
 
 
 def load_config_file(spec: str):
@@ -174,14 +196,40 @@ def check_writable_directory(path: str, what: str) -> str:
   return path
 
 
-def check_output_file(path: str, what: str, suffix: str = "") -> str:
-  """Checks, before any work, that the file ``path`` can be written (and ends in ``suffix``)."""
+def check_output_file(path: str, what: str, suffix: str = "", starts_with=None) -> str:
+  """Checks, before any work, that the file ``path`` can be written (and ends in ``suffix``).
+
+  ``starts_with``: how every file this output may replace starts (a report's
+  title, a format's magic bytes); an existing file that does not is kept
+  (``files.check_file_destination``).
+  """
   if suffix and not path.endswith(suffix):
     raise ValueError(f"The {what} path {path} must end in {suffix}.")
   if os.path.isdir(path):
     raise ValueError(f"The {what} path {path} is a directory; give a file name.")
+  if starts_with is not None:
+    files.check_file_destination(path, starts_with, f"a {what} written earlier")
   check_writable_directory(os.path.dirname(os.path.abspath(path)), what)
   return path
+
+
+def check_runs_to_report(runs: int, source: str, report: str) -> None:
+  """Refuses to replace ``report`` with an empty one when ``source`` holds no finished run
+  (a mistyped or empty workdir, or another experiment's)."""
+  if runs < 1:
+    raise ValueError(f"No finished run in {source}: refusing to replace {report} with an empty "
+                     "report. Check the path (and that it is this experiment's workdir).")
+
+
+def check_distinct(values: Sequence, name: str) -> list:
+  """``values`` (a flag's list) as a list, refused if empty or if it names a value twice."""
+  values = list(values)
+  if not values:
+    raise ValueError(f"{name} is empty: name at least one.")
+  twice = sorted({v for v in values if values.count(v) > 1})
+  if twice:
+    raise ValueError(f"{name} names {', '.join(map(str, twice))} twice: each runs once.")
+  return values
 
 
 def check_loss_weights(derivative_weights, value_weight) -> tuple:

@@ -416,6 +416,9 @@ def random_unit_vectors(shape, seed, dtype=tf.float32,
   """
   if isinstance(seed, int):
     seed = [seed, 0]
+  if seed is None:
+    raise ValueError("seed is None: random_unit_vectors is stateless, give a shape [2] integer "
+                     "seed (or an int), e.g. [0, step].")
   seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
   g = tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
   rank = len(shape) if not isinstance(shape, tf.Tensor) else shape.shape[0]

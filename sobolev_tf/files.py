@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+import zipfile
+import zlib
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-__all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "write_section", "save_figure_atomic", "save_npz_atomic",
-           "write_saved_model_atomic", "check_saved_model_destination", "write_directory_atomic",
-           "check_directory_destination"]
+__all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "read_json", "load_npz",
+           "write_section", "save_figure_atomic", "save_npz_atomic", "write_saved_model_atomic",
+           "check_saved_model_destination", "write_directory_atomic", "check_directory_destination",
+           "check_file_destination", "recover_directory"]
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
@@ -98,23 +102,64 @@ def write_section(path: str, name: str, text: str) -> None:
 
 
 def read_csv(path: str, types: Optional[Mapping[str, Callable[[str], object]]] = None,
-             columns: Optional[Sequence[str]] = None) -> List[Dict]:
+             columns: Optional[Sequence[str]] = None,
+             required: Sequence[str] = ()) -> List[Dict]:
   """The rows of a CSV file written by ``write_csv``, as dicts.
 
   ``types`` converts named columns (the rest stay strings); empty cells are left
-  out of the row. With ``columns`` the header must be exactly those. Errors name
-  the file.
+  out of the row. With ``columns`` the header must be exactly those; with
+  ``required`` it must hold those (others may follow) and no row may leave them
+  empty. Errors name the file and the row.
   """
   types = types or {}
   with open(path, newline="") as f:
     reader = csv.DictReader(f)
-    if columns is not None and tuple(reader.fieldnames or ()) != tuple(columns):
-      raise ValueError(f"{path}: expected columns {','.join(columns)}, got "
-                       f"{','.join(reader.fieldnames or ())}.")
-    try:
-      return [{k: types.get(k, str)(v) for k, v in row.items() if v != ""} for row in reader]
-    except (KeyError, ValueError, TypeError) as e:
-      raise ValueError(f"Malformed CSV file {path}: {e!r}.") from e
+    header = tuple(reader.fieldnames or ())
+    if columns is not None and header != tuple(columns):
+      raise ValueError(f"{path}: expected columns {','.join(columns)}, got {','.join(header)}.")
+    missing = [c for c in required if c not in header]
+    if missing:
+      raise ValueError(f"{path} lacks the columns {', '.join(missing)} (it has "
+                       f"{','.join(header)}): it is not the file expected here, or was cut.")
+    rows = []
+    for row in reader:
+      line = reader.line_num
+      try:
+        if None in row or None in row.values():  # More or fewer cells than the header.
+          cells = sum(v is not None for k, v in row.items() if k is not None)
+          raise ValueError(f"{cells + len(row.get(None, []))} cells for {len(header)} columns")
+        rows.append({k: types.get(k, str)(v) for k, v in row.items() if v != ""})
+      except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"Malformed CSV file {path}, line {line}: {e}.") from e
+      empty = [c for c in required if c not in rows[-1]]
+      if empty:
+        raise ValueError(f"Malformed CSV file {path}, line {line}: no value for "
+                         f"{', '.join(empty)}.")
+    return rows
+
+
+def load_npz(path: str, keys: Optional[Sequence[str]] = None, fix: str = "") -> Dict:
+  """The arrays ``keys`` (all by default) of the ``.npz`` file ``path``, read now; a
+  truncated or corrupt file, or a missing array, is a ValueError naming it and ``fix``."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  try:
+    with np.load(path) as archive:
+      return {k: archive[k] for k in (archive.files if keys is None else keys)}
+  except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError) as e:
+    raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); "
+                     f"{fix}".strip()) from e
+
+
+def read_json(path: str, fix: str = "") -> Union[Dict, List]:
+  """The JSON value of ``path``; a missing or unreadable file is a ValueError naming it and
+  ``fix`` (what to do about it)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError as e:
+    raise ValueError(f"No file {path}. {fix}".strip()) from e
+  except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors.
+    raise ValueError(f"{path} is not valid JSON ({e}): it was cut or edited. {fix}".strip()) from e
 
 
 # What tf.saved_model.save (and Keras) put in a SavedModel directory.
@@ -137,6 +182,25 @@ def check_directory_destination(path: str, entries, what: str) -> None:
                      "another path.")
 
 
+def check_file_destination(path: str, starts_with: Union[str, bytes], what: str) -> None:
+  """Raises a ValueError if ``path`` exists and is not a ``what`` written earlier.
+
+  A file is one of ours, safe to replace, if it is empty or starts with
+  ``starts_with`` (a report's title, a format's magic bytes); anything else (a
+  user's notes, another tool's output) is kept.
+  """
+  if not os.path.lexists(path):
+    return
+  if os.path.isdir(path):
+    raise ValueError(f"{path} is a directory; give the path of the {what} file.")
+  prefix = starts_with.encode() if isinstance(starts_with, str) else starts_with
+  with open(path, "rb") as f:
+    head = f.read(len(prefix))
+  if head and head != prefix:
+    raise ValueError(f"{path} exists and is not {what} (it does not start with {prefix[:60]!r}); "
+                     "refusing to replace it: choose another path, or move that file away.")
+
+
 def check_saved_model_destination(path: str) -> None:
   """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
   check_directory_destination(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
@@ -154,7 +218,7 @@ def write_directory_atomic(path: str, write: Callable[[str], None], entries, wha
   tmp, old = path + ".tmp", path + ".old"
   if not os.path.lexists(path) and os.path.isdir(old):
     check_directory_destination(old, entries, what)
-    os.replace(old, path)  # A write killed between its two renames: the earlier one is back.
+  recover_directory(path)
   check_directory_destination(path, entries, what)
   for leftover in (tmp, old):
     if os.path.lexists(leftover):
@@ -172,6 +236,24 @@ def write_directory_atomic(path: str, write: Callable[[str], None], entries, wha
     shutil.rmtree(old)
   else:
     os.replace(tmp, path)
+  return path
+
+
+def recover_directory(path: str) -> str:
+  """``path``, put back first if a ``write_directory_atomic`` was killed between its renames.
+
+  That write had moved the earlier directory to ``path.old``; readers call this
+  so that they read it, not nothing. Returns the directory to read (``path.old``
+  itself if it cannot be moved back, on a read-only disk say).
+  """
+  path = path.rstrip("/")
+  old = path + ".old"
+  if os.path.lexists(path) or not os.path.isdir(old):
+    return path
+  try:
+    os.replace(old, path)
+  except OSError:
+    return old
   return path
 
 

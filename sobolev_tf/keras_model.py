@@ -22,7 +22,9 @@ with ``tf.GradientTape``.
 
 from __future__ import annotations
 
+import os
 import warnings
+import zipfile
 from typing import Optional, Sequence, Union
 
 import keras
@@ -34,7 +36,7 @@ from sobolev_tf import derivatives as derivs
 from sobolev_tf import losses as losses_lib
 from sobolev_tf import scaling
 
-__all__ = ["SobolevModel", "OBJECTIVES"]
+__all__ = ["SobolevModel", "OBJECTIVES", "load_model"]
 
 # "regression": values and derivatives of the outputs, from targets or a teacher.
 # "policy": section 4.2; outputs are logits, the value term is KL(pi || pi*) of
@@ -392,7 +394,10 @@ class SobolevModel(keras.Model):
     return super().fit(x, y, *args, sample_weight=sample_weight, **kwargs)
 
   def _warn_about_the_network(self, x) -> None:
-    """Warnings for networks the objective cannot train as meant, before the first step."""
+    """Errors and warnings for networks the objective cannot train as meant, before the
+    first step."""
+    if isinstance(x, (np.ndarray, tf.Tensor)) and len(x) and any(self.derivative_weights):
+      self._check_input_reaches_output(tf.cast(x[:8], tf.float32))
     if len(self.derivative_weights) >= 2:
       activations = {_activation_name(layer) for layer in _layers(self.model)} - {None}
       if activations and activations <= {"relu", "linear"}:
@@ -406,6 +411,38 @@ class SobolevModel(keras.Model):
                     "or x - mean(x)): per-example input derivatives, taken from the batch sum, "
                     "are wrong for it. Use per-example normalisation (LayerNormalization) or "
                     "none.", stacklevel=3)
+
+  def _check_input_reaches_output(self, x: tf.Tensor) -> None:
+    """Refuses a network cut from its input, warns if its input derivatives are 0 and stay 0.
+
+    Both train the value term alone while the derivative terms, the point of
+    Sobolev training, cannot move: a constant output, ``stop_gradient``, a cast
+    to integers, or ``0 * x``. A network that is merely initialised flat (a zero
+    last layer) passes: training changes its derivatives.
+    """
+    with tf.GradientTape() as outer:
+      with tf.GradientTape() as inner:
+        inner.watch(x)
+        out = tf.cast(self.model(x, training=False), tf.float32)
+        # Random weights: outputs cannot cancel in the sum.
+        out = tf.reduce_sum(out * tf.random.stateless_uniform(tf.shape(out), [self.seed, 1],
+                                                              1.0, 2.0))
+      grad = inner.gradient(out, x)
+      if grad is None:
+        raise ValueError(
+            "SobolevModel's model does not depend on its input: its input derivatives are "
+            "None, so the derivative terms cannot train it. Make the input reach the output "
+            "through differentiable layers (no stop_gradient, rounding or integer casts).")
+      probe = tf.reduce_sum(grad * tf.random.stateless_normal(tf.shape(grad), [self.seed, 2]))
+    if bool(tf.reduce_any(grad != 0)):
+      return
+    moves = [g for g in outer.gradient(probe, self.model.trainable_variables)
+             if g is not None and bool(tf.reduce_any(g != 0))]
+    if not moves:
+      warnings.warn("SobolevModel's model ignores its input: its input derivatives are 0 on the "
+                    "first examples and no weight can change them (e.g. 0 * x, or a constant "
+                    "output), so only the value term trains. Check that the input reaches the "
+                    "output.", stacklevel=4)
 
   def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
     self._refuse_weights_without_targets(y, sample_weight)
@@ -452,3 +489,25 @@ class SobolevModel(keras.Model):
     config["balance"] = scaling.DerivativeBalance.from_config(config.get("balance"))
     model = config.pop("model")
     return cls(model, **config)
+
+
+def load_model(path: str, **kwargs) -> keras.Model:
+  """``keras.saving.load_model(path, **kwargs)`` (SobolevModel included) with errors naming
+  ``path``: missing, truncated or corrupt (a ``.keras`` file is a zip archive, checked
+  first), or not loadable. Keras says "File not found" for a truncated file."""
+  if not os.path.exists(path):
+    raise ValueError(f"No file {path}: save the model there first (model.save(path)).")
+  if path.endswith(".keras"):
+    try:
+      with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+      raise ValueError(f"{path} is truncated or corrupt (not a complete .keras archive: {e}); "
+                       "save the model again.") from e
+    if bad is not None:
+      raise ValueError(f"{path} is truncated or corrupt (its member {bad} fails its checksum); "
+                       "save the model again.")
+  try:
+    return keras.saving.load_model(path, **kwargs)
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    raise ValueError(f"Cannot load the Keras model {path}: {e}") from e

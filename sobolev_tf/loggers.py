@@ -12,6 +12,9 @@ use a ``Progress`` alone.
   resume it keeps the CSV rows up to the restored step and drops the rest: a
   killed run wrote them after its last checkpoint, and the resumed run writes
   them again, so the file never holds a step twice.
+* ``read_rows``: such a CSV read back and validated (header, steps in order,
+  no step twice, no evaluation missing), by the loggers on resume and by the
+  reports.
 """
 
 from __future__ import annotations
@@ -19,15 +22,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TextIO
 
 import tensorflow as tf
 import tqdm
 
 from sobolev_tf import files
 
-__all__ = ["Progress", "MetricsLogger"]
-
+__all__ = ["Progress", "MetricsLogger", "read_rows"]
 
 
 class Progress:
@@ -117,6 +119,51 @@ class Progress:
     self.close()
 
 
+def read_rows(path: str, columns: Sequence[str], types: Optional[Mapping[str, Callable]] = None,
+              step_column: str = "step", key_columns: Optional[Sequence[str]] = (),
+              expected_steps: Iterable[int] = ()) -> List[Dict]:
+  """The rows of a trainer's CSV, each checked against the way trainers write them.
+
+  The header must be ``columns``; steps (``step_column``, read as int) must not
+  decrease. ``key_columns`` name what else tells apart the rows of one
+  evaluation (``("split",)``; ``()``: one row per step): no step may hold a key
+  twice, and every step must hold the keys of the others (an evaluation is
+  written whole). ``None``: steps may repeat (several games ending in one
+  update). Every step of ``expected_steps`` must have rows. Errors name the
+  file, the step and the fix.
+  """
+  rows = files.read_csv(path, types=dict(types or {}, **{step_column: int}), columns=columns)
+  fix = "The file was edited, cut or replaced: restore it, or start the run again elsewhere."
+  keys_by_step: Dict[int, List[tuple]] = {}
+  for i, row in enumerate(rows):
+    step = row[step_column]
+    if i and step < rows[i - 1][step_column]:
+      raise ValueError(f"{path}: {step_column} {step} comes after {rows[i - 1][step_column]} "
+                       f"(line {i + 2}); rows must be in order. {fix}")
+    keys_by_step.setdefault(step, []).append(
+        tuple(row.get(k) for k in key_columns) if key_columns is not None else i)
+  if key_columns is None:
+    return rows
+  every = set().union(*map(set, keys_by_step.values())) if keys_by_step else set()
+  for step, keys in keys_by_step.items():
+    if len(set(keys)) < len(keys):
+      raise ValueError(f"{path} holds {step_column} {step} twice"
+                       + (f" for {dict(zip(key_columns, max(keys, key=keys.count)))}"
+                          if key_columns else "") + f". {fix}")
+    if set(keys) != every:
+      missing = sorted(every - set(keys), key=str)[:3]
+      raise ValueError(f"{path}: {step_column} {step} lacks the rows of "
+                       f"{[dict(zip(key_columns, k)) for k in missing]}. {fix}")
+  missing = sorted(set(expected_steps) - set(keys_by_step))
+  if missing:
+    raise ValueError(f"{path} has no row at {step_column} {missing[0]}"
+                     + (f" (nor at {', '.join(map(str, missing[1:4]))})" if len(missing) > 1
+                        else "") + ", an evaluation before the restored step. Restore the "
+                     "file, resume with the evaluation steps it was logged with, or start the "
+                     "run again elsewhere.")
+  return rows
+
+
 class MetricsLogger:
   """A run's records: rows of ``workdir/<csv_name>`` and TensorBoard scalars.
 
@@ -126,7 +173,12 @@ class MetricsLogger:
     columns: the CSV's columns, in order; the header of an existing file must match.
     types: converters of columns when the existing CSV is read back.
     step_column: the column that orders rows and is the TensorBoard step.
-    start_step: the restored step; existing rows after it are dropped.
+    start_step: the restored step; existing rows after it are dropped. A run
+      resumed after step 0 needs its CSV: its rows up to there are not written
+      again.
+    key_columns: what tells apart the rows of one step (``read_rows``; None:
+      steps may repeat).
+    expected_steps: the steps up to ``start_step`` that must have rows.
     tensorboard: write scalars to ``workdir/<tensorboard_dir>``.
     tensorboard_dir: the TensorBoard subdirectory (several logs of one workdir).
     enabled: False writes no file (non-chief workers of a distributed run).
@@ -135,7 +187,8 @@ class MetricsLogger:
   def __init__(self, workdir: Optional[str], csv_name: Optional[str] = None,
                columns: Sequence[str] = (), types: Optional[Mapping[str, Callable]] = None,
                step_column: str = "step", start_step: int = 0, tensorboard: bool = True,
-               tensorboard_dir: str = "tb", enabled: bool = True):
+               tensorboard_dir: str = "tb", enabled: bool = True,
+               key_columns: Optional[Sequence[str]] = (), expected_steps: Iterable[int] = ()):
     if csv_name and step_column not in columns:
       raise ValueError(f"step_column {step_column!r} is not one of the columns {tuple(columns)}.")
     self.columns = tuple(columns)
@@ -146,10 +199,14 @@ class MetricsLogger:
     if self._path:
       os.makedirs(workdir, exist_ok=True)
       if os.path.exists(self._path):
-        types = dict({step_column: int}, **(types or {}))  # Steps compare as numbers.
-        rows = files.read_csv(self._path, types=types, columns=self.columns)
+        rows = read_rows(self._path, self.columns, types, step_column, key_columns,
+                         [s for s in expected_steps if s <= start_step])
         self.rows = [r for r in rows if r[step_column] <= start_step]
         self._unwritten = len(self.rows) != len(rows)
+      elif start_step > 0:
+        raise ValueError(f"{self._path} is missing, but the run resumes at {step_column} "
+                         f"{start_step}: the rows logged before it would be lost. Restore the "
+                         "file, or start the run again in another --workdir.")
       else:
         self._unwritten = True
       self.flush()

@@ -135,6 +135,12 @@ def categorical_kl_from_log_probs(target_log_probs: tf.Tensor,
     target_log_probs: ``log pi*``, ``[B, A]``.
     predicted_log_probs: ``log pi``, ``[B, A]``.
   """
+  target_log_probs = tf.convert_to_tensor(target_log_probs)
+  predicted_log_probs = tf.convert_to_tensor(predicted_log_probs)
+  if not target_log_probs.shape.is_compatible_with(predicted_log_probs.shape):
+    raise ValueError(f"target_log_probs has shape {target_log_probs.shape} but "
+                     f"predicted_log_probs has {predicted_log_probs.shape}: both are [B, actions] "
+                     "of one game (do the teacher and student have as many actions?).")
   return tf.reduce_sum(
       tf.exp(predicted_log_probs) * (predicted_log_probs - target_log_probs), axis=-1)
 

@@ -47,7 +47,8 @@ def multi_step(step_fn: StepFn, steps_per_call: int,
   Returns:
     ``run(first_step) -> metrics of the last step``, a ``tf.function``.
   """
-  if not isinstance(steps_per_call, int) or steps_per_call < 1:
+  if (not isinstance(steps_per_call, int) or isinstance(steps_per_call, bool)
+      or steps_per_call < 1):
     raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}.")
 
   @tf.function(jit_compile=jit_compile,
@@ -180,6 +181,7 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
       math.isfinite(learning_rate) and learning_rate > 0):
     raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}.")
+  _check_full_batch(x, y, dy)
   model = lambda z: module(z)[:, 0]
   opt = snt.optimizers.Adam(learning_rate)
 
@@ -202,12 +204,26 @@ def fit_full_batch(module: tf.Module, x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor,
   return metrics
 
 
+def _check_full_batch(x: tf.Tensor, y: tf.Tensor, dy: tf.Tensor) -> None:
+  """``x [B, n]``, ``y [B]`` and ``dy [B, n]``, checked before the step is traced (a
+  failure inside the trace reads "in user code:")."""
+  x, y, dy = (tf.convert_to_tensor(t) for t in (x, y, dy))
+  expected = dict(y=x.shape[:1], dy=x.shape)
+  for name, t in (("y", y), ("dy", dy)):
+    if not t.shape.is_compatible_with(expected[name]):
+      raise ValueError(f"{name} has shape {t.shape}; for x of shape {x.shape} it must be "
+                       f"{expected[name]} (values [B], gradients [B, *in]).")
+
+
 def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "",
                        written: bool = False) -> None:
   """Restores ``path`` or raises a ValueError naming it (corrupt, truncated, incompatible).
 
   ``written``: ``path`` was made by ``Checkpoint.write`` (no save counter), not ``save``.
   """
+  if not tf.io.gfile.exists(path + ".index"):
+    raise ValueError(f"No checkpoint at {path} (no {os.path.basename(path)}.index). "
+                     f"{hint}".strip())
   try:
     status = checkpoint.read(path) if written else checkpoint.restore(path)
     status.assert_existing_objects_matched()
@@ -237,10 +253,10 @@ def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterab
   workdir with another function, method or learning rate would report the old
   model under the new name. ``path``: the JSON record next to the checkpoint,
   (over)written when not ``resuming`` (a failed start leaves no trap) and
-  compared when resuming; a workdir from before these records stays unchecked
-  and unrecorded. ``ignore``: keys that may change on a resume (step budgets,
-  logging, checkpoint rhythm). ``record=False`` (workers other than the chief)
-  only compares.
+  compared when resuming; resuming without it is refused, since nothing says
+  what the checkpoint was trained for. ``ignore``: keys that may change on a
+  resume (step budgets, logging, checkpoint rhythm). ``record=False`` (workers
+  other than the chief) only compares.
   """
   if not resuming:
     if record:
@@ -248,12 +264,10 @@ def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterab
                                                default=str) + "\n")
     return
   if not os.path.exists(path):
-    return
-  try:
-    with open(path) as f:
-      recorded = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ValueError(f"Unreadable run config {path}: {e}. {hint}".strip()) from e
+    raise ValueError(f"{path} is missing: nothing records what the run beside it was trained "
+                     "for, so it cannot be resumed under this configuration safely. Restore "
+                     f"the file, or start the run again. {hint}".strip())
+  recorded = files.read_json(path, hint)
   differences = config_differences(recorded, config, ignore)
   if differences:
     raise ValueError(f"{os.path.dirname(path) or '.'} holds a run of another configuration "

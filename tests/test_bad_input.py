@@ -2,8 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import types
+from unittest import mock
+import warnings
 
 from absl.testing import parameterized
 import numpy as np
@@ -19,6 +23,9 @@ from sobolev_tf.atari import dataset
 from sobolev_tf.atari import distill
 from sobolev_tf.atari import train_teacher
 from sobolev_tf.regression import experiment
+from sobolev_tf.regression import networks as regression_networks
+from sobolev_tf.regression import report as regression_report
+from sobolev_tf.synthetic_gradients import distribute
 from sobolev_tf.synthetic_gradients import trainer as sg_trainer
 from tests import kill
 
@@ -69,6 +76,8 @@ BAD_CONFIGS = [
     (teacher, dict(learning_rate=float("nan")), r"config.learning_rate must be a number"),
     (teacher, dict(discount=1.5), r"config.discount must be in \(0, 1\], got 1.5"),
     (regression, dict(hidden_sizes=(0,)), r"config.hidden_sizes must be positive widths"),
+    (regression, dict(functions=()), r"config.functions is empty: no run to train"),
+    (regression, dict(eval_steps=(-5, 100)), r"config.eval_steps must be positive steps"),
     (regression, dict(seeds=()), r"config.seeds must be a non-empty list"),
     (regression, dict(seeds=(-1,)), r"config.seeds must be a non-empty list of integers >= 0"),
     (regression, dict(methods=("",), extra_methods=()), r"config.methods is empty"),
@@ -290,12 +299,13 @@ class ResumeUnderAnotherConfigTest(tf.test.TestCase):
     with open(os.path.join(workdir, "noprop", "result.json"), "w") as f:
       f.write(json.dumps({"finished": True, "steps": config.num_steps,
                           "config": config.to_dict()}, default=str))
-    same = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
-                      "--methods=noprop", f"--workdir={workdir}")
+    same, other = run_scripts(
+        ("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
+         "--methods=noprop", f"--workdir={workdir}"),
+        ("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
+         "--methods=noprop", "--config.learning_rate=0.5", f"--workdir={workdir}"))
     self.assertEqual(same.returncode, 0, msg=same.stderr[-2000:])
     self.assertIn("finished earlier", same.stdout)
-    other = run_script("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
-                       "--methods=noprop", "--config.learning_rate=0.5", f"--workdir={workdir}")
     self.assertNotEqual(other.returncode, 0)
     self.assertIn("is a run of another configuration (learning_rate: 0.1 there, 0.5 now)",
                   other.stderr)
@@ -307,6 +317,18 @@ def run_script(name, *args):
                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 
 
+def run_scripts(*command_lines):
+  """Each ``(script, *args)`` as ``run_script`` runs it, all in one process that starts
+  TensorFlow once (``tests/script_runner.py``): results with ``returncode``, ``stdout``,
+  ``stderr``, in order."""
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  done = subprocess.run([sys.executable, "-m", "tests.script_runner", json.dumps(command_lines)],
+                        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+  if done.returncode:
+    raise AssertionError(f"tests/script_runner.py failed: {done.stderr[-3000:]}")
+  return [types.SimpleNamespace(**r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
 class BadFlagTest(tf.test.TestCase):
 
   def test_collect_with_no_states_keeps_the_existing_dataset(self):
@@ -314,14 +336,11 @@ class BadFlagTest(tf.test.TestCase):
     path = os.path.join(data_dir, "pong.npz")
     with open(path, "wb") as f:
       f.write(b"an existing dataset")
-    result = run_script("collect_atari.py", "--game=pong", f"--data_dir={data_dir}",
-                        "--num_states=0")
-    self.assertNotEqual(result.returncode, 0)
-    self.assertIn("num_states", result.stderr)
-    with open(path, "rb") as f:
-      self.assertEqual(f.read(), b"an existing dataset")
-    result = run_script("collect_atari.py", "--game=pong", f"--data_dir={data_dir}",
-                        "--num_states=20")
+    no_states, result = run_scripts(
+        ("collect_atari.py", "--game=pong", f"--data_dir={data_dir}", "--num_states=0"),
+        ("collect_atari.py", "--game=pong", f"--data_dir={data_dir}", "--num_states=20"))
+    self.assertNotEqual(no_states.returncode, 0)
+    self.assertIn("num_states", no_states.stderr)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn(f"{path} exists", result.stderr)
     self.assertIn("--overwrite", result.stderr)
@@ -348,9 +367,10 @@ class BadFlagTest(tf.test.TestCase):
       writer.add(np.zeros((84, 84, 4), np.uint8), np.log(np.ones(3) / 3), 0, 0.0, 0, i == 0)
     dataset.save(writer.build({"game": "pong"}), path)
     workdir = os.path.join(root, "work")
-    for method in ("regular", "sobolev"):
-      result = run_script("distill.py", f"--config=configs/distill.py:{method}",
-                          f"--config.data_path={path}", "--game=breakout", f"--workdir={workdir}")
+    results = run_scripts(*(("distill.py", f"--config=configs/distill.py:{method}",
+                             f"--config.data_path={path}", "--game=breakout",
+                             f"--workdir={workdir}") for method in ("regular", "sobolev")))
+    for result in results:
       self.assertNotEqual(result.returncode, 0)
       self.assertIn(f"--game=breakout but {path} holds pong states", result.stderr)
       self.assertFalse(os.path.exists(workdir))
@@ -359,10 +379,9 @@ class BadFlagTest(tf.test.TestCase):
     blocker = os.path.join(self.create_tempdir().full_path, "a_file")
     with open(blocker, "w") as f:
       f.write("not a directory")
-    for script, flag, what in (("play_policy.py", "--gif", "GIF"),
-                               ("evaluate_policy.py", "--output", "result")):
-      args = ["--saved_model=unused"] if script == "play_policy.py" else ["--workdir=unused"]
-      result = run_script(script, *args, f"{flag}={blocker}/out.gif")
+    results = run_scripts(("play_policy.py", "--saved_model=unused", f"--gif={blocker}/out.gif"),
+                          ("evaluate_policy.py", "--workdir=unused", f"--output={blocker}/out.gif"))
+    for what, result in zip(("GIF", "result"), results):
       self.assertNotEqual(result.returncode, 0)
       self.assertIn(f"Cannot write the {what} to {blocker}", result.stderr)
 
@@ -391,8 +410,7 @@ class BadFlagTest(tf.test.TestCase):
          "No final.csv in the report directory"),
         (("demo.py", "--config=configs/demo.py:quick", f"--output={root}"), "is a directory"),
     ]
-    for args, words in cases:
-      result = run_script(*args)
+    for (args, words), result in zip(cases, run_scripts(*(args for args, _ in cases))):
       self.assertNotEqual(result.returncode, 0, msg=args)
       self.assertIn(words, result.stderr, msg=args)
       self.assertNotIn("s/step", result.stdout + result.stderr, msg=args)  # Nothing timed.
@@ -410,10 +428,12 @@ class BadFlagTest(tf.test.TestCase):
     self.assertEqual(result.returncode, 0, msg=result.stderr[-2000:])
     with open(os.path.join(workdir, "evaluation.json"), "w") as f:
       f.write(json.dumps({"game": "pong", "mean": 1.0, "std": 0.5, "episodes": 3}))
-    for args, words in (((f"--workdirs={workdir}",), "is not game:workdir"),
-                        ((f"--workdirs=breakout:{workdir}",), "evaluates pong, not breakout"),
-                        ((f"--workdirs=pong:{workdir},pong:{workdir}",), "pong is given twice")):
-      result = run_script("teachers_report.py", *args, f"--output_dir={root}/other")
+    cases = [((f"--workdirs={workdir}",), "is not game:workdir"),
+             ((f"--workdirs=breakout:{workdir}",), "evaluates pong, not breakout"),
+             ((f"--workdirs=pong:{workdir},pong:{workdir}",), "pong is given twice")]
+    results = run_scripts(*(("teachers_report.py", *args, f"--output_dir={root}/other")
+                            for args, _ in cases))
+    for (args, words), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, msg=args)
       self.assertIn(words, result.stderr, msg=args)
     self.assertFalse(os.path.exists(os.path.join(root, "other", "teachers.md")))
@@ -452,6 +472,418 @@ class BadFlagTest(tf.test.TestCase):
     self.assertIn("Unknown methods ['bogus']", result.stderr)
     self.assertEqual(os.listdir(workdir), [])
 
+
+def _write(path, text):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(text)
+  return path
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+def _sg_run(workdir, method="backprop", config_name="cifar10_cpu", **result):
+  """A finished run of scripts/synthetic_gradients.py as its trainer leaves it."""
+  config = sg_configs.get_config(config_name).to_dict()
+  config.update(method=method, seed=0)
+  run = os.path.join(workdir, method)
+  _write(os.path.join(run, "curve.csv"), "step,images,wall_seconds,train_loss,test_top1,test_top5\n"
+         f"4,256,1.0,2.0,0.2,0.6\n{config['num_steps']},512,2.0,1.5,0.3,0.7\n")
+  _write(os.path.join(run, "result.json"), json.dumps(dict(
+      dict(finished=True, steps=config["num_steps"], test_top1=0.3, test_top5=0.7, method=method,
+           config=config), **result), default=str))
+  return run
+
+
+class NothingWrittenIsLostTest(tf.test.TestCase):
+  """Reports, outputs and weights: what exists is replaced only by what is meant to replace it."""
+
+  def test_outputs_over_files_they_do_not_own(self):
+    root = self.create_tempdir().full_path
+    notes = "notes, not a report\n"
+    section = lambda name: f"<!-- section: {name} -->\ntables\n<!-- end of section: {name} -->\n"
+    kept = [_write(f"{root}/sg/cifar10.md", "# Synthetic gradients on CIFAR-10 (section 4.3, "
+                   "Table 1), config `cifar10_cpu`\nshipped\n"),
+            _write(f"{root}/notes.md", notes), _write(f"{root}/bench.md", section("steps")),
+            _write(f"{root}/peers.md", section("peers")), _write(f"{root}/t/teachers.md", notes),
+            _write(f"{root}/out.json", notes), _write(f"{root}/keep.gif", notes),
+            _write(f"{root}/grid_out/figure4.md", "# Policy distillation (section 4.2, Figure 4)")]
+    before = [_read(path) for path in kept]
+    _write(f"{root}/pong/episodes.csv", "frames,score,length\n")
+    os.makedirs(f"{root}/empty")
+    os.makedirs(f"{root}/grid")
+    cases = [
+        (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/sg/cifar10"),
+         f"No finished run in {root}/empty: refusing to replace {root}/sg/cifar10.md"),
+        (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/notes"),
+         f"{root}/notes.md exists and is not a report written earlier"),
+        (("demo.py", "--config=configs/demo.py:quick", f"--output={root}/notes.md"),
+         f"{root}/notes.md exists and is not a report written earlier"),
+        (("benchmark.py", "--cases=", f"--output={root}/bench.md"), "--cases is empty"),
+        (("benchmark_peers.py", "--cases=", f"--output={root}/peers.md"), "--cases is empty"),
+        (("teachers_report.py", f"--workdirs=pong:{root}/pong", f"--output_dir={root}/t"),
+         f"{root}/t/teachers.md exists and is not a report written earlier"),
+        (("evaluate_policy.py", f"--workdir={ROOT}/teachers/pong", f"--output={root}/out.json"),
+         f"{root}/out.json exists and is not a result written earlier"),
+        (("play_policy.py", f"--saved_model={ROOT}/teachers/pong/saved_model",
+          f"--gif={root}/keep.gif"), f"{root}/keep.gif exists and is not a GIF written earlier"),
+        (("distill_grid.py", "--config=configs/distill.py:grid_quick", "--report_only",
+          f"--workdir={root}/grid", f"--data_dir={root}", f"--output_dir={root}/grid_out"),
+         f"No finished run in {root}/grid: refusing to replace {root}/grid_out/figure4.md"),
+    ]
+    for (args, words), result in zip(cases, run_scripts(*(args for args, _ in cases))):
+      self.assertNotEqual(result.returncode, 0, msg=args)
+      self.assertIn(words, result.stderr, msg=args)
+    self.assertEqual([_read(path) for path in kept], before)
+    self.assertEqual(sorted(os.listdir(f"{root}/sg")), ["cifar10.md"])
+
+  def test_teacher_weights_survive_a_kill_between_the_two_renames(self):
+    root = self.create_tempdir().full_path
+    shipped, _ = train_teacher.load_teacher(os.path.join(ROOT, "teachers", "pong"), "pong")
+    path = train_teacher.save_teacher_weights(shipped, os.path.join(root, "pong"))
+    frames = tf.zeros([1, 84, 84, 4], tf.uint8)
+    replace = os.replace
+
+    def killed_at_the_last_rename(src, dst):
+      if dst == os.path.dirname(path):  # The new weights' move into place.
+        raise KeyboardInterrupt
+      replace(src, dst)
+
+    with mock.patch.object(os, "replace", killed_at_the_last_rename):
+      with self.assertRaises(KeyboardInterrupt):
+        train_teacher.save_teacher_weights(kill.fixed_teacher(3, seed=1),
+                                           os.path.join(root, "pong"))
+    loaded, loaded_path = train_teacher.load_teacher(os.path.join(root, "pong"), "pong")
+    self.assertEqual(loaded_path, path)  # The earlier weights, put back.
+    self.assertAllClose(loaded(frames), shipped(frames))
+
+
+class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
+
+  def test_synthetic_gradients_report(self):
+    from sobolev_tf.synthetic_gradients import report  # pylint: disable=g-import-not-at-top
+    named = sg_configs.get_config("cifar10_cpu").to_dict()
+    cases = [
+        (dict(test_top1=1.7), r"backprop/result.json: test_top1 must be a fraction in \[0, 1\], "
+         "got 1.7"),
+        (dict(test_top5=float("nan")), r"test_top5 must be a fraction in \[0, 1\], got nan"),
+        (dict(steps=None), r"steps must be a positive integer, got None"),
+        (dict(finished=False), r"No finished run in .*: refusing to replace .*/r.md"),
+        (dict(config_name="quick"), r"backprop/result.json is a run of another config than "
+         r"'cifar10_cpu' \(batch_size: 8 there, 64 now;"),
+        (dict(curve_row="8000,512,2.0,1.5,0.3,0.7\n"), r"curve.csv holds step 8000 twice"),
+        (dict(result_text="{cut"), r"backprop/result.json is not valid JSON"),
+    ]
+    for change, words in cases:
+      with self.subTest(words=words):
+        root = self.create_tempdir().full_path
+        change = dict(change)
+        curve_row, text = change.pop("curve_row", None), change.pop("result_text", None)
+        run = _sg_run(os.path.join(root, "seed0"), config_name=change.pop("config_name",
+                                                                          "cifar10_cpu"), **change)
+        if curve_row:
+          with open(os.path.join(run, "curve.csv"), "a") as f:
+            f.write(curve_row)
+        if text:
+          _write(os.path.join(run, "result.json"), text)
+        with self.assertRaisesRegex(ValueError, words):
+          report.write_report([os.path.join(root, "seed0")], "cifar10_cpu",
+                              os.path.join(root, "out", "r"), "cmd", named_config=named)
+        self.assertFalse(os.path.exists(os.path.join(root, "out")))
+    root = self.create_tempdir().full_path
+    _sg_run(os.path.join(root, "seed0"))
+    report.write_report([os.path.join(root, "seed0")], "cifar10_cpu", os.path.join(root, "r"),
+                        "cmd", named_config=named)
+    self.assertIn("| Backprop | 94.3% (backprop) | 30.0 |", _read(os.path.join(root, "r.md")))
+
+  def test_files_read_back_are_named(self):
+    from sobolev_tf import files  # pylint: disable=g-import-not-at-top
+    from sobolev_tf import loggers  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.atari import distill_grid  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    final = "game,fraction,method,learning_rate,alpha,seeds,train_states,action_error," \
+            "action_error_std,kl_std,wall_minutes\npong,0.5,regular,0.001,0,2,10,0.5,0.1,0.01,1\n"
+    curves = "game,fraction,method,seed,selected,step,split,action_error,kl\n" \
+             "pong,0.5,regular,0,True,2,test,0.5,0.2\n"
+    _write(f"{root}/merge/final.csv", final)
+    _write(f"{root}/merge/curves.csv", curves)
+    episodes = _write(f"{root}/pong/episodes.csv", "frames,score,length\n8,-21.0,900\noops,1,2\n")
+    cases = [
+        (lambda: distill_grid.read_report(f"{root}/merge"),
+         f"{root}/merge/final.csv lacks the columns kl "),
+        (lambda: loggers.read_rows(episodes, train_teacher.EPISODE_COLUMNS,
+                                   train_teacher.EPISODE_TYPES, "frames", None),
+         f"Malformed CSV file {episodes}, line 3: invalid literal for int"),
+        (lambda: files.read_json(_write(f"{root}/result.json", "{cut")),
+         f"{root}/result.json is not valid JSON"),
+        (lambda: evaluation.read_result(_write(f"{root}/evaluation.json", json.dumps(dict(
+            game="pong", mean="high", std=1, episodes=3))), "pong"),
+         f"{root}/evaluation.json: mean must be a number, got 'high'"),
+        (lambda: files.read_csv(_write(f"{root}/short.csv", "a,b,c\n1,2\n")),
+         f"Malformed CSV file {root}/short.csv, line 2: 2 cells for 3 columns"),
+    ]
+    for read, words in cases:
+      with self.subTest(words=words):
+        with self.assertRaisesRegex(ValueError, words):
+          read()
+    result, = run_scripts(("teachers_report.py", f"--workdirs=pong:{root}/pong",
+                           f"--output_dir={root}/out"))
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn(f"Malformed CSV file {episodes}, line 3", result.stderr)
+
+
+class ResumeChecksItsRecordsTest(tf.test.TestCase):
+  """A resumed run refuses when what it appends to or compares with was lost or edited."""
+
+  def _finished(self, name, train):
+    """A finished quick run of ``train(workdir)``, copied for each case."""
+    cache = os.path.join(self.get_temp_dir(), f"finished_{name}")
+    if not os.path.exists(cache):
+      train(cache)
+    workdir = os.path.join(self.create_tempdir().full_path, name)
+    shutil.copytree(cache, workdir)
+    return workdir
+
+  def _distill(self, workdir, num_steps=6):
+    data = os.path.join(self.get_temp_dir(), "pong.npz")
+    if not os.path.exists(data):
+      writer = dataset.StackedFrameWriter()
+      for i in range(16):  # Eight episodes of two states.
+        writer.add(np.zeros((84, 84, 4), np.uint8), np.log(np.ones(3) / 3), 0, 0.0, i // 2,
+                   i % 2 == 0)
+      dataset.save(writer.build({"game": "pong"}), data)
+    config = distill_configs.get_config("quick")
+    config.update(method="regular", data_path=data, num_steps=num_steps, eval_every=2,
+                  checkpoint_minutes=0.0, train_fraction=0.5, validation_fraction=0.25)
+    distill.train_and_evaluate(config, workdir, log=lambda s: None)
+
+  def _teacher(self, workdir, total_frames=80):
+    config = teacher_configs.get_config("quick")
+    config.total_frames = total_frames
+    train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
+
+  def _regression(self, workdir, num_steps=4):
+    config = regression_configs.get_config("quick")
+    config.update(hidden_sizes=(4,), num_steps=num_steps, steps_per_call=1, eval_steps=(1, 2),
+                  num_test=10, grid_resolution=0, checkpoint_minutes=0.0)
+    experiment.train_group([experiment.Run("booth", 20, "sobolev", 0)], config, workdir,
+                           log=lambda s: None)
+
+  def test_lost_or_edited_records_are_refused(self):
+    def drop_lines(path, first, count=1):
+      lines = _read(path).splitlines(True)
+      _write(path, "".join(lines[:first] + lines[first + count:]))
+
+    def repeat_line(path, index):
+      lines = _read(path).splitlines(True)
+      _write(path, "".join(lines[:index + 1] + lines[index:]))
+
+    curves = "curves/n20_relu_order1.csv"
+    cases = [  # (run, file changed, change, the error's words)
+        ("distill", "curves.csv", os.remove, r"curves.csv is missing, but the run resumes at "
+         r"step 6: the rows logged before it would be lost"),
+        ("distill", "curves.csv", lambda p: repeat_line(p, 1), r"curves.csv holds step 2 twice "
+         r"for \{'split': 'test'\}"),
+        ("distill", "curves.csv", lambda p: drop_lines(p, 1, 2), r"curves.csv has no row at step "
+         r"2, an evaluation before the restored step"),
+        ("distill", "run_config.json", os.remove, r"run_config.json is missing: nothing records "
+         "what the run beside it was trained for"),
+        ("teacher", "run_config.json", os.remove, r"run_config.json is missing"),
+        ("teacher", "episodes.csv", os.remove, r"episodes.csv is missing, but the run resumes at "
+         r"frames 80"),
+        ("teacher", "episodes.csv", lambda p: _write(p, _read(p) + "80,1.0,5\n40,1.0,5\n"),
+         r"episodes.csv: frames 40 comes after 80"),
+        ("regression", curves, os.remove, r"n20_relu_order1.csv is missing"),
+        ("regression", curves, lambda p: drop_lines(p, 1), r"n20_relu_order1.csv has no row at "
+         r"step 1"),
+        ("regression", "checkpoints/n20_relu_order1/run_config.json", os.remove,
+         r"run_config.json is missing"),
+    ]
+    trainers = dict(distill=(self._distill, lambda w: self._distill(w, num_steps=8)),
+                    teacher=(self._teacher, lambda w: self._teacher(w, total_frames=160)),
+                    regression=(self._regression, lambda w: self._regression(w, num_steps=6)))
+    for name, changed, change, words in cases:
+      with self.subTest(name=name, words=words):
+        first, resume = trainers[name]
+        workdir = self._finished(name, first)
+        change(os.path.join(workdir, changed))
+        with self.assertRaisesRegex(ValueError, words):
+          resume(workdir)
+    for name, (first, resume) in trainers.items():  # Untouched, each resumes.
+      resume(self._finished(name, first))
+
+
+class SelectionsAndMismatchesTest(tf.test.TestCase):
+
+  def test_script_flags(self):
+    root = self.create_tempdir().full_path
+    teacher_workdir = self.create_tempdir().full_path
+    from sobolev_tf.atari import a2c  # pylint: disable=g-import-not-at-top
+    teacher = a2c.A2CLearner(4).net
+    teacher.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
+    tf.train.Checkpoint(net=teacher).save(os.path.join(teacher_workdir, "checkpoints", "ckpt"))
+    _write(os.path.join(teacher_workdir, "episodes.csv"), "step,split,kl\n2,test,0.5\n")
+    blocker = _write(os.path.join(teacher_workdir, "blocker"), "a file")
+    pong = os.path.dirname(_write(os.path.join(self.create_tempdir().full_path, "episodes.csv"),
+                                  "frames,score,length\n"))
+    reg = ("--config=configs/regression.py:quick", "--config.num_steps=2",
+           "--config.steps_per_call=1", "--config.hidden_sizes=(4,)")
+    cases = [
+        (("regression.py", *reg, "--methods="), "--methods is empty: name at least one"),
+        (("regression.py", *reg, "--methods=sobolev,sobolev"), "--methods names sobolev twice"),
+        (("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick", "--methods=",
+          f"--workdir={root}/sg"), "--methods is empty"),
+        (("demo.py", "--config=configs/demo.py:quick", "--config.hidden_sizes=(0,)", "--output="),
+         "config.hidden_sizes must be positive widths, e.g. (256, 256), got (0,)"),
+        (("demo.py", "--config=configs/demo.py:quick", "--config.seeds=()", "--output="),
+         "config.seeds must be a non-empty list of integers >= 0, got ()"),
+        (("evaluate_policy.py", "--game=breakout", f"--workdir={ROOT}/teachers/pong"),
+         "teachers/pong/weights/weights holds a teacher of 3 actions (pong), not of breakout (4 "
+         "actions): pass --game=pong"),
+        (("export_policy.py", "--student", f"--workdir={teacher_workdir}", "--game=breakout",
+          f"--saved_model={root}/out"), "holds a teacher, not a distilled student: give a "
+         "distillation workdir (scripts/export_policy.py exports a teacher without --student)"),
+        (("play_policy.py", f"--saved_model={ROOT}/teachers/pong/saved_model", "--game=breakout"),
+         "is a policy of pong (3 actions), not of breakout: pass --game=pong"),
+        (("benchmark_peers.py", "--sizes=abc", f"--output={root}/b.md"),
+         "--sizes must be training set sizes (integers >= 2), got ['abc']"),
+        (("benchmark_peers.py", "--cases=jenn", "--jenn_problems=bogus", f"--output={root}/b.md"),
+         "Unknown --jenn_problems ['bogus']"),
+        (("synthetic_gradients.py", "--config=configs/synthetic_gradients.py:quick",
+          "--methods=noprop,noprop", f"--workdir={root}/sg"), "--methods names noprop twice"),
+        (("sg_report.py", f"--workdir={teacher_workdir}", "--config_name=bogus",
+          f"--output={root}/r"), "Unknown synthetic-gradient config variant 'bogus'"),
+        (("regression.py", *reg, f"--workdir={blocker}"), f"Cannot write the checkpoints to "
+         f"{blocker}"),
+        (("export_policy.py", f"--workdir={ROOT}/teachers/pong", f"--saved_model={root}/out",
+          f"--weights_dir={blocker}"), f"Cannot write the weights to {blocker}"),
+        (("teachers_report.py", "--workdirs=", f"--output_dir={root}/out"),
+         "--workdirs is empty: give game:workdir pairs"),
+        (("teachers_report.py", f"--workdirs=pong:{pong}", f"--output_dir={blocker}"),
+         f"Cannot write the report to {blocker}"),
+        (("teachers_report.py", f"--workdirs=pong:{teacher_workdir}", f"--output_dir={root}/o"),
+         "episodes.csv: expected columns frames,score,length, got step,split,kl"),
+    ]
+    for (args, words), result in zip(cases, run_scripts(*(args for args, _ in cases))):
+      self.assertNotEqual(result.returncode, 0, msg=args)
+      self.assertIn(words, result.stderr, msg=args)
+    self.assertEqual(os.listdir(root), [])
+    self.assertEqual(_read(blocker), "a file")
+
+  def test_checkpoints_and_saved_models_of_another_kind(self):
+    from sobolev_tf.atari import a2c  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.atari import export  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.atari import networks  # pylint: disable=g-import-not-at-top
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    frames = tf.zeros([1, 84, 84, 4], tf.uint8)
+    teacher = a2c.A2CLearner(3).net
+    teacher.logits_and_value(frames)
+    tf.train.Checkpoint(net=teacher).save(os.path.join(root, "teacher", "checkpoints", "ckpt"))
+    student = networks.AtariStudent(3)
+    student(frames)
+    tf.train.Checkpoint(student=student).save(os.path.join(root, "student", "checkpoints", "ckpt"))
+    dense = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    st.export_with_derivatives(dense, os.path.join(root, "served"),
+                               tf.TensorSpec([None, 2], tf.float32))
+    cases = [
+        (lambda: distill.load_student(os.path.join(root, "teacher"), 3),
+         r"holds a teacher, not a distilled student: give a distillation workdir"),
+        (lambda: train_teacher.load_teacher(os.path.join(root, "student"), "pong"),
+         r"holds a distilled student, not a teacher: give a teacher's workdir"),
+        (lambda: distill.load_student(os.path.join(root, "student"), 6),
+         r"holds a distilled student of 3 actions \(pong\), not of space_invaders \(6 actions\)"),
+        (lambda: export.load_policy(os.path.join(root, "served")),
+         r"served is a SavedModel but not a policy \(it has no action_probabilities, num_actions, "
+         r"game\)"),
+        (lambda: export.load_policy(root), r"No SavedModel directory at"),
+    ]
+    for load, words in cases:
+      with self.subTest(words=words):
+        with self.assertRaisesRegex(ValueError, words):
+          load()
+
+  def test_keras_files_and_students(self):
+    import keras  # pylint: disable=g-import-not-at-top
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    rng = np.random.default_rng(0)
+    x, y, dy = rng.uniform(size=(32, 2)), rng.uniform(size=32), rng.uniform(size=(32, 2))
+    saved = st.SobolevRegressor(hidden_layers=(4,), epochs=1, verbose=False).fit(x, y, dy).save(
+        os.path.join(root, "regressor"))
+    network = os.path.join(saved, "network.keras")
+    with open(network, "r+b") as f:
+      f.truncate(os.path.getsize(network) // 2)
+    for load in (lambda: st.SobolevRegressor.load(saved), lambda: st.load_model(network)):
+      with self.assertRaisesRegex(ValueError, f"{network} is truncated or corrupt"):
+        load()
+    with self.assertRaisesRegex(ValueError, r"hidden_sizes must be positive widths, e.g. "
+                                r"\(256, 256\), got \(0,\)"):
+      regression_networks.regression_mlp((0,))
+
+    def student(layer):
+      inputs = keras.Input((2,))
+      return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Lambda(layer)(inputs)))
+
+    def fit(net):
+      model = st.SobolevModel(net)
+      model.compile(optimizer="sgd")
+      model.fit(x.astype("float32"), (y[:, None], dy[:, None]), epochs=1, verbose=0)
+
+    with self.assertWarnsRegex(UserWarning, "SobolevModel's model ignores its input: its input "
+                               "derivatives are 0 .* no weight can change them"):
+      fit(student(lambda z: 0.0 * z))
+    with self.assertRaisesRegex(ValueError, "SobolevModel's model does not depend on its input"):
+      fit(student(tf.stop_gradient))
+    flat = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, "softplus"),
+                             keras.layers.Dense(1, kernel_initializer="zeros")])
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      fit(flat)  # Flat at first, but training moves its derivatives: no warning.
+    self.assertFalse([w for w in caught if "ignores its input" in str(w.message)])
+
+class LibraryMessagesTest(tf.test.TestCase):
+  """Library functions name the argument and the fix, not a TensorFlow op or a bare error."""
+
+  def test_named_arguments_and_files(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    for n in (20, 100):
+      for method in ("regular", "sobolev"):
+        np.savez(os.path.join(root, f"booth_{n}_{method}.npz"), gx=np.zeros((3, 3)),
+                 gy=np.zeros((3, 3)), pred=np.zeros((3, 3)), grad=np.zeros((3, 3, 2)))
+    grid = os.path.join(root, "booth_20_sobolev.npz")
+    with open(grid, "r+b") as f:
+      f.truncate(100)
+
+    def malformed_tf_config():
+      with mock.patch.dict(os.environ, {"TF_CONFIG": "{not json"}):
+        distribute.make_strategy("multi_worker")
+
+    cases = [
+        (lambda: st.categorical_kl_from_log_probs(tf.zeros([2, 3]), tf.zeros([2, 4])),
+         r"target_log_probs has shape \(2, 3\) but predicted_log_probs has \(2, 4\)"),
+        (lambda: st.fit_full_batch(lambda z: z, tf.ones([4, 2]), tf.ones([3]), tf.ones([4, 2]),
+                                   sobolev=True, learning_rate=0.1, num_steps=1),
+         r"y has shape \(3,\); for x of shape \(4, 2\) it must be \(4,\)"),
+        (lambda: st.random_unit_vectors([4, 2], None), r"seed is None: random_unit_vectors is "
+         "stateless"),
+        (lambda: st.multi_step(lambda step: {}, True),
+         r"steps_per_call must be a positive integer, got True"),
+        (lambda: training.restore_checkpoint(tf.train.Checkpoint(), os.path.join(root, "none")),
+         r"No checkpoint at .*none \(no none.index\)"),
+        (lambda: regression_report.plot_function("booth", root, os.path.join(root, "b.png")),
+         f"{grid} is truncated or corrupt"),
+        (malformed_tf_config, r"TF_CONFIG is not valid JSON"),
+    ]
+    for call, words in cases:
+      with self.subTest(words=words):
+        with self.assertRaisesRegex(ValueError, words):
+          call()
 
 if __name__ == "__main__":
   tf.test.main()

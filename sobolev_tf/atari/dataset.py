@@ -23,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zipfile
-import zlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -121,12 +119,13 @@ def _read(path: str, keys: Sequence[str]) -> Tuple[Dict[str, np.ndarray], Dict]:
   if not os.path.exists(path):
     raise ValueError(f"No distillation dataset at {path}; collect one with "
                      "scripts/collect_atari.py --game=... --data_dir=...")
+  arrays = files.load_npz(path, (*keys, "meta"), "collect it again.")
+  meta = arrays.pop("meta")
   try:
-    with np.load(path) as z:
-      return {k: z[k] for k in keys}, json.loads(bytes(z["meta"]).decode())
-  except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError) as e:
-    raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); "
-                     "collect it again.") from e
+    return arrays, json.loads(bytes(meta).decode())
+  except ValueError as e:
+    raise ValueError(f"{path} is truncated or corrupt (its meta is not JSON: {e}); collect it "
+                     "again.") from e
 
 
 def read_meta(path: str) -> Dict:

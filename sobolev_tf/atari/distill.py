@@ -24,8 +24,9 @@ from sobolev_tf import derivatives
 from sobolev_tf import loggers
 from sobolev_tf import losses
 from sobolev_tf import training
-from sobolev_tf.atari import networks
 from sobolev_tf.atari import dataset
+from sobolev_tf.atari import games
+from sobolev_tf.atari import networks
 from sobolev_tf.files import write_text_atomic
 from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
@@ -40,6 +41,7 @@ DERIVATIVE_LOSSES = ("l2_norm", "squared_l2")
 
 
 CURVE_COLUMNS = ("step", "split", "action_error", "kl")  # curves.csv, one row per evaluation.
+CURVE_TYPES = dict(step=int, action_error=float, kl=float)
 # Config keys a resumed run may change: its budget, evaluation and logging rhythm,
 # the cache size, and the grid's lists (each run's own values are compared).
 # The dataset is compared by what it holds (``data``), not by its path.
@@ -233,9 +235,10 @@ def train_and_evaluate(config, workdir: str,
                          tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
     restore_checkpoint(ckpt, manager.latest_checkpoint)
   start_step = int(distiller.step.numpy())
-  metrics_log = loggers.MetricsLogger(workdir, "curves.csv", CURVE_COLUMNS,
-                                      types=dict(step=int, action_error=float, kl=float),
-                                      start_step=start_step)
+  metrics_log = loggers.MetricsLogger(workdir, "curves.csv", CURVE_COLUMNS, types=CURVE_TYPES,
+                                      start_step=start_step, key_columns=("split",),
+                                      expected_steps=range(config.eval_every, start_step + 1,
+                                                           config.eval_every))
   progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step)
   log = log or progress.write
   if start_step:
@@ -303,6 +306,11 @@ def load_student(workdir: str, num_actions: int):
   path = tf.train.latest_checkpoint(ckpt_dir)
   if path is None:
     raise ValueError(f"No student checkpoint in {ckpt_dir}; train one with scripts/distill.py.")
+  games_of = [g.name for g in games.GAMES.values() if g.num_actions == num_actions]
+  networks.check_policy_checkpoint(
+      path, "student", num_actions, games_of[0] if games_of else f"{num_actions} actions",
+      "give a distillation workdir (scripts/export_policy.py exports a teacher without "
+      "--student).")
   student = networks.AtariStudent(num_actions)
   student(tf.zeros([1, 84, 84, 4], tf.uint8))
   restore_checkpoint(tf.train.Checkpoint(student=student), path)

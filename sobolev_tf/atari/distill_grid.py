@@ -24,12 +24,14 @@ import numpy as np
 
 from sobolev_tf.atari import distill
 from sobolev_tf import files
+from sobolev_tf import loggers
 from sobolev_tf import training
 from sobolev_tf.atari import games
 from sobolev_tf.files import write_text_atomic
 
 __all__ = ["run_dir", "final_validation_kl", "run_grid", "collect_curves", "summarise",
-           "add_student_scores", "write_report_csv", "read_report", "merge_report"]
+           "add_student_scores", "write_report_csv", "read_report", "merge_report",
+           "REPORT_COLUMNS"]
 
 TeacherFn = Callable[[str], Callable]  # game -> teacher logits callable
 
@@ -41,12 +43,12 @@ def run_dir(workdir: str, game: str, fraction: float, method: str, lr: float, se
   return os.path.join(workdir, game, f"frac{fraction:g}", method, name, f"seed{seed}")
 
 
-_CURVE_TYPES = dict(step=int, action_error=float, kl=float)
-
-
 def _read_curves(path: str) -> List[Dict]:
-  """A run's curves.csv rows (``distill.CURVE_COLUMNS``); none if it has none yet."""
-  return files.read_csv(path, types=_CURVE_TYPES) if os.path.exists(path) else []
+  """A run's curves.csv rows (``distill.CURVE_COLUMNS``), validated; none if it has none yet."""
+  if not os.path.exists(path):
+    return []
+  return loggers.read_rows(path, distill.CURVE_COLUMNS, distill.CURVE_TYPES,
+                           key_columns=("split",))
 
 
 def final_validation_kl(directory: str) -> float:
@@ -76,14 +78,14 @@ def _run(base, workdir, game, fraction, method, lr, seed, alpha, data_dir, teach
   config.data_path = os.path.join(data_dir, f"{game}.npz")
   result_path = os.path.join(directory, "result.json")
   if os.path.exists(result_path):
-    with open(result_path) as f:
-      result = json.load(f)
+    fix = f"Move {directory} away to train this run again."
+    result = files.read_json(result_path, fix)
     recorded = os.path.join(directory, "run_config.json")
     if os.path.exists(recorded):
-      with open(recorded) as f:
-        # Not the data: a report may be made without them (--report_only).
-        differences = training.config_differences(json.load(f), config.to_dict(),
-                                                  distill.resumable_keys(config) + ("data",))
+      # Not the data: a report may be made without them (--report_only).
+      differences = training.config_differences(files.read_json(recorded, fix),
+                                                config.to_dict(),
+                                                distill.resumable_keys(config) + ("data",))
       if differences:
         raise ValueError(f"{directory} holds a run of another configuration "
                          f"({'; '.join(differences)}); give this config its own --workdir.")
@@ -175,8 +177,7 @@ def run_grid(config, workdir: str, data_dir: str, teacher_for: Optional[TeacherF
         if train:
           selection = {}
           if os.path.exists(selection_path):
-            with open(selection_path) as f:
-              selection = json.load(f)
+            selection = files.read_json(selection_path, "Delete it: the grid writes it again.")
           selection[key] = choice
           write_text_atomic(selection_path, json.dumps(selection, indent=1, sort_keys=True))
         for r in results:
@@ -238,8 +239,7 @@ def add_student_scores(summary: List[Dict], episodes: int,
     directory = row["run_dir"]
     path = os.path.join(directory, "play.json")
     if os.path.exists(path):
-      with open(path) as f:
-        result = json.load(f)
+      result = files.read_json(path, "Delete it to play the games again.")
     else:
       if not os.path.exists(os.path.join(directory, "result.json")):
         continue
@@ -270,17 +270,28 @@ def write_report_csv(path: str, rows: List[Dict]) -> None:
   files.write_csv(path, rows)
 
 
+# The columns of a report's final.csv and curves.csv that the report reads from every
+# row (``summarise``, ``collect_curves``); a student's score may be absent.
+REPORT_COLUMNS = {
+    "final.csv": ("game", "fraction", "method", "learning_rate", "alpha", "seeds",
+                  "train_states", "action_error", "action_error_std", "kl", "kl_std",
+                  "wall_minutes"),
+    "curves.csv": ("game", "fraction", "method", "seed", "selected") + distill.CURVE_COLUMNS}
+
+
 def read_report(directory: str) -> Tuple[List[Dict], List[Dict]]:
   """The ``(summary, curves)`` rows of an earlier report's final.csv and curves.csv.
 
-  Empty fields (a cell whose student never played) are left out of the row.
+  Empty fields (a cell whose student never played) are left out of the row; a
+  column or value that every row has (``REPORT_COLUMNS``) missing is an error
+  naming the file.
   """
   tables = []
-  for name in ("final.csv", "curves.csv"):
+  for name, required in REPORT_COLUMNS.items():
     path = os.path.join(directory, name)
     if not os.path.exists(path):
       raise ValueError(f"No {name} in the report directory {directory!r}.")
-    tables.append(files.read_csv(path, types=_REPORT_COLUMN_TYPES))
+    tables.append(files.read_csv(path, types=_REPORT_COLUMN_TYPES, required=required))
   return tables[0], tables[1]
 
 

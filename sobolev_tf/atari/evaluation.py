@@ -8,14 +8,16 @@ stochastic A3C policies were evaluated) or its most probable action.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Dict
 
 import numpy as np
 import tensorflow as tf
 
+from sobolev_tf import files
 from sobolev_tf.atari import games
 
-__all__ = ["evaluate_policy"]
+__all__ = ["evaluate_policy", "read_result"]
 
 
 def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
@@ -60,3 +62,21 @@ def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
               std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
               scores=scores.tolist(), mean_length=float(np.mean(lengths)),
               greedy=greedy)
+
+
+def read_result(path: str, game: str) -> Dict:
+  """A result of ``evaluate_policy`` read back (``scripts/evaluate_policy.py --output``).
+
+  Errors name ``path``: not JSON, a score missing or not a number, another game.
+  """
+  fix = "Write it with scripts/evaluate_policy.py --output."
+  result = files.read_json(path, fix)
+  if not isinstance(result, dict):
+    raise ValueError(f"{path} holds {type(result).__name__}, not an evaluation. {fix}")
+  for key in ("mean", "std", "episodes"):
+    value = result.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise ValueError(f"{path}: {key} must be a number, got {value!r}. {fix}")
+  if result.get("game", game) != game:
+    raise ValueError(f"{path} evaluates {result['game']}, not {game}.")
+  return result

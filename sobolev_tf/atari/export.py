@@ -11,13 +11,15 @@ or ``policy.action_probabilities(frames)``; ``policy.num_actions`` and
 
 from __future__ import annotations
 
-from typing import Callable
+import os
+from typing import Callable, Optional
 
 import tensorflow as tf
 
 from sobolev_tf import files
+from sobolev_tf.atari import games
 
-__all__ = ["export_policy", "PolicyExport"]
+__all__ = ["export_policy", "load_policy", "PolicyExport"]
 
 FRAMES_SPEC = tf.TensorSpec([None, 84, 84, 4], tf.uint8, name="frames")
 
@@ -55,3 +57,30 @@ def export_policy(net: tf.Module, game: str, num_actions: int, path: str,
 
   return files.write_saved_model_atomic(path, lambda tmp: tf.saved_model.save(
       module, tmp, signatures={"serving_default": serving_default}))
+
+
+def load_policy(path: str, game: Optional[str] = None):
+  """``(logits_fn, policy)`` of the policy SavedModel ``path`` (``export_policy``).
+
+  ``logits_fn`` maps uint8 frames to log-probabilities. A ValueError names
+  ``path`` if it is not such a SavedModel (another export, a directory of
+  other files) or, with ``game``, if it plays another game.
+  """
+  path = files.recover_directory(path)
+  if not os.path.isdir(path) or not tf.saved_model.contains_saved_model(path):
+    raise ValueError(f"No SavedModel directory at {path}; export one with "
+                     "scripts/export_policy.py.")
+  policy = tf.saved_model.load(path)
+  missing = [a for a in ("action_probabilities", "num_actions", "game") if not hasattr(policy, a)]
+  if missing:
+    raise ValueError(f"{path} is a SavedModel but not a policy (it has no "
+                     f"{', '.join(missing)}): export a teacher or student with "
+                     "scripts/export_policy.py, and play that.")
+  if game is not None:
+    spec = games.get_game(game)
+    played = policy.game.numpy().decode()
+    if played != spec.name or int(policy.num_actions.numpy()) != spec.num_actions:
+      raise ValueError(f"{path} is a policy of {played} ({int(policy.num_actions.numpy())} "
+                       f"actions), not of {spec.name}: pass --game={played}, or a policy of "
+                       f"{spec.name}.")
+  return lambda frames: tf.math.log(policy.action_probabilities(frames) + 1e-12), policy

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import re
+from typing import Optional, Sequence, Tuple
 
 import sonnet as snt
 import tensorflow as tf
 
-__all__ = ["StridedConv2D", "AtariTeacher", "AtariStudent"]
+from sobolev_tf.atari import games
+
+__all__ = ["StridedConv2D", "AtariTeacher", "AtariStudent", "checkpoint_policy",
+           "check_policy_checkpoint"]
 
 
 class StridedConv2D(snt.Module):
@@ -114,3 +118,52 @@ class AtariStudent(snt.Module):
   def __call__(self, frames: tf.Tensor) -> tf.Tensor:
     """Policy logits ``[B, num_actions]``."""
     return self.net(_scale_frames(frames))
+
+
+# Where a checkpoint keeps each network's action logits' bias (its length is the
+# number of actions): a teacher under ``net`` (``train_teacher``), a student under
+# ``student`` (``distill``), whose last layer has the highest index.
+_TEACHER_ACTIONS = re.compile(r"net/policy_head/b/\.ATTRIBUTES/VARIABLE_VALUE")
+_STUDENT_LAYER = re.compile(r"student/net/_layers/(\d+)/b/\.ATTRIBUTES/VARIABLE_VALUE")
+
+
+def checkpoint_policy(path: str) -> Tuple[Optional[str], Optional[int]]:
+  """``(kind, actions)`` of the checkpoint ``path``: ``"teacher"`` or ``"student"`` and its
+  number of actions, or ``(None, None)`` for anything else (including unreadable files,
+  left to the restore to name)."""
+  try:
+    shapes = dict(tf.train.list_variables(path))
+  except (tf.errors.OpError, ValueError):
+    return None, None
+  for name, shape in shapes.items():
+    if _TEACHER_ACTIONS.fullmatch(name) and len(shape) == 1:
+      return "teacher", int(shape[0])
+  layers = [(int(m.group(1)), shape) for name, shape in shapes.items()
+            if (m := _STUDENT_LAYER.fullmatch(name))]
+  if layers:
+    return "student", int(max(layers)[1][0])
+  return None, None
+
+
+def check_policy_checkpoint(path: str, kind: str, num_actions: int, game: str,
+                            other_kind_fix: str) -> None:
+  """Refuses, before restoring it, a checkpoint of the other kind of network or game.
+
+  ``kind``: ``"teacher"`` or ``"student"``, the network wanted; ``game`` (with
+  ``num_actions``) names the game asked for. ``other_kind_fix``: what to do
+  when ``path`` holds the other kind. A restore would fail with TensorFlow's
+  "objects not bound" or a shape error instead.
+  """
+  found, actions = checkpoint_policy(path)
+  if found is None:
+    return
+  name = lambda k: "distilled student" if k == "student" else "teacher"
+  if found != kind:
+    raise ValueError(f"{path} holds a {name(found)}, not a {name(kind)}: {other_kind_fix}")
+  if actions != num_actions:
+    named = [g.name for g in games.GAMES.values() if g.num_actions == actions]
+    raise ValueError(
+        f"{path} holds a {name(kind)} of {actions} actions ({', '.join(named) or 'no known game'})"
+        f", not of {game} ({num_actions} actions): pass "
+        + (f"--game={named[0]}" if named else "the game it was trained for")
+        + f", or a {name(kind)} of {game}.")

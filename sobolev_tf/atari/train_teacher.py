@@ -15,8 +15,6 @@ drops the rows its killed predecessor logged after the checkpoint.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from typing import Callable, Optional
 
@@ -25,7 +23,9 @@ import tensorflow as tf
 
 from sobolev_tf.atari import a2c
 from sobolev_tf.atari import games
+from sobolev_tf.atari import networks
 from sobolev_tf import checks
+from sobolev_tf import files
 from sobolev_tf import loggers
 from sobolev_tf import training
 from sobolev_tf.training import PeriodicCheckpointer
@@ -35,7 +35,7 @@ __all__ = ["train_and_evaluate", "load_teacher", "save_teacher_weights", "learni
            "FRAMES_PER_STEP", "LEARNING_RATE_SCHEDULES"]
 
 FRAMES_PER_STEP = 4  # Action repeat: one agent step is 4 emulator frames.
-WEIGHTS = "weights"  # Shipped teachers: <dir>/weights.index, weights.data-*.
+WEIGHTS = "weights"  # Shipped teachers: <dir>/weights/weights.index, weights.data-*.
 
 
 def _hparams(config) -> a2c.A2CHyperparams:
@@ -76,54 +76,60 @@ def make_checkpoint(learner: a2c.A2CLearner):
   return ckpt, frames, rng_counter
 
 
+def _weights_path(directory: str) -> Optional[str]:
+  """The weights-only checkpoint in ``directory``, if any: ``weights/weights`` (written by
+  ``save_teacher_weights``), else ``weights`` (the layout before it had its own directory)."""
+  inner = files.recover_directory(os.path.join(directory, WEIGHTS))
+  for prefix in (os.path.join(inner, WEIGHTS), os.path.join(directory, WEIGHTS)):
+    if os.path.exists(prefix + ".index"):
+      return prefix
+  return None
+
+
 def load_teacher(workdir: str, game: str):
   """The trained teacher network of ``game`` from ``workdir``.
 
   ``workdir`` is a training workdir (its latest checkpoint) or a shipped teacher
-  directory holding weights only (``weights.index``, written by
+  directory holding weights only (``weights/``, written by
   ``save_teacher_weights``). Returns ``(net, path)``; a ValueError names the
-  directory if it holds neither.
+  directory if it holds neither, and the game or network a checkpoint holds if
+  it is not a teacher of ``game``.
   """
   spec = games.get_game(game)
   learner = a2c.A2CLearner(spec.num_actions)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   path = tf.train.latest_checkpoint(ckpt_dir)
-  if path is None and os.path.exists(os.path.join(workdir, WEIGHTS + ".index")):
-    path = os.path.join(workdir, WEIGHTS)
+  written = path is None
+  path = path or _weights_path(workdir)
   if path is None:
-    raise ValueError(f"No teacher checkpoint in {ckpt_dir} and no {WEIGHTS}.index in "
+    raise ValueError(f"No teacher checkpoint in {ckpt_dir} and no {WEIGHTS}/ in "
                      f"{workdir}; train one with scripts/train_teacher.py "
                      f"--config=configs/teacher.py:{game}.")
+  networks.check_policy_checkpoint(
+      path, "teacher", spec.num_actions, spec.name,
+      "give a teacher's workdir (scripts/export_policy.py exports a student with --student).")
   learner.net.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
-  restore_checkpoint(tf.train.Checkpoint(net=learner.net), path,
-                     written=path.endswith(os.sep + WEIGHTS))
+  restore_checkpoint(tf.train.Checkpoint(net=learner.net), path, written=written)
   return learner.net, path
 
 
-def save_teacher_weights(net: tf.Module, directory: str) -> str:
-  """Writes the network's weights only (no optimiser state) as ``directory/weights.*``.
+# What ``save_teacher_weights`` writes in ``<directory>/weights/``.
+_WEIGHT_FILES = (WEIGHTS + ".index", WEIGHTS + ".data-00000-of-00001")
 
-  Written to a fresh temporary directory beside it, whose files then replace the old ones.
+
+def save_teacher_weights(net: tf.Module, directory: str) -> str:
+  """Writes the network's weights only (no optimiser state) as ``directory/weights/``.
+
+  The weights are two files (index and data) that must change together, so they
+  live in a directory of their own, replaced whole by ``files.write_directory_atomic``:
+  a write killed at any point leaves the earlier weights or the new ones.
+  Returns the checkpoint's path (``load_teacher`` reads it).
   """
-  directory = directory.rstrip("/")
-  os.makedirs(os.path.dirname(os.path.abspath(directory)), exist_ok=True)
-  # A fresh name beside it: never a fixed one that another directory could hold.
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
-                         dir=os.path.dirname(os.path.abspath(directory)))
-  try:
-    tf.train.Checkpoint(net=net).write(os.path.join(tmp, WEIGHTS))
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  if os.path.isdir(directory):
-    for name in os.listdir(directory):
-      if name.startswith(WEIGHTS + "."):
-        os.remove(os.path.join(directory, name))
-  os.makedirs(directory, exist_ok=True)
-  for name in os.listdir(tmp):
-    os.replace(os.path.join(tmp, name), os.path.join(directory, name))
-  os.rmdir(tmp)
-  return os.path.join(directory, WEIGHTS)
+  target = os.path.join(directory.rstrip("/"), WEIGHTS)
+  files.write_directory_atomic(
+      target, lambda tmp: tf.train.Checkpoint(net=net).write(os.path.join(tmp, WEIGHTS)),
+      _WEIGHT_FILES, "a teacher's weights")
+  return os.path.join(target, WEIGHTS)
 
 
 def restore_or_initialize(ckpt, manager, log) -> None:
@@ -135,6 +141,7 @@ def restore_or_initialize(ckpt, manager, log) -> None:
 
 
 EPISODE_COLUMNS = ("frames", "score", "length")  # episodes.csv, one row per finished game.
+EPISODE_TYPES = dict(frames=int, score=float, length=int)
 
 
 def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
@@ -170,8 +177,8 @@ def train_and_evaluate(config, workdir: str, log: Callable[[str], None] = print,
   start_frames = int(frames.numpy())
   # Episodes logged after the checkpoint are dropped: the resumed run plays those frames again.
   metrics_log = loggers.MetricsLogger(workdir, "episodes.csv", EPISODE_COLUMNS,
-                                      types=dict(frames=int, score=float, length=int),
-                                      step_column="frames", start_step=start_frames)
+                                      types=EPISODE_TYPES, step_column="frames",
+                                      start_step=start_frames, key_columns=None)
   progress = loggers.Progress(config.total_frames, f"[{spec.name}]", unit="frame",
                               initial=start_frames, log_seconds=config.log_seconds)
   env = games.VectorEnv(spec, config.num_envs, seed=config.seed + int(rng_counter.numpy()),

@@ -17,6 +17,7 @@ from sklearn import exceptions as sklearn_exceptions
 import tensorflow as tf
 
 from sobolev_tf import files
+from sobolev_tf import keras_model
 from sobolev_tf import loggers
 from sobolev_tf import scaling
 from sobolev_tf import serving
@@ -559,11 +560,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     if resuming:
       training.restore_checkpoint(trainer.checkpoint(), manager.latest_checkpoint, hint)
       done = int(trainer.epoch.numpy())
-      try:
-        with open(history_path) as f:
-          saved = json.load(f)
-      except (OSError, ValueError) as e:
-        raise ValueError(f"Unreadable training history {history_path}: {e}. {hint}") from e
+      saved = files.read_json(history_path, hint)
       if len(saved.get("loss", [])) < done:
         raise ValueError(f"{history_path} holds {len(saved.get('loss', []))} epochs but the "
                          f"checkpoint is at epoch {done}. {hint}")
@@ -653,20 +650,14 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
   @classmethod
   def load(cls, path: str) -> "SobolevRegressor":
     """The estimator ``save`` wrote to ``path``."""
+    path = files.recover_directory(path)
     state_path = os.path.join(path, "estimator.json")
-    try:
-      with open(state_path) as f:
-        state = json.load(f)
-    except (OSError, ValueError) as e:
-      raise ValueError(f"{path} is not a saved SobolevRegressor ({state_path}: {e}).") from e
+    state = files.read_json(state_path, f"{path} is not a saved SobolevRegressor: write one "
+                            "with SobolevRegressor.save(path).")
     if state.get("format") != _SAVE_FORMAT:
       raise ValueError(f"{state_path} has format {state.get('format')!r}, not {_SAVE_FORMAT!r}.")
     estimator = cls(**_params_from_json(state["params"]))
-    network_path = os.path.join(path, "network.keras")
-    try:
-      network = keras.saving.load_model(network_path, compile=False)
-    except (OSError, ValueError) as e:
-      raise ValueError(f"Unreadable network {network_path}: {e}") from e
+    network = keras_model.load_model(os.path.join(path, "network.keras"), compile=False)
     scaler = scaling.SobolevScaler()
     for k, v in state["scaler"].items():
       setattr(scaler, k, np.asarray(v, np.float64))

@@ -215,12 +215,10 @@ def part_cells(config, part: str) -> List[Cell]:
 
 
 def _check_config(config) -> None:
-  checks.check_config(config, positive=("num_test",), non_negative=("checkpoint_minutes",))
+  checks.check_config(config, positive=("num_test",), non_negative=("checkpoint_minutes",),
+                      seeds=("seeds",))
   if not config.parts:
     raise ValueError("config.parts is empty: nothing to run (table, curve, dimension).")
-  if not len(config.seeds) or not all(isinstance(s, int) and s >= 0 for s in config.seeds):
-    raise ValueError(f"config.seeds must be a non-empty list of integers >= 0, got "
-                     f"{config.seeds}.")
   for part in config.parts:
     if not part_cells(config, part):
       raise ValueError(f"config part {part!r} has no cells.")
@@ -284,8 +282,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
           path = os.path.join(prediction_dir, f"{Cell(model, n, m, method, min(config.seeds)).name}"
                               ".npz")
           if os.path.exists(path):
-            with np.load(path) as f:
-              p = dict(f)
+            p = files.load_npz(path, fix="delete it and run the cell again.")
             p["rmse"] = [100 * np.sqrt(np.mean((p["value"] - p["price"])**2)),
                          100 * np.sqrt(np.mean((p["delta0"] - p["true_delta0"])**2))]
             preds[method] = p

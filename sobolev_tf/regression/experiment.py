@@ -400,12 +400,16 @@ def _check_config(config) -> None:
   if config.num_steps % config.steps_per_call:
     raise ValueError(f"config.num_steps ({config.num_steps}) must be a multiple of "
                      f"config.steps_per_call ({config.steps_per_call}).")
-  if not all(isinstance(h, int) and h > 0 for h in config.hidden_sizes):
-    raise ValueError(f"config.hidden_sizes must be positive widths, got {config.hidden_sizes}.")
-  for name, least in (("seeds", 0), ("sizes", 1)):
-    if not len(config[name]) or not all(isinstance(v, int) and v >= least for v in config[name]):
-      raise ValueError(f"config.{name} must be a non-empty list of integers >= {least}, "
-                       f"got {config[name]}.")
+  checks.check_config(config, widths=("hidden_sizes",), seeds=("seeds",))
+  if not len(config.sizes) or not all(isinstance(v, int) and v >= 1 for v in config.sizes):
+    raise ValueError(f"config.sizes must be a non-empty list of integers >= 1, got "
+                     f"{config.sizes}.")
+  if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+             for s in config.eval_steps):
+    raise ValueError(f"config.eval_steps must be positive steps, got {config.eval_steps}.")
+  if not len(config.functions):
+    raise ValueError("config.functions is empty: no run to train (known functions: "
+                     f"{', '.join(sorted(functions.FUNCTIONS))}).")
   if not _names(config.methods) + _names(config.extra_methods) + _names(
       config.second_order_methods):
     raise ValueError("config.methods is empty: no run to train.")
@@ -453,9 +457,13 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   if start_step > config.num_steps:
     raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
                      f"({config.num_steps}); use a fresh --workdir for a shorter run.")
-  metrics_log = loggers.MetricsLogger(workdir and os.path.join(workdir, "curves"), f"{name}.csv",
-                                      CURVE_COLUMNS, types=_CURVE_TYPES, start_step=start_step,
-                                      tensorboard=False)
+  spc = config.steps_per_call
+  metrics_log = loggers.MetricsLogger(
+      workdir and os.path.join(workdir, "curves"), f"{name}.csv", CURVE_COLUMNS,
+      types=_CURVE_TYPES, start_step=start_step, tensorboard=False,
+      key_columns=("function", "num_train", "method", "seed"),
+      # An evaluation is logged at the end of the call that passes its step.
+      expected_steps={-(-s // spc) * spc for s in config.eval_steps})
   tensorboard = loggers.MetricsLogger(workdir and os.path.join(workdir, "tb"),
                                       tensorboard_dir=name)
   own_progress = progress is None
@@ -466,7 +474,6 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
   log = log or progress.write
   if start_step:
     log(f"[{name}] resumed at step {start_step} from {manager.latest_checkpoint}")
-  spc = config.steps_per_call
   run = multi_step(group.train_step, spc, jit_compile=config.jit_compile)
   eval_steps = set(int(s) for s in config.eval_steps if s <= config.num_steps) | {config.num_steps}
 
@@ -533,6 +540,10 @@ def run_grid(runs: Sequence[Run], config, workdir: Optional[str] = None,
              log: Optional[Callable[[str], None]] = None) -> List[dict]:
   """Trains every run, one compiled group at a time, under one progress bar (models)."""
   check_grid(runs, config)
+  if not runs:
+    raise ValueError("No run to train: the grid's functions, sizes, methods or seeds are empty.")
+  if workdir:
+    checks.check_writable_directory(workdir, "checkpoints")
   results = []
   with loggers.Progress(len(runs), "Figure 2", unit="model") as progress:
     for key, group in group_runs(runs, config.activation).items():

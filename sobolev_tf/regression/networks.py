@@ -7,6 +7,8 @@ from typing import Callable, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
+from sobolev_tf import checks
+
 __all__ = ["regression_mlp"]
 
 
@@ -22,5 +24,7 @@ def regression_mlp(hidden_sizes: Sequence[int] = (256, 256), output_size: int = 
       second-order Sobolev training, since ReLU networks have zero Hessians.
     name: module name.
   """
+  checks.check_widths(hidden_sizes)
+  checks.check_widths((output_size,), "output_size")
   return snt.nets.MLP(list(hidden_sizes) + [output_size], activation=activation,
                       name=name)

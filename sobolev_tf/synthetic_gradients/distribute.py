@@ -23,7 +23,8 @@ from typing import Optional, Sequence, Tuple
 import sonnet as snt
 import tensorflow as tf
 
-__all__ = ["MultiWorkerReplicator", "make_strategy", "is_chief", "input_pipeline", "STRATEGIES"]
+__all__ = ["MultiWorkerReplicator", "make_strategy", "is_chief", "input_pipeline", "tf_config",
+           "STRATEGIES"]
 
 STRATEGIES = ("mirrored", "multi_worker")
 
@@ -65,21 +66,36 @@ def make_strategy(kind: str = "mirrored",
     if "TF_CONFIG" not in os.environ:
       raise ValueError("strategy='multi_worker' needs TF_CONFIG (cluster and task) in the "
                        "environment; use strategy='mirrored' on one machine.")
+    tf_config()  # Malformed: named here, not by TensorFlow's parser.
     return MultiWorkerReplicator()
   raise ValueError(f"Unknown strategy {kind!r}; known: {', '.join(STRATEGIES)}.")
+
+
+def tf_config() -> dict:
+  """The ``TF_CONFIG`` environment variable as a dict (empty if unset); a ValueError names it
+  if it is not a JSON object."""
+  text = os.environ.get("TF_CONFIG", "{}")
+  try:
+    value = json.loads(text)
+  except ValueError as e:
+    raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {text[:200]!r}. Set it to "
+                     '{"cluster": {...}, "task": {"type": ..., "index": ...}}.') from e
+  if not isinstance(value, dict):
+    raise ValueError(f"TF_CONFIG must be a JSON object with cluster and task, got {text[:200]!r}.")
+  return value
 
 
 def is_chief() -> bool:
   """True on the chief: without TF_CONFIG, its ``chief`` task, or worker 0 of a cluster
   without one. The chief writes checkpoints, curves and results."""
-  tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-  task = tf_config.get("task")
+  config = tf_config()
+  task = config.get("task")
   if not task:
     return True
   if task.get("type") == "chief":
     return True
   return (task.get("type") == "worker" and int(task.get("index", 0)) == 0
-          and "chief" not in tf_config.get("cluster", {}))
+          and "chief" not in config.get("cluster", {}))
 
 
 def input_pipeline(strategy: tf.distribute.Strategy) -> Tuple[int, int]:
@@ -92,11 +108,11 @@ def input_pipeline(strategy: tf.distribute.Strategy) -> Tuple[int, int]:
   if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return 1, 0
   machines = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
-  tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-  task = tf_config.get("task")
+  config = tf_config()
+  task = config.get("task")
   if not task:
     return 1, 0
-  cluster = tf_config.get("cluster", {})
+  cluster = config.get("cluster", {})
   chiefs = len(cluster.get("chief", []))
   num = chiefs + len(cluster.get("worker", []))
   index = 0 if task.get("type") == "chief" else chiefs + int(task.get("index", 0))

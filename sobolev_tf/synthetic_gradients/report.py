@@ -18,7 +18,6 @@ standard deviations, not less.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import re
@@ -26,13 +25,16 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from sobolev_tf import checks
 from sobolev_tf import files
+from sobolev_tf import loggers
 from sobolev_tf import training
 from sobolev_tf.synthetic_gradients import methods as sg
 from sobolev_tf.synthetic_gradients import trainer
 
-__all__ = ["write_report", "read_run", "read_cosines", "ordering_statements", "holm",
-           "PAPER_CIFAR10", "ORDER", "ALPHA", "CSV_COLUMNS"]
+__all__ = ["write_report", "read_run", "read_cosines", "check_named_config",
+           "ordering_statements", "holm",
+           "PAPER_CIFAR10", "ORDER", "ALPHA", "CSV_COLUMNS", "TITLE"]
 
 # Table 1, CIFAR-10 with 3 SG modules: test top-1 (%) mean and std; backprop in parentheses.
 PAPER_CIFAR10 = {"backprop": (94.3, None), "noprop": (54.5, 1.15), "direct": (79.2, 0.01),
@@ -46,28 +48,65 @@ ALPHA = 0.05  # Two-sided significance level of each ordering test.
 # Config keys that may differ between the seeds of one method.
 _SEED_KEYS = ("seed",) + trainer.RESUMABLE_KEYS
 _COSINE_TAG = re.compile(r"^(?:train/)?cosine_(\d+)$")  # As the trainer writes them.
+TITLE = "# Synthetic gradients on CIFAR-10 (section 4.3, Table 1)"  # The report's first line.
 CSV_COLUMNS = ("seed", "method", "steps", "test_top1", "test_top5", "cosine_1", "cosine_2",
                "cosine_3", "cosine_samples")
 
 
 def read_run(workdir: str) -> Optional[Dict]:
-  """``dict(curve, result)`` of one run (either may be None), or None if ``workdir`` is absent."""
+  """``dict(curve, result)`` of one run (either may be None), or None if ``workdir`` is absent.
+
+  ``curve``: the rows of ``curve.csv`` (``loggers.read_rows``); ``result``: a
+  finished run's ``result.json``, checked (steps, top-1 and top-5 in [0, 1]).
+  """
   curve = None
   curve_path = os.path.join(workdir, "curve.csv")
   if os.path.exists(curve_path):
-    data = np.genfromtxt(curve_path, delimiter=",", names=True, ndmin=1)
-    curve = data if data.size else None
+    curve = loggers.read_rows(curve_path, trainer.CURVE_COLUMNS, trainer.CURVE_TYPES) or None
   result = None
   result_path = os.path.join(workdir, "result.json")
   if os.path.exists(result_path):
-    with open(result_path) as f:
-      try:
-        result = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{result_path} is not valid JSON ({e}).") from e
+    result = files.read_json(result_path, "Run the method again (scripts/synthetic_gradients.py) "
+                             "or move its directory away.")
+    if not isinstance(result, dict):
+      raise ValueError(f"{result_path} holds {type(result).__name__}, not a run's result: it is "
+                       "not the trainer's file.")
+    if result.get("finished"):
+      _check_result(result, result_path)
   if curve is None and result is None:
     return dict(curve=None, result=None) if os.path.isdir(workdir) else None
   return dict(curve=curve, result=result)
+
+
+def _check_result(result: Dict, path: str) -> None:
+  """A finished run's numbers as the trainer writes them: a step count and accuracies."""
+  steps = result.get("steps")
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    raise ValueError(f"{path}: steps must be a positive integer, got {steps!r}; the file is not "
+                     "the trainer's, or was edited.")
+  for key in ("test_top1", "test_top5"):
+    value = result.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+      raise ValueError(f"{path}: {key} must be a fraction in [0, 1], got {value!r}; the file is "
+                       "not the trainer's, or was edited.")
+
+
+def check_named_config(named: Dict, runs: Sequence[tuple], config_name: str) -> None:
+  """Refuses runs whose recorded config is not ``named`` (the config the report names).
+
+  ``runs``: ``(result.json path, recorded config)`` pairs. The seed, the method
+  and the logging and device settings may differ; keys a run does not record
+  (added to the config file since) are not compared.
+  """
+  ignore = ("seed", "method", "strategy") + tuple(k for k in trainer.RESUMABLE_KEYS
+                                                  if k != "num_steps")
+  for path, recorded in runs:
+    differences = training.config_differences(
+        recorded, {k: v for k, v in named.items() if k in recorded}, ignore=ignore)
+    if differences:
+      raise ValueError(f"{path} is a run of another config than {config_name!r} ("
+                       + "; ".join(differences[:6]) + (", ..." if len(differences) > 6 else "")
+                       + "): pass the --config_name these runs used.")
 
 
 def read_cosines(tb_dir: str, after_step: float) -> Optional[Dict]:
@@ -292,10 +331,14 @@ def _cosine_stats(runs: Sequence[Dict], split: int) -> tuple:
   return _mean_std(values) if values else (float("nan"), float("nan"))
 
 
-def write_report(workdirs: Sequence[str], config_name: str, output: str, command: str) -> str:
+def write_report(workdirs: Sequence[str], config_name: str, output: str, command: str,
+                 named_config: Optional[Dict] = None) -> str:
   """Writes ``output``.md, .csv and .png for the seeds in ``workdirs``; returns the markdown.
 
   ``command`` is the command line that made the report, quoted at its top.
+  ``named_config``: the config ``config_name`` names (a dict), which every run
+  that records its config must have used. Nothing is written unless some run
+  has finished.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -307,6 +350,13 @@ def write_report(workdirs: Sequence[str], config_name: str, output: str, command
   unchecked = _check_seeds(workdirs, by_workdir)
   finished = {m: [runs[m] for runs in by_workdir if m in runs and runs[m]["finished"]]
               for m in ORDER}
+  checks.check_runs_to_report(sum(map(len, finished.values())), ", ".join(workdirs),
+                              output + ".md")
+  if named_config is not None:
+    check_named_config(named_config, [
+        (os.path.join(w, m, "result.json"), runs[m]["result"]["config"])
+        for w, runs in zip(workdirs, by_workdir) for m in runs
+        if runs[m]["finished"] and runs[m]["result"].get("config")], config_name)
   top1 = {m: [r["result"]["test_top1"] for r in runs] for m, runs in finished.items() if runs}
   name = config_name
   seeds = sorted({r["seed"] for runs in finished.values() for r in runs})
@@ -315,7 +365,7 @@ def write_report(workdirs: Sequence[str], config_name: str, output: str, command
     for r in runs:
       if r["result"].get("source"):
         sources.setdefault(r["seed"], r["result"]["source"])
-  lines = [f"# Synthetic gradients on CIFAR-10 (section 4.3, Table 1), config `{name}`", "",
+  lines = [f"{TITLE}, config `{name}`", "",
            f"Report: `{command}`", "",
            "Runs, one per seed (resumable; one method after another on the 2-core CPU): "
            "`python scripts/synthetic_gradients.py "
@@ -409,7 +459,7 @@ def _plot(plt, finished: Dict[str, List[Dict]], path: str, name: str) -> None:
       c = r["curve"]
       if c is not None:
         curve_seeds.add(r["seed"])
-        ax_curve.plot(np.atleast_1d(c["step"]), 100 * np.atleast_1d(c["test_top1"]), "-",
+        ax_curve.plot([row["step"] for row in c], [100 * row["test_top1"] for row in c], "-",
                       color=f"C{i}", alpha=0.6, label=NAMES[method])
   ax_top1.set_xticks(range(len(ORDER)), labels, rotation=30)
   ax_top1.set_ylabel("test top-1 (%)")

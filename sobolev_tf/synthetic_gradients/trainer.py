@@ -123,7 +123,7 @@ def make_evaluator(strategy, parts) -> Callable[[tf.data.Dataset], Dict[str, flo
   return evaluate
 
 
-_CURVE_TYPES = dict(step=int, images=int, wall_seconds=float, train_loss=float, test_top1=float,
+CURVE_TYPES = dict(step=int, images=int, wall_seconds=float, train_loss=float, test_top1=float,
                     test_top5=float)
 
 
@@ -132,7 +132,7 @@ def _checkpoint_dir(workdir: str, chief: bool) -> str:
   all), kept until the run has finished: it holds their data iterator's state."""
   if chief:
     return os.path.join(workdir, "checkpoints")
-  task = json.loads(os.environ["TF_CONFIG"])["task"]
+  task = distribute.tf_config()["task"]
   return os.path.join(workdir, f"worker_scratch_{task['type']}_{task['index']}")
 
 
@@ -265,8 +265,10 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
       metrics = one_step(iterator)
     return metrics
 
-  metrics_log = loggers.MetricsLogger(workdir, "curve.csv", CURVE_COLUMNS, types=_CURVE_TYPES,
-                                      start_step=start_step, enabled=chief)
+  metrics_log = loggers.MetricsLogger(workdir, "curve.csv", CURVE_COLUMNS, types=CURVE_TYPES,
+                                      start_step=start_step, enabled=chief,
+                                      expected_steps=range(config.eval_every, start_step + 1,
+                                                           config.eval_every))
   progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step,
                               log_seconds=config.log_seconds, enabled=chief)
   log = log or progress.write

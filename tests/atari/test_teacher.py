@@ -112,15 +112,18 @@ class ResumeTest(tf.test.TestCase):
     # Shipped teachers: weights only, loaded by the same function.
     shipped = os.path.join(self.create_tempdir().full_path, "pong")
     train_teacher.save_teacher_weights(net, shipped)
-    self.assertCountEqual([n.split(".")[0] for n in os.listdir(shipped)], ["weights"] * 2)
-    train_teacher.save_teacher_weights(net, shipped)  # Overwrites in place.
+    self.assertEqual(os.listdir(shipped), ["weights"])
+    self.assertCountEqual([n.split(".")[0] for n in os.listdir(os.path.join(shipped, "weights"))],
+                          ["weights"] * 2)
+    train_teacher.save_teacher_weights(net, shipped)  # Replaces them.
     reloaded, path = train_teacher.load_teacher(shipped, "pong")
-    self.assertEqual(path, os.path.join(shipped, "weights"))
+    self.assertEqual(path, os.path.join(shipped, "weights", "weights"))
     frames = tf.cast(tf.random.stateless_uniform([2, 84, 84, 4], [1, 2], maxval=255,
                                                  dtype=tf.int32), tf.uint8)
     self.assertAllClose(reloaded(frames), net(frames))
-    with self.assertRaisesRegex(ValueError, "Corrupt or incompatible checkpoint"):
-      train_teacher.load_teacher(shipped, "breakout")  # 4 actions: shapes differ.
+    with self.assertRaisesRegex(ValueError, "holds a teacher of 3 actions \\(pong\\), not of "
+                                "breakout \\(4 actions\\): pass --game=pong"):
+      train_teacher.load_teacher(shipped, "breakout")
 
   def test_episodes_logged_after_the_checkpoint_are_dropped_on_resume(self):
     workdir = self.create_tempdir().full_path

@@ -21,8 +21,9 @@ def _fake_run(workdir, method, top1, seed, finished=True, cosines=None, config=N
   run = os.path.join(workdir, method)
   os.makedirs(run)
   with open(os.path.join(run, "curve.csv"), "w") as f:
-    f.write("step,test_top1,test_top5,wall_seconds\n")
-    f.write(f"500,{top1 / 2},{top1},30\n{STEPS},{top1},{min(1.0, top1 + 0.2)},60\n")
+    f.write("step,images,wall_seconds,train_loss,test_top1,test_top5\n")
+    f.write(f"500,32000,30,1.5,{top1 / 2},{top1}\n"
+            f"{STEPS},64000,60,1.2,{top1},{min(1.0, top1 + 0.2)}\n")
   if finished:
     result = dict(finished=True, steps=STEPS, test_top1=top1, test_top5=min(1.0, top1 + 0.2))
     if config is False:
