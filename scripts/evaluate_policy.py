@@ -4,7 +4,6 @@ r"""Mean score of a teacher (checkpoint) playing full games; protocol in sobolev
 """
 
 import json
-import os
 import sys
 
 from absl import app

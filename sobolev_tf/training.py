@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 import sonnet as snt

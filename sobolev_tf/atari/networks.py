@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import sonnet as snt
 import tensorflow as tf
