@@ -84,7 +84,8 @@ class _HSWorker:
   def __init__(self, path: str):
     self._proc = subprocess.Popen(
         [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                      "hs_notebook_worker.py"), path, str(EPOCHS)],
+                                      "hs_notebook_worker.py"), f"--notebook={path}",
+         f"--epochs={EPOCHS}"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     ready = self._proc.stdout.readline()

@@ -1,6 +1,6 @@
 r"""Serves fits of Huge & Savine's notebook graph for ``benchmark_peers.py`` (not a test).
 
-    python scripts/hs_notebook_worker.py <your copy of DifferentialML.ipynb> <epochs>
+    python scripts/hs_notebook_worker.py --notebook=<your copy of DifferentialML.ipynb> --epochs=100
 
 Runs the notebook's definition cells (its network, training graphs, ``train`` and
 ``Neural_Approximator``) under ``tf.compat.v1`` in this process, then answers
@@ -15,7 +15,13 @@ import json
 import sys
 import time
 
+from absl import app
+from absl import flags
 import numpy as np
+
+_NOTEBOOK = flags.DEFINE_string("notebook", None, "Path of a copy of Huge & Savine's "
+                                "DifferentialML.ipynb.", required=True)
+_EPOCHS = flags.DEFINE_integer("epochs", 100, "Epochs of every fit.", lower_bound=1)
 
 _WANTED = ("def vanilla_net", "def backprop", "def vanilla_training_graph",
            "def diff_training_graph", "def train(", "def normalize_data",
@@ -41,7 +47,8 @@ def notebook_namespace(path: str) -> dict:
   return namespace
 
 
-def main(path: str, epochs: int) -> None:
+def serve(path: str, epochs: int) -> None:
+  """Answers fit requests read from stdin, one JSON line each, until stdin closes."""
   namespace = notebook_namespace(path)
   print(json.dumps({"ready": True}), flush=True)
   for line in sys.stdin:
@@ -65,7 +72,11 @@ def main(path: str, epochs: int) -> None:
     print(json.dumps(answer), flush=True)
 
 
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  serve(_NOTEBOOK.value, _EPOCHS.value)
+
+
 if __name__ == "__main__":
-  if len(sys.argv) != 3:
-    sys.exit(__doc__)
-  main(sys.argv[1], int(sys.argv[2]))
+  app.run(main)
