@@ -15,9 +15,9 @@ the paths, the test set, the directions and the initial weights, each from its
 own stream, so that every method and size of a seed sees the same market and
 test set, and the smaller training sets are prefixes of the larger ones.
 
-Errors are root mean squared errors on the test set in percent of the spot
-(RMSE x 100), of values, of the delta to asset 0 (as Huge & Savine publish) and
-of all deltas. Runs are resumable: finished cells are rows of
+Errors are root mean squared errors on the test set times 100 (RMSE x 100, as
+Huge & Savine publish them), of values (so in percent of the unit spot), of the
+delta to asset 0 and of all deltas (in hundredths of a unit delta). Runs are resumable: finished cells are rows of
 ``<workdir>/cells.csv``, and a fit killed midway resumes from its checkpoint.
 """
 
@@ -254,7 +254,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
             f"Savine's weights, Adam, 100 one-cycle epochs, batch max(256, m // 16)) with "
             f"{dict(config.estimator)}; seeds {list(config.seeds)}; test scenarios "
             f"{config.num_test} (Black-Scholes: 100 spots on a grid).  ",
-            "Errors: test RMSE x 100 (percent of spot), median [min-max] over seeds.", ""]
+            "Errors: test RMSE x 100 (values: percent of the unit spot; deltas: hundredths), "
+            "median [min-max] over seeds.", ""]
   written = []
   for part, part_rows in cells.items():
     rows = run_cells(part_rows, config, workdir, on_fit=keep_predictions)
