@@ -2,6 +2,7 @@ r"""Figure 2 trained to convergence (configs/regression_convergence.py); resumes
 
     python scripts/regression_convergence.py
     python scripts/regression_convergence.py --config=configs/regression_convergence.py:quick
+    python scripts/regression_convergence.py --settings=relu_20k,softplus_20k  # a part of it
 """
 
 import os
@@ -22,6 +23,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "Study configuration: configs/regression_convergence.py[:quick].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, one directory per setting "
                                "(default: the config's workdir).")
+_SETTINGS = flags.DEFINE_list("settings", None, "Run and report only these settings of the "
+                              "config (default: all); the report lists the rest as not run.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Report directory (default: the config's "
                                   "results_dir).")
 
@@ -33,7 +36,8 @@ def main(argv):
   checks.check_config_kind(config, _DEFAULT_CONFIG)
   command = "python scripts/regression_convergence.py " + " ".join(sys.argv[1:])
   print(convergence.train_and_evaluate(config, _WORKDIR.value or config.workdir,
-                                       _OUTPUT_DIR.value or config.results_dir, command.strip()))
+                                       _OUTPUT_DIR.value or config.results_dir, command.strip(),
+                                       settings=_SETTINGS.value))
 
 
 if __name__ == "__main__":

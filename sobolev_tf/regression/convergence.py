@@ -17,7 +17,7 @@ report answers three questions:
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -189,10 +189,20 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   return text
 
 
-def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> str:
-  """Runs the study (resumably, in ``workdir``) and writes its report to ``output_dir``."""
+def train_and_evaluate(config, workdir: str, output_dir: str, command: str,
+                       settings: Optional[Sequence[str]] = None) -> str:
+  """Runs the study (resumably, in ``workdir``) and writes its report to ``output_dir``.
+
+  ``settings``: a part of the study (default: all of ``config.order``, in that order);
+  the report lists the rest as not run.
+  """
   check_config(config)
+  names = list(config.order) if settings is None else list(settings)
+  unknown = sorted(set(names) - set(config.order))
+  if unknown or not names or len(set(names)) != len(names):
+    raise ValueError(f"settings must name distinct settings of the config, {list(config.order)}; "
+                     f"got {names}.")
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
-  rows = sensitivity.run_settings(config, workdir, names=config.order)
+  rows = sensitivity.run_settings(config, workdir, names=[n for n in config.order if n in names])
   return write_report(rows, config, output_dir, command)

@@ -47,6 +47,13 @@ class ConvergenceTest(tf.test.TestCase):
     for name in ("convergence.md", "convergence.csv", "convergence_curves.csv",
                  "convergence.png"):
       self.assertTrue(os.path.exists(os.path.join(output, name)), name)
+    part = convergence.train_and_evaluate(config, self.create_tempdir().full_path, output,
+                                          "python scripts/regression_convergence.py",
+                                          settings=["softplus_200", "relu_200"])
+    self.assertIn("Not run yet (left out below): softplus_400, softplus_weight_10_200.", part)
+    self.assertNotIn("softplus_weight_10_200 |", part.split("## Gain per cell")[0])
+    with self.assertRaisesRegex(ValueError, "settings must name distinct settings"):
+      convergence.train_and_evaluate(config, output, output, "", settings=["softplus_2000"])
     config.budget_pairs = (("softplus_400", "softplus_200"),)
     with self.assertRaisesRegex(ValueError, "the second must train longer"):
       convergence.check_config(config)
