@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -438,18 +439,6 @@ class BadFlagTest(tf.test.TestCase):
       self.assertIn(words, result.stderr, msg=args)
     self.assertFalse(os.path.exists(os.path.join(root, "other", "teachers.md")))
 
-  def test_weights_written_beside_an_unrelated_tmp_directory(self):
-    root = self.create_tempdir().full_path
-    unrelated = os.path.join(root, "pong.tmp")
-    os.makedirs(unrelated)
-    with open(os.path.join(unrelated, "important.txt"), "w") as f:
-      f.write("keep")
-    net = kill.fixed_teacher(3, seed=0)
-    train_teacher.save_teacher_weights(net, os.path.join(root, "pong"))
-    with open(os.path.join(unrelated, "important.txt")) as f:
-      self.assertEqual(f.read(), "keep")
-    self.assertEqual(sorted(os.listdir(root)), ["pong", "pong.tmp"])
-
   def test_teacher_of_another_game_than_the_data(self):
     root = self.create_tempdir().full_path
     path = os.path.join(root, "pong.npz")
@@ -483,6 +472,14 @@ def _write(path, text):
 def _read(path):
   with open(path) as f:
     return f.read()
+
+
+def _whole_teacher(seed):
+  """A teacher of pong with every variable built (``load_teacher`` restores the value head
+  too), its policy's weights drawn from ``seed``."""
+  net = kill.fixed_teacher(3, seed=seed)
+  net.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
+  return net
 
 
 def _sg_run(workdir, method="backprop", config_name="cifar10_cpu", **result):
@@ -544,21 +541,72 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
     root = self.create_tempdir().full_path
     shipped, _ = train_teacher.load_teacher(os.path.join(ROOT, "teachers", "pong"), "pong")
     path = train_teacher.save_teacher_weights(shipped, os.path.join(root, "pong"))
+    directory = os.path.dirname(path)
     frames = tf.zeros([1, 84, 84, 4], tf.uint8)
     replace = os.replace
 
     def killed_at_the_last_rename(src, dst):
-      if dst == os.path.dirname(path):  # The new weights' move into place.
+      if dst == directory:  # The new weights' move into place.
         raise KeyboardInterrupt
       replace(src, dst)
 
     with mock.patch.object(os, "replace", killed_at_the_last_rename):
       with self.assertRaises(KeyboardInterrupt):
-        train_teacher.save_teacher_weights(kill.fixed_teacher(3, seed=1),
+        train_teacher.save_teacher_weights(_whole_teacher(seed=1),
                                            os.path.join(root, "pong"))
     loaded, loaded_path = train_teacher.load_teacher(os.path.join(root, "pong"), "pong")
-    self.assertEqual(loaded_path, path)  # The earlier weights, put back.
+    self.assertEqual(loaded_path, os.path.join(directory + ".old", "weights"))  # The earlier.
     self.assertAllClose(loaded(frames), shipped(frames))
+    self.assertFalse(os.path.exists(directory))  # A reader moves nothing.
+    newer = _whole_teacher(seed=2)
+    self.assertEqual(train_teacher.save_teacher_weights(newer, os.path.join(root, "pong")), path)
+    self.assertEqual(sorted(os.listdir(os.path.join(root, "pong"))), ["weights"])
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        newer(frames))
+
+  def test_teacher_weights_saved_again_after_a_save_killed_while_writing(self):
+    root = self.create_tempdir().full_path
+    directory = os.path.join(root, "pong", "weights")
+    earlier = _whole_teacher(seed=0)
+    train_teacher.save_teacher_weights(earlier, os.path.join(root, "pong"))
+
+    class KilledCheckpoint:  # Dies as tf.train.Checkpoint.write can: its shards half written.
+      def __init__(self, **unused):
+        pass
+
+      def write(self, prefix):
+        _write(f"{prefix}_temp/part-00000-of-00001.data-00000-of-00001", "half")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    pid = os.fork()  # The child runs no TensorFlow op: only Python file operations.
+    if pid == 0:
+      try:
+        with mock.patch.object(tf.train, "Checkpoint", KilledCheckpoint):
+          train_teacher.save_teacher_weights(earlier, os.path.join(root, "pong"))
+      finally:
+        os._exit(1)
+    self.assertEqual(os.waitpid(pid, 0)[1], signal.SIGKILL)
+    self.assertIn("weights_temp", os.listdir(directory + ".tmp"))  # What the kill left.
+    frames = tf.zeros([1, 84, 84, 4], tf.uint8)
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        earlier(frames))
+    newer = _whole_teacher(seed=1)
+    train_teacher.save_teacher_weights(newer, os.path.join(root, "pong"))
+    self.assertEqual(sorted(os.listdir(os.path.join(root, "pong"))), ["weights"])
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        newer(frames))
+
+  def test_weights_beside_directories_of_the_temporary_names(self):
+    for leftover in ("weights.tmp", "weights.old"):
+      with self.subTest(leftover=leftover):
+        root = self.create_tempdir().full_path
+        train_teacher.save_teacher_weights(_whole_teacher(seed=0), root)
+        users = _write(os.path.join(root, leftover, "important.txt"), "keep")
+        with self.assertRaisesRegex(ValueError, f"{root}/{leftover} holds files that are not "
+                                    r"part of a teacher's weights \(important.txt\)"):
+          train_teacher.save_teacher_weights(_whole_teacher(seed=1), root)
+        self.assertEqual(_read(users), "keep")
+        self.assertEqual(sorted(os.listdir(root)), ["weights", leftover])
 
 
 class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
