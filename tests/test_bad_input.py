@@ -291,6 +291,12 @@ class ResumeUnderAnotherConfigTest(tf.test.TestCase):
                                ignore=("steps",))
     with self.assertRaisesRegex(ValueError, "data: 'right' there, 'other' now"):
       training.check_same_config(path, {"lr": 1.0, "data": "other"}, resuming=True)
+    missing = os.path.join(workdir, "elsewhere", "run_config.json")
+    with self.assertRaisesRegex(ValueError, f"{missing} is missing"):
+      training.check_same_config(missing, {"lr": 1.0}, resuming=True)
+    # A worker that does not record (its workdir need not be shared) leaves that to the chief.
+    self.assertEqual(training.check_same_config(missing, {"lr": 1.0}, resuming=True,
+                                                record=False), {"lr": 1.0})
 
   def test_synthetic_gradients_finished_run_of_another_config(self):
     workdir = self.create_tempdir().full_path
@@ -696,7 +702,7 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
     shutil.copytree(cache, workdir)
     return workdir
 
-  def _distill(self, workdir, num_steps=6):
+  def _distill(self, workdir, num_steps=6, **overrides):
     data = os.path.join(self.get_temp_dir(), "pong.npz")
     if not os.path.exists(data):
       writer = dataset.StackedFrameWriter()
@@ -705,8 +711,9 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
                    i % 2 == 0)
       dataset.save(writer.build({"game": "pong"}), data)
     config = distill_configs.get_config("quick")
-    config.update(method="regular", data_path=data, num_steps=num_steps, eval_every=2,
-                  checkpoint_minutes=0.0, train_fraction=0.5, validation_fraction=0.25)
+    config.update(dict(dict(method="regular", data_path=data, num_steps=num_steps, eval_every=2,
+                            checkpoint_minutes=0.0, train_fraction=0.5,
+                            validation_fraction=0.25), **overrides))
     distill.train_and_evaluate(config, workdir, log=lambda s: None)
 
   def _teacher(self, workdir, total_frames=80):
@@ -714,10 +721,11 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
     config.total_frames = total_frames
     train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
 
-  def _regression(self, workdir, num_steps=4):
+  def _regression(self, workdir, num_steps=4, **overrides):
     config = regression_configs.get_config("quick")
-    config.update(hidden_sizes=(4,), num_steps=num_steps, steps_per_call=1, eval_steps=(1, 2),
-                  num_test=10, grid_resolution=0, checkpoint_minutes=0.0)
+    config.update(dict(dict(hidden_sizes=(4,), num_steps=num_steps, steps_per_call=1,
+                            eval_steps=(1, 2), num_test=10, grid_resolution=0,
+                            checkpoint_minutes=0.0), **overrides))
     experiment.train_group([experiment.Run("booth", 20, "sobolev", 0)], config, workdir,
                            log=lambda s: None)
 
@@ -763,6 +771,25 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
           resume(workdir)
     for name, (first, resume) in trainers.items():  # Untouched, each resumes.
       resume(self._finished(name, first))
+
+
+  def test_resumes_under_other_evaluation_settings(self):
+    steps = lambda path: sorted({int(line.split(",")[0]) for line in _read(path).splitlines()[1:]})
+    workdir = self._finished("distill", self._distill)  # Evaluated at 2, 4, 6.
+    self._distill(workdir, num_steps=12, eval_every=3)  # At 9 and 12.
+    self._distill(workdir, num_steps=14, eval_every=2)  # At 14.
+    curves = os.path.join(workdir, "curves.csv")
+    self.assertEqual(steps(curves), [2, 4, 6, 9, 12, 14])
+    lines = _read(curves).splitlines(True)
+    _write(curves, "".join(line for line in lines if not line.startswith("9,")))
+    with self.assertRaisesRegex(ValueError, "curves.csv has no row at step 9"):
+      self._distill(workdir, num_steps=16, eval_every=4)  # Still checked, under its settings.
+
+    workdir = self._finished("regression", self._regression)  # At 1, 2 and 4 (the last).
+    self._regression(workdir, num_steps=8, steps_per_call=2, eval_steps=(5,))  # At 6 and 8.
+    self._regression(workdir, num_steps=10, steps_per_call=1, eval_steps=(1, 2, 9))  # 9, 10.
+    self.assertEqual(steps(os.path.join(workdir, "curves", "n20_relu_order1.csv")),
+                     [1, 2, 4, 6, 8, 9, 10])
 
 
 class SelectionsAndMismatchesTest(tf.test.TestCase):
