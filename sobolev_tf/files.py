@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 __all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "read_json", "load_npz",
            "write_section", "save_figure_atomic", "save_npz_atomic", "write_saved_model_atomic",
            "check_saved_model_destination", "write_directory_atomic", "check_directory_destination",
-           "check_file_destination", "directory_to_read"]
+           "check_file_destination", "check_directory_write", "directory_to_read"]
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
@@ -218,8 +218,21 @@ def check_file_destination(path: str, starts_with: Union[str, bytes], what: str)
 
 
 def check_saved_model_destination(path: str) -> None:
-  """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
-  check_directory_destination(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
+  """Raises, before any work, the ValueError ``write_saved_model_atomic(path, ...)`` would."""
+  check_directory_write(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
+
+
+def check_directory_write(path: str, entries, what: str) -> None:
+  """Raises the ValueError ``write_directory_atomic(path, ..., entries, what)`` would raise
+  before writing, and changes nothing: for checks before any work.
+
+  ``path`` and its leftovers ``path.tmp`` and ``path.old`` must each be absent,
+  empty or hold ``entries`` only, unless marked as a killed write's own.
+  """
+  path = path.rstrip("/")
+  for directory in (path, path + ".tmp", path + ".old"):
+    if not _is_partial_write(directory):
+      check_directory_destination(directory, entries, what)
 
 
 def write_directory_atomic(path: str, write: Callable[[str], None], entries, what: str) -> str:
@@ -236,10 +249,12 @@ def write_directory_atomic(path: str, write: Callable[[str], None], entries, wha
   """
   path = path.rstrip("/")
   tmp, old = path + ".tmp", path + ".old"
-  _put_back_old(path, entries, what)
-  check_directory_destination(path, entries, what)
+  check_directory_write(path, entries, what)
+  if not os.path.lexists(path) and os.path.isdir(old):  # Killed between the renames.
+    os.replace(old, path)
   for leftover in (tmp, old):
-    _remove_leftover(leftover, entries, what)
+    if os.path.lexists(leftover):
+      shutil.rmtree(leftover)
   os.makedirs(tmp)
   marker = os.path.join(tmp, _PARTIAL_MARKER)
   try:
@@ -258,24 +273,10 @@ def write_directory_atomic(path: str, write: Callable[[str], None], entries, wha
   return path
 
 
-def _put_back_old(path: str, entries, what: str) -> None:
-  """Moves ``path.old`` back to ``path`` if a write was killed between its two renames."""
-  old = path + ".old"
-  if not os.path.lexists(path) and os.path.isdir(old):
-    check_directory_destination(old, entries, what)
-    os.replace(old, path)
-
-
-def _remove_leftover(leftover: str, entries, what: str) -> None:
-  """Deletes a killed write's ``leftover``: at once if marked as ours, else only if it holds
-  ``entries`` alone (a user's directory of that name is refused, not deleted)."""
-  if not os.path.lexists(leftover):
-    return
-  marked = (os.path.isdir(leftover) and not os.path.islink(leftover)
-            and os.path.isfile(os.path.join(leftover, _PARTIAL_MARKER)))
-  if not marked:
-    check_directory_destination(leftover, entries, what)
-  shutil.rmtree(leftover)
+def _is_partial_write(directory: str) -> bool:
+  """Whether ``directory`` is the temporary directory of a killed ``write_directory_atomic``."""
+  return (os.path.isdir(directory) and not os.path.islink(directory)
+          and os.path.isfile(os.path.join(directory, _PARTIAL_MARKER)))
 
 
 def directory_to_read(path: str) -> str:

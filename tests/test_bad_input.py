@@ -416,13 +416,18 @@ class BadFlagTest(tf.test.TestCase):
           f"--data_dir={root}", f"--output_dir={root}/out", f"--merge_report={root}/none"),
          "No final.csv in the report directory"),
         (("demo.py", "--config=configs/demo.py:quick", f"--output={root}"), "is a directory"),
+        (("export_policy.py", f"--workdir={ROOT}/teachers/pong", f"--saved_model={root}/sm",
+          f"--weights_dir={root}/wd"), f"{root}/wd/weights holds files that are not part of a "
+         "teacher's weights (notes.txt)"),
     ]
+    _write(f"{root}/wd/weights/notes.txt", "a user's")
     for (args, words), result in zip(cases, run_scripts(*(args for args, _ in cases))):
       self.assertNotEqual(result.returncode, 0, msg=args)
       self.assertIn(words, result.stderr, msg=args)
       self.assertNotIn("s/step", result.stdout + result.stderr, msg=args)  # Nothing timed.
     self.assertFalse(os.path.exists(os.path.join(root, "grid", "pong")))
     self.assertFalse(os.path.exists(os.path.join(root, "report.md")))
+    self.assertFalse(os.path.exists(os.path.join(root, "sm")))  # Checked before the export.
 
   def test_teachers_report_pairs_and_evaluations(self):
     root = self.create_tempdir().full_path
@@ -513,6 +518,7 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
             _write(f"{root}/notes.md", notes), _write(f"{root}/bench.md", section("steps")),
             _write(f"{root}/peers.md", section("peers")), _write(f"{root}/t/teachers.md", notes),
             _write(f"{root}/out.json", notes), _write(f"{root}/keep.gif", notes),
+            _write(f"{root}/run_config.json", json.dumps({"learning_rate": 0.1})),
             _write(f"{root}/grid_out/figure4.md", "# Policy distillation (section 4.2, Figure 4)")]
     before = [_read(path) for path in kept]
     _write(f"{root}/pong/episodes.csv", "frames,score,length\n")
@@ -531,6 +537,10 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
          f"{root}/t/teachers.md exists and is not a report written earlier"),
         (("evaluate_policy.py", f"--workdir={ROOT}/teachers/pong", f"--output={root}/out.json"),
          f"{root}/out.json exists and is not a result written earlier"),
+        (("evaluate_policy.py", f"--workdir={ROOT}/teachers/pong",
+          f"--output={root}/run_config.json"),
+         f"{root}/run_config.json exists and is not a result written earlier ({root}/"
+         "run_config.json: mean must be a number, got None."),
         (("play_policy.py", f"--saved_model={ROOT}/teachers/pong/saved_model",
           f"--gif={root}/keep.gif"), f"{root}/keep.gif exists and is not a GIF written earlier"),
         (("distill_grid.py", "--config=configs/distill.py:grid_quick", "--report_only",
@@ -542,6 +552,9 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
       self.assertIn(words, result.stderr, msg=args)
     self.assertEqual([_read(path) for path in kept], before)
     self.assertEqual(sorted(os.listdir(f"{root}/sg")), ["cifar10.md"])
+    from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+    for ours in ("evaluation.json", "evaluation30.json"):  # Results are replaced.
+      evaluation.check_result_destination(os.path.join(ROOT, "teachers", "pong", ours))
 
   def test_teacher_weights_survive_a_kill_between_the_two_renames(self):
     root = self.create_tempdir().full_path

@@ -117,6 +117,13 @@ def load_teacher(workdir: str, game: str):
 _WEIGHT_FILES = (WEIGHTS + ".index", WEIGHTS + ".data-*")
 
 
+def check_weights_destination(directory: str) -> None:
+  """Raises, before any work, the ValueError ``save_teacher_weights(net, directory)`` would
+  (``directory/weights`` or its leftovers holding other files)."""
+  files.check_directory_write(os.path.join(directory.rstrip("/"), WEIGHTS), _WEIGHT_FILES,
+                              "a teacher's weights")
+
+
 def save_teacher_weights(net: tf.Module, directory: str) -> str:
   """Writes the network's weights only (no optimiser state) as ``directory/weights/``.
 
