@@ -81,6 +81,8 @@ BAD_CONFIGS = [
     (regression, dict(eval_steps=(-5, 100)), r"config.eval_steps must be positive steps"),
     (regression, dict(seeds=()), r"config.seeds must be a non-empty list"),
     (regression, dict(seeds=(-1,)), r"config.seeds must be a non-empty list of integers >= 0"),
+    (regression, dict(sizes=(True,)), r"config.sizes must be a non-empty list of integers >= 1, "
+     r"got \(True,\)"),
     (regression, dict(methods=("",), extra_methods=()), r"config.methods is empty"),
     (regression, dict(derivative_weight=float("nan")), r"config.derivative_weight must be a"),
     (regression, dict(balance=1.0, standardize=False), r"config.balance needs config.standardize"),

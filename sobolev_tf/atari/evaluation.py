@@ -8,13 +8,13 @@ stochastic A3C policies were evaluated) or its most probable action.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import files
 from sobolev_tf.atari import games
 
@@ -76,9 +76,7 @@ def read_result(path: str, game: Optional[str]) -> Dict:
   if not isinstance(result, dict):
     raise ValueError(f"{path} holds {type(result).__name__}, not an evaluation. {fix}")
   for key in ("mean", "std", "episodes"):
-    value = result.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-      raise ValueError(f"{path}: {key} must be a number, got {value!r}. {fix}")
+    checks.check_number(result.get(key), f"{path}: {key}", fix=fix)
   if game is not None and result.get("game", game) != game:
     raise ValueError(f"{path} evaluates {result['game']}, not {game}.")
   return result

@@ -400,10 +400,7 @@ def _check_config(config) -> None:
   if config.num_steps % config.steps_per_call:
     raise ValueError(f"config.num_steps ({config.num_steps}) must be a multiple of "
                      f"config.steps_per_call ({config.steps_per_call}).")
-  checks.check_config(config, widths=("hidden_sizes",), seeds=("seeds",))
-  if not len(config.sizes) or not all(isinstance(v, int) and v >= 1 for v in config.sizes):
-    raise ValueError(f"config.sizes must be a non-empty list of integers >= 1, got "
-                     f"{config.sizes}.")
+  checks.check_config(config, widths=("hidden_sizes",), seeds=("seeds",), counts=("sizes",))
   if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
              for s in config.eval_steps):
     raise ValueError(f"config.eval_steps must be positive steps, got {config.eval_steps}.")
