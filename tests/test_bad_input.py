@@ -524,11 +524,15 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
             _write(f"{root}/grid_out/figure4.md", "# Policy distillation (section 4.2, Figure 4)")]
     before = [_read(path) for path in kept]
     _write(f"{root}/pong/episodes.csv", "frames,score,length\n")
+    _write(f"{root}/student/curves.csv", "step,split,action_error,kl\n2,test,0.5,0.1\n")
+    _write(f"{root}/student/result.json", json.dumps({"method": "regular", "steps": 2}))
     os.makedirs(f"{root}/empty")
     os.makedirs(f"{root}/grid")
     cases = [
         (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/sg/cifar10"),
          f"No finished run in {root}/empty: refusing to replace {root}/sg/cifar10.md"),
+        (("sg_report.py", f"--workdir={root}/student", f"--output={root}/sg/cifar10"),
+         f"No finished run in {root}/student: refusing to replace {root}/sg/cifar10.md"),
         (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/notes"),
          f"{root}/notes.md exists and is not a report written earlier"),
         (("demo.py", "--config=configs/demo.py:quick", f"--output={root}/notes.md"),
@@ -694,6 +698,12 @@ class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
          f"{root}/evaluation.json: mean must be a number, got 'high'"),
         (lambda: files.read_csv(_write(f"{root}/short.csv", "a,b,c\n1,2\n")),
          f"Malformed CSV file {root}/short.csv, line 2: 2 cells for 3 columns"),
+        (lambda: files.read_csv(_write(f"{root}/long.csv", "a,b\n1,2,3\n")),
+         f"Malformed CSV file {root}/long.csv, line 2: 3 cells for 2 columns"),
+        (lambda: distill_grid.final_validation_kl(os.path.dirname(_write(
+            f"{root}/run/curves.csv", "step,split,action_error,kl\n2,validation,0.5,0.1\n"
+            "2,test,0.5,0.1\n2,validation,0.5,0.1\n"))),
+         rf"{root}/run/curves.csv holds step 2 twice for \{{'split': 'validation'\}}"),
     ]
     for read, words in cases:
       with self.subTest(words=words):
@@ -771,6 +781,8 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
         ("regression", curves, os.remove, r"n20_relu_order1.csv is missing"),
         ("regression", curves, lambda p: drop_lines(p, 1), r"n20_relu_order1.csv has no row at "
          r"step 1"),
+        ("regression", curves, lambda p: repeat_line(p, 1), r"n20_relu_order1.csv holds step 1 "
+         r"twice for \{'function': 'booth'"),
         ("regression", "checkpoints/n20_relu_order1/run_config.json", os.remove,
          r"run_config.json is missing"),
     ]
@@ -786,6 +798,18 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
           resume(workdir)
     for name, (first, resume) in trainers.items():  # Untouched, each resumes.
       resume(self._finished(name, first))
+
+  def test_pricing_cells_without_their_record(self):
+    from configs import pricing as pricing_configs  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.pricing import experiment as pricing  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    header = ",".join(pricing.CSV_COLUMNS) + "\n"  # A run that had fitted no cell yet.
+    cells = _write(os.path.join(workdir, "cells.csv"), header)
+    with self.assertRaisesRegex(ValueError, f"{workdir}/run_config.json is missing: nothing "
+                                "records what the run beside it was trained for"):
+      pricing.run_cells([], pricing_configs.get_config("quick"), workdir)
+    self.assertEqual(sorted(os.listdir(workdir)), ["cells.csv"])
+    self.assertEqual(_read(cells), header)
 
 
   def test_resumes_under_other_evaluation_settings(self):
