@@ -31,8 +31,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the result as JSON her
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
-  if _OUTPUT.value:  # Before the games are played; an earlier result is a JSON object.
-    checks.check_output_file(_OUTPUT.value, "result", starts_with="{")
+  if _OUTPUT.value:  # Before the games are played.
+    checks.check_output_file(_OUTPUT.value, "result")
+    evaluation.check_result_destination(_OUTPUT.value)
   spec = games.get_game(_GAME.value)
   net, latest = train_teacher.load_teacher(_WORKDIR.value, spec.name)
   result = evaluation.evaluate_policy(tf.function(net), spec.name, _EPISODES.value,

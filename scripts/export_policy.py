@@ -41,6 +41,7 @@ def main(argv):
   files.check_saved_model_destination(_SAVED_MODEL.value.rstrip("/"))  # Before any work.
   if _WEIGHTS_DIR.value:
     checks.check_writable_directory(_WEIGHTS_DIR.value, "weights")
+    train_teacher.check_weights_destination(_WEIGHTS_DIR.value)
   if _STUDENT.value:
     net, latest = distill.load_student(_WORKDIR.value, spec.num_actions)
   else:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from sobolev_tf import files
 
 __all__ = ["as_input", "as_dtype", "check_nonempty_batch", "check_order", "check_finite",
+           "check_number",
            "check_non_negative", "check_same_shape", "check_config", "check_widths",
            "check_writable_directory", "check_output_file", "check_runs_to_report",
            "check_distinct", "check_loss_weights", "check_config_kind", "load_config_file"]
@@ -125,20 +126,28 @@ def check_widths(widths, name: str = "hidden_sizes") -> tuple:
   return tuple(widths)
 
 
+def check_number(value, name: str, what: str = "a number", low: float = -math.inf,
+                 high: float = math.inf, finite: bool = True, fix: str = ""):
+  """``value`` if it is an int or float (not a bool, not NaN; finite with ``finite``) in
+  ``[low, high]``; else a ValueError "``name`` must be ``what``, got ..., ``fix``"."""
+  if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+      or (finite and not math.isfinite(value)) or not low <= value <= high):
+    raise ValueError(f"{name} must be {what}, got {value!r}. {fix}".strip())
+  return value
+
+
 def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[str] = (),
                  fractions: Sequence[str] = (), widths: Sequence[str] = (),
-                 seeds: Sequence[str] = ()) -> None:
+                 seeds: Sequence[str] = (), counts: Sequence[str] = ()) -> None:
   """Refuses a config before any work: names the first field that is out of range.
 
   ``positive`` fields must be numbers > 0, ``non_negative`` >= 0, ``fractions``
-  in (0, 1), ``widths`` lists of integers > 0 and ``seeds`` non-empty lists of
-  integers >= 0. Booleans and NaN are refused everywhere.
+  in (0, 1), ``widths`` lists of integers > 0, ``seeds`` non-empty lists of
+  integers >= 0 and ``counts`` non-empty lists of integers >= 1. Booleans and
+  NaN are refused everywhere; infinity passes where it is in range (a rhythm of
+  ``inf`` minutes is never).
   """
-  def number(name):
-    value = config[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-      raise ValueError(f"config.{name} must be a number, got {value!r}.")
-    return value
+  number = lambda name: check_number(config[name], f"config.{name}", finite=False)
 
   for name in positive:
     if not number(name) > 0:
@@ -151,12 +160,13 @@ def check_config(config, positive: Sequence[str] = (), non_negative: Sequence[st
       raise ValueError(f"config.{name} must be in (0, 1), got {config[name]!r}.")
   for name in widths:
     check_widths(config[name], f"config.{name}")
-  for name in seeds:
-    values = config[name]
-    if isinstance(values, (int, str)) or not len(values) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-      raise ValueError(f"config.{name} must be a non-empty list of integers >= 0, got "
-                       f"{values!r}.")
+  for names, minimum in ((seeds, 0), (counts, 1)):
+    for name in names:
+      values = config[name]
+      if isinstance(values, (int, str)) or not len(values) or not all(
+          isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values):
+        raise ValueError(f"config.{name} must be a non-empty list of integers >= {minimum}, "
+                         f"got {values!r}.")
 
 
 def load_config_file(spec: str):

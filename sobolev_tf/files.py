@@ -1,8 +1,14 @@
-"""Small file helpers: nothing already written is lost to a crash mid-write."""
+"""Small file helpers: nothing already written is lost when a process is killed mid-write.
+
+Files and directories are replaced by renames, which a killed process cannot
+leave half done. Nothing is fsynced: after a power cut or an OS crash the
+renamed file may still be empty or the old one.
+"""
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import os
@@ -14,7 +20,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 __all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "read_json", "load_npz",
            "write_section", "save_figure_atomic", "save_npz_atomic", "write_saved_model_atomic",
            "check_saved_model_destination", "write_directory_atomic", "check_directory_destination",
-           "check_file_destination", "recover_directory"]
+           "check_file_destination", "check_directory_write", "directory_to_read"]
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
@@ -22,7 +28,8 @@ def write_atomic(path: str, write: Callable[[str], None]) -> str:
 
   The temporary name keeps ``path``'s extension (``x.png`` -> ``x.tmp.png``), so
   writers that pick the format from the name (matplotlib, PIL) or append one
-  (``np.savez``) write the same file; a crash leaves ``path`` as it was.
+  (``np.savez``) write the same file; a killed process leaves ``path`` as it
+  was (not a power cut: nothing is fsynced).
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   root, ext = os.path.splitext(path)
@@ -166,16 +173,25 @@ def read_json(path: str, fix: str = "") -> Union[Dict, List]:
 _SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "variables", "assets",
                                   "fingerprint.pb", "keras_metadata.pb"})
 
+# Written first into the temporary directory of ``write_directory_atomic`` and removed last: a
+# leftover holding it is a killed write's, deleted whatever else it holds (the writer's own
+# temporaries, such as TensorFlow's ``weights_temp/`` or ``saved_model.pb.tmp<id>``).
+_PARTIAL_MARKER = ".partial_write_directory_atomic"
+
 
 def check_directory_destination(path: str, entries, what: str) -> None:
   """Raises a ValueError unless ``path`` is absent, empty or holds only ``entries`` (a
-  directory of ``what`` written earlier, safe to replace)."""
+  directory of ``what`` written earlier, safe to replace).
+
+  ``entries`` are names or ``fnmatch`` patterns (``weights.data-*``: any number of shards).
+  """
   if not os.path.lexists(path):
     return
   if not os.path.isdir(path):
     raise ValueError(f"{path} exists and is not a directory; refusing to replace it with "
                      f"{what}: choose another path.")
-  others = sorted(set(os.listdir(path)) - set(entries))
+  others = sorted(name for name in os.listdir(path)
+                  if not any(fnmatch.fnmatchcase(name, entry) for entry in entries))
   if others:
     raise ValueError(f"{path} holds files that are not part of {what} ({', '.join(others[:5])}"
                      f"{', ...' if len(others) > 5 else ''}); refusing to replace it: choose "
@@ -202,33 +218,51 @@ def check_file_destination(path: str, starts_with: Union[str, bytes], what: str)
 
 
 def check_saved_model_destination(path: str) -> None:
-  """Raises a ValueError unless ``path`` is absent, empty or a SavedModel (safe to replace)."""
-  check_directory_destination(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
+  """Raises, before any work, the ValueError ``write_saved_model_atomic(path, ...)`` would."""
+  check_directory_write(path, _SAVED_MODEL_ENTRIES, "a SavedModel")
+
+
+def check_directory_write(path: str, entries, what: str) -> None:
+  """Raises the ValueError ``write_directory_atomic(path, ..., entries, what)`` would raise
+  before writing, and changes nothing: for checks before any work.
+
+  ``path`` and its leftovers ``path.tmp`` and ``path.old`` must each be absent,
+  empty or hold ``entries`` only, unless marked as a killed write's own.
+  """
+  path = path.rstrip("/")
+  for directory in (path, path + ".tmp", path + ".old"):
+    if not _is_partial_write(directory):
+      check_directory_destination(directory, entries, what)
 
 
 def write_directory_atomic(path: str, write: Callable[[str], None], entries, what: str) -> str:
   """``write(tmp_dir)`` writes a directory that then replaces ``path`` by renames.
 
-  ``path`` must be absent, empty or a directory of ``entries`` only (checked
-  first, as for every leftover of an earlier write); until the final rename an
-  existing one stays intact, and a write killed between the two renames is
-  undone at the next write.
+  ``path`` must be absent, empty or a directory of ``entries`` only (names or
+  ``fnmatch`` patterns), checked first. ``write`` gets an existing directory,
+  ``path.tmp``, marked as this helper's until ``write`` returns; until the final
+  rename an existing ``path`` stays intact. What a killed process leaves is
+  cleaned up by the next write: a marked ``path.tmp`` is deleted, an earlier
+  directory left as ``path.old`` between the renames is put back first, and
+  unmarked leftovers are deleted only if they hold ``entries`` alone (the names
+  may be a user's).
   """
   path = path.rstrip("/")
   tmp, old = path + ".tmp", path + ".old"
-  if not os.path.lexists(path) and os.path.isdir(old):
-    check_directory_destination(old, entries, what)
-  recover_directory(path)
-  check_directory_destination(path, entries, what)
+  check_directory_write(path, entries, what)
+  if not os.path.lexists(path) and os.path.isdir(old):  # Killed between the renames.
+    os.replace(old, path)
   for leftover in (tmp, old):
     if os.path.lexists(leftover):
-      check_directory_destination(leftover, entries, what)
       shutil.rmtree(leftover)
+  os.makedirs(tmp)
+  marker = os.path.join(tmp, _PARTIAL_MARKER)
   try:
+    open(marker, "w").close()
     write(tmp)
+    os.remove(marker)  # Complete: from here a leftover tmp holds entries only.
   except BaseException:
-    if os.path.isdir(tmp):
-      shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     raise
   if os.path.exists(path):
     os.replace(path, old)
@@ -239,20 +273,20 @@ def write_directory_atomic(path: str, write: Callable[[str], None], entries, wha
   return path
 
 
-def recover_directory(path: str) -> str:
-  """``path``, put back first if a ``write_directory_atomic`` was killed between its renames.
+def _is_partial_write(directory: str) -> bool:
+  """Whether ``directory`` is the temporary directory of a killed ``write_directory_atomic``."""
+  return (os.path.isdir(directory) and not os.path.islink(directory)
+          and os.path.isfile(os.path.join(directory, _PARTIAL_MARKER)))
 
-  That write had moved the earlier directory to ``path.old``; readers call this
-  so that they read it, not nothing. Returns the directory to read (``path.old``
-  itself if it cannot be moved back, on a read-only disk say).
+
+def directory_to_read(path: str) -> str:
+  """The directory a reader should read for ``path``: ``path.old`` if a
+  ``write_directory_atomic`` was killed between its renames (``path`` is then
+  absent), else ``path``. Nothing is moved: only the next write puts it back.
   """
   path = path.rstrip("/")
   old = path + ".old"
-  if os.path.lexists(path) or not os.path.isdir(old):
-    return path
-  try:
-    os.replace(old, path)
-  except OSError:
+  if not os.path.lexists(path) and os.path.isdir(old):
     return old
   return path
 

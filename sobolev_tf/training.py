@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 import sonnet as snt
@@ -21,7 +21,8 @@ from sobolev_tf import files
 from sobolev_tf import losses
 
 __all__ = ["multi_step", "fit_full_batch", "restore_checkpoint", "check_same_config",
-           "config_differences", "PeriodicCheckpointer", "PiecewiseLinear", "CosineDecay",
+           "config_differences", "logging_segments", "logged_steps", "multiples",
+           "PeriodicCheckpointer", "PiecewiseLinear", "CosineDecay",
            "one_cycle", "constant_rate", "learning_rate_schedule", "SCHEDULES"]
 
 StepFn = Callable[[tf.Tensor], Dict[str, tf.Tensor]]
@@ -237,7 +238,7 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str, hint: str = "
 
 def config_differences(recorded: Mapping, wanted: Mapping, ignore: Iterable[str] = ()) -> list:
   """``"key: old there, new now"`` for every key (outside ``ignore``) whose JSON value differs."""
-  ignore = set(ignore)
+  ignore = set(ignore) | {RESUMED}
   as_json = lambda c: json.loads(json.dumps({k: v for k, v in dict(c).items() if k not in ignore},
                                             sort_keys=True, default=str))
   recorded, wanted = as_json(recorded), as_json(wanted)
@@ -246,7 +247,7 @@ def config_differences(recorded: Mapping, wanted: Mapping, ignore: Iterable[str]
 
 
 def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterable[str] = (),
-                      hint: str = "", record: bool = True) -> None:
+                      hint: str = "", record: bool = True) -> dict:
   """Refuses to resume a run under another configuration; records the config of a new run.
 
   A checkpoint holds weights, not what they were trained for: resuming a
@@ -256,13 +257,17 @@ def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterab
   compared when resuming; resuming without it is refused, since nothing says
   what the checkpoint was trained for. ``ignore``: keys that may change on a
   resume (step budgets, logging, checkpoint rhythm). ``record=False`` (workers
-  other than the chief) only compares.
+  other than the chief) only compares, and only if it sees the record: a
+  worker's workdir need not be shared, and the chief, which records, refuses a
+  missing one. Returns the record (``config`` for a new run or a worker without
+  it): its ignored keys say how the run was logged (``logging_segments``).
   """
   if not resuming:
     if record:
-      files.write_text_atomic(path, json.dumps(dict(config), indent=1, sort_keys=True,
-                                               default=str) + "\n")
-    return
+      _write_record(path, config)
+    return json.loads(json.dumps(dict(config), default=str))
+  if not os.path.exists(path) and not record:
+    return json.loads(json.dumps(dict(config), default=str))
   if not os.path.exists(path):
     raise ValueError(f"{path} is missing: nothing records what the run beside it was trained "
                      "for, so it cannot be resumed under this configuration safely. Restore "
@@ -272,6 +277,55 @@ def check_same_config(path: str, config: Mapping, resuming: bool, ignore: Iterab
   if differences:
     raise ValueError(f"{os.path.dirname(path) or '.'} holds a run of another configuration "
                      f"({'; '.join(differences)}). {hint}".strip())
+  return recorded
+
+
+# In a run record: ``[step, settings]`` of each resume that changed the settings deciding which
+# steps the run logs (``logging_segments``).
+RESUMED = "resumed"
+
+
+def _write_record(path: str, record: Mapping) -> None:
+  files.write_text_atomic(path, json.dumps(dict(record), indent=1, sort_keys=True,
+                                           default=str) + "\n")
+
+
+def logging_segments(path: str, recorded: Mapping, config: Mapping, step: int,
+                     keys: Iterable[str], record: bool = True) -> List[Tuple[int, dict]]:
+  """The settings ``keys`` (those deciding which steps a run logs: ``eval_every``, say) over
+  a run resumed at ``step``, as ``[(first_step, settings), ...]``; the last is ``config``'s.
+
+  ``recorded``: what ``check_same_config`` returned for ``path``. A resume may
+  change these settings (they are among its ignored keys); the rows logged
+  before it were logged under the earlier ones, so the record at ``path`` keeps
+  each change and its step (with ``record``; workers other than the chief only read).
+  """
+  settings = lambda c: json.loads(json.dumps({k: c.get(k) for k in keys}, default=str))
+  segments = [(0, settings(recorded))] + [(int(s), settings(v))
+                                          for s, v in recorded.get(RESUMED, ())]
+  # A resume that failed after it recorded its settings, and is retried from the same step.
+  segments = [(s, v) for s, v in segments if s < step or s == 0]
+  if segments[-1][1] != settings(config):
+    segments.append((step, settings(config)))
+  resumed = [[s, v] for s, v in segments[1:]]
+  if record and resumed != recorded.get(RESUMED, []):
+    _write_record(path, dict(recorded, **{RESUMED: resumed}))
+  return segments
+
+
+def logged_steps(segments: List[Tuple[int, dict]], step: int,
+                 steps_of: Callable[[dict, int, int], Iterable[int]]) -> Set[int]:
+  """The steps up to ``step`` with rows: ``steps_of(settings, first, last)``, the steps in
+  ``(first, last]`` logged under ``settings``, for each of ``logging_segments``."""
+  ends = [first for first, _ in segments[1:]] + [step]
+  return {s for (first, settings), last in zip(segments, ends)
+          for s in steps_of(settings, first, min(last, step)) if first < s <= min(last, step)}
+
+
+def multiples(every: int, first: int, last: int) -> range:
+  """The multiples of ``every`` in ``(first, last]``: the evaluations of a run that
+  evaluates at every ``every``-th step."""
+  return range((first // every + 1) * every, last + 1, every)
 
 
 class PeriodicCheckpointer:

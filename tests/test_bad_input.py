@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -80,6 +81,8 @@ BAD_CONFIGS = [
     (regression, dict(eval_steps=(-5, 100)), r"config.eval_steps must be positive steps"),
     (regression, dict(seeds=()), r"config.seeds must be a non-empty list"),
     (regression, dict(seeds=(-1,)), r"config.seeds must be a non-empty list of integers >= 0"),
+    (regression, dict(sizes=(True,)), r"config.sizes must be a non-empty list of integers >= 1, "
+     r"got \(True,\)"),
     (regression, dict(methods=("",), extra_methods=()), r"config.methods is empty"),
     (regression, dict(derivative_weight=float("nan")), r"config.derivative_weight must be a"),
     (regression, dict(balance=1.0, standardize=False), r"config.balance needs config.standardize"),
@@ -290,6 +293,12 @@ class ResumeUnderAnotherConfigTest(tf.test.TestCase):
                                ignore=("steps",))
     with self.assertRaisesRegex(ValueError, "data: 'right' there, 'other' now"):
       training.check_same_config(path, {"lr": 1.0, "data": "other"}, resuming=True)
+    missing = os.path.join(workdir, "elsewhere", "run_config.json")
+    with self.assertRaisesRegex(ValueError, f"{missing} is missing"):
+      training.check_same_config(missing, {"lr": 1.0}, resuming=True)
+    # A worker that does not record (its workdir need not be shared) leaves that to the chief.
+    self.assertEqual(training.check_same_config(missing, {"lr": 1.0}, resuming=True,
+                                                record=False), {"lr": 1.0})
 
   def test_synthetic_gradients_finished_run_of_another_config(self):
     workdir = self.create_tempdir().full_path
@@ -409,13 +418,18 @@ class BadFlagTest(tf.test.TestCase):
           f"--data_dir={root}", f"--output_dir={root}/out", f"--merge_report={root}/none"),
          "No final.csv in the report directory"),
         (("demo.py", "--config=configs/demo.py:quick", f"--output={root}"), "is a directory"),
+        (("export_policy.py", f"--workdir={ROOT}/teachers/pong", f"--saved_model={root}/sm",
+          f"--weights_dir={root}/wd"), f"{root}/wd/weights holds files that are not part of a "
+         "teacher's weights (notes.txt)"),
     ]
+    _write(f"{root}/wd/weights/notes.txt", "a user's")
     for (args, words), result in zip(cases, run_scripts(*(args for args, _ in cases))):
       self.assertNotEqual(result.returncode, 0, msg=args)
       self.assertIn(words, result.stderr, msg=args)
       self.assertNotIn("s/step", result.stdout + result.stderr, msg=args)  # Nothing timed.
     self.assertFalse(os.path.exists(os.path.join(root, "grid", "pong")))
     self.assertFalse(os.path.exists(os.path.join(root, "report.md")))
+    self.assertFalse(os.path.exists(os.path.join(root, "sm")))  # Checked before the export.
 
   def test_teachers_report_pairs_and_evaluations(self):
     root = self.create_tempdir().full_path
@@ -437,18 +451,6 @@ class BadFlagTest(tf.test.TestCase):
       self.assertNotEqual(result.returncode, 0, msg=args)
       self.assertIn(words, result.stderr, msg=args)
     self.assertFalse(os.path.exists(os.path.join(root, "other", "teachers.md")))
-
-  def test_weights_written_beside_an_unrelated_tmp_directory(self):
-    root = self.create_tempdir().full_path
-    unrelated = os.path.join(root, "pong.tmp")
-    os.makedirs(unrelated)
-    with open(os.path.join(unrelated, "important.txt"), "w") as f:
-      f.write("keep")
-    net = kill.fixed_teacher(3, seed=0)
-    train_teacher.save_teacher_weights(net, os.path.join(root, "pong"))
-    with open(os.path.join(unrelated, "important.txt")) as f:
-      self.assertEqual(f.read(), "keep")
-    self.assertEqual(sorted(os.listdir(root)), ["pong", "pong.tmp"])
 
   def test_teacher_of_another_game_than_the_data(self):
     root = self.create_tempdir().full_path
@@ -485,6 +487,14 @@ def _read(path):
     return f.read()
 
 
+def _whole_teacher(seed):
+  """A teacher of pong with every variable built (``load_teacher`` restores the value head
+  too), its policy's weights drawn from ``seed``."""
+  net = kill.fixed_teacher(3, seed=seed)
+  net.logits_and_value(tf.zeros([1, 84, 84, 4], tf.uint8))
+  return net
+
+
 def _sg_run(workdir, method="backprop", config_name="cifar10_cpu", **result):
   """A finished run of scripts/synthetic_gradients.py as its trainer leaves it."""
   config = sg_configs.get_config(config_name).to_dict()
@@ -510,14 +520,19 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
             _write(f"{root}/notes.md", notes), _write(f"{root}/bench.md", section("steps")),
             _write(f"{root}/peers.md", section("peers")), _write(f"{root}/t/teachers.md", notes),
             _write(f"{root}/out.json", notes), _write(f"{root}/keep.gif", notes),
+            _write(f"{root}/run_config.json", json.dumps({"learning_rate": 0.1})),
             _write(f"{root}/grid_out/figure4.md", "# Policy distillation (section 4.2, Figure 4)")]
     before = [_read(path) for path in kept]
     _write(f"{root}/pong/episodes.csv", "frames,score,length\n")
+    _write(f"{root}/student/curves.csv", "step,split,action_error,kl\n2,test,0.5,0.1\n")
+    _write(f"{root}/student/result.json", json.dumps({"method": "regular", "steps": 2}))
     os.makedirs(f"{root}/empty")
     os.makedirs(f"{root}/grid")
     cases = [
         (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/sg/cifar10"),
          f"No finished run in {root}/empty: refusing to replace {root}/sg/cifar10.md"),
+        (("sg_report.py", f"--workdir={root}/student", f"--output={root}/sg/cifar10"),
+         f"No finished run in {root}/student: refusing to replace {root}/sg/cifar10.md"),
         (("sg_report.py", f"--workdir={root}/empty", f"--output={root}/notes"),
          f"{root}/notes.md exists and is not a report written earlier"),
         (("demo.py", "--config=configs/demo.py:quick", f"--output={root}/notes.md"),
@@ -528,6 +543,10 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
          f"{root}/t/teachers.md exists and is not a report written earlier"),
         (("evaluate_policy.py", f"--workdir={ROOT}/teachers/pong", f"--output={root}/out.json"),
          f"{root}/out.json exists and is not a result written earlier"),
+        (("evaluate_policy.py", f"--workdir={ROOT}/teachers/pong",
+          f"--output={root}/run_config.json"),
+         f"{root}/run_config.json exists and is not a result written earlier ({root}/"
+         "run_config.json: mean must be a number, got None."),
         (("play_policy.py", f"--saved_model={ROOT}/teachers/pong/saved_model",
           f"--gif={root}/keep.gif"), f"{root}/keep.gif exists and is not a GIF written earlier"),
         (("distill_grid.py", "--config=configs/distill.py:grid_quick", "--report_only",
@@ -539,26 +558,80 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
       self.assertIn(words, result.stderr, msg=args)
     self.assertEqual([_read(path) for path in kept], before)
     self.assertEqual(sorted(os.listdir(f"{root}/sg")), ["cifar10.md"])
+    from sobolev_tf.atari import evaluation  # pylint: disable=g-import-not-at-top
+    for ours in ("evaluation.json", "evaluation30.json"):  # Results are replaced.
+      evaluation.check_result_destination(os.path.join(ROOT, "teachers", "pong", ours))
 
   def test_teacher_weights_survive_a_kill_between_the_two_renames(self):
     root = self.create_tempdir().full_path
     shipped, _ = train_teacher.load_teacher(os.path.join(ROOT, "teachers", "pong"), "pong")
     path = train_teacher.save_teacher_weights(shipped, os.path.join(root, "pong"))
+    directory = os.path.dirname(path)
     frames = tf.zeros([1, 84, 84, 4], tf.uint8)
     replace = os.replace
 
     def killed_at_the_last_rename(src, dst):
-      if dst == os.path.dirname(path):  # The new weights' move into place.
+      if dst == directory:  # The new weights' move into place.
         raise KeyboardInterrupt
       replace(src, dst)
 
     with mock.patch.object(os, "replace", killed_at_the_last_rename):
       with self.assertRaises(KeyboardInterrupt):
-        train_teacher.save_teacher_weights(kill.fixed_teacher(3, seed=1),
+        train_teacher.save_teacher_weights(_whole_teacher(seed=1),
                                            os.path.join(root, "pong"))
     loaded, loaded_path = train_teacher.load_teacher(os.path.join(root, "pong"), "pong")
-    self.assertEqual(loaded_path, path)  # The earlier weights, put back.
+    self.assertEqual(loaded_path, os.path.join(directory + ".old", "weights"))  # The earlier.
     self.assertAllClose(loaded(frames), shipped(frames))
+    self.assertFalse(os.path.exists(directory))  # A reader moves nothing.
+    newer = _whole_teacher(seed=2)
+    self.assertEqual(train_teacher.save_teacher_weights(newer, os.path.join(root, "pong")), path)
+    self.assertEqual(sorted(os.listdir(os.path.join(root, "pong"))), ["weights"])
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        newer(frames))
+
+  def test_teacher_weights_saved_again_after_a_save_killed_while_writing(self):
+    root = self.create_tempdir().full_path
+    directory = os.path.join(root, "pong", "weights")
+    earlier = _whole_teacher(seed=0)
+    train_teacher.save_teacher_weights(earlier, os.path.join(root, "pong"))
+
+    class KilledCheckpoint:  # Dies as tf.train.Checkpoint.write can: its shards half written.
+      def __init__(self, **unused):
+        pass
+
+      def write(self, prefix):
+        _write(f"{prefix}_temp/part-00000-of-00001.data-00000-of-00001", "half")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    pid = os.fork()  # The child runs no TensorFlow op: only Python file operations.
+    if pid == 0:
+      try:
+        with mock.patch.object(tf.train, "Checkpoint", KilledCheckpoint):
+          train_teacher.save_teacher_weights(earlier, os.path.join(root, "pong"))
+      finally:
+        os._exit(1)
+    self.assertEqual(os.waitpid(pid, 0)[1], signal.SIGKILL)
+    self.assertIn("weights_temp", os.listdir(directory + ".tmp"))  # What the kill left.
+    frames = tf.zeros([1, 84, 84, 4], tf.uint8)
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        earlier(frames))
+    newer = _whole_teacher(seed=1)
+    train_teacher.save_teacher_weights(newer, os.path.join(root, "pong"))
+    self.assertEqual(sorted(os.listdir(os.path.join(root, "pong"))), ["weights"])
+    self.assertAllClose(train_teacher.load_teacher(os.path.join(root, "pong"), "pong")[0](frames),
+                        newer(frames))
+
+  def test_weights_beside_directories_of_the_temporary_names(self):
+    for leftover in ("weights.tmp", "weights.old"):
+      with self.subTest(leftover=leftover):
+        root = self.create_tempdir().full_path
+        train_teacher.save_teacher_weights(_whole_teacher(seed=0), root)
+        users = _write(os.path.join(root, leftover, "important.txt"), "keep")
+        with self.assertRaisesRegex(ValueError, f"{root}/{leftover} holds files that are not "
+                                    r"part of a teacher's weights \(important.txt\)"):
+          train_teacher.save_teacher_weights(_whole_teacher(seed=1), root)
+        self.assertEqual(_read(users), "keep")
+        self.assertEqual(sorted(os.listdir(root)), ["weights", leftover])
 
 
 class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
@@ -625,6 +698,12 @@ class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
          f"{root}/evaluation.json: mean must be a number, got 'high'"),
         (lambda: files.read_csv(_write(f"{root}/short.csv", "a,b,c\n1,2\n")),
          f"Malformed CSV file {root}/short.csv, line 2: 2 cells for 3 columns"),
+        (lambda: files.read_csv(_write(f"{root}/long.csv", "a,b\n1,2,3\n")),
+         f"Malformed CSV file {root}/long.csv, line 2: 3 cells for 2 columns"),
+        (lambda: distill_grid.final_validation_kl(os.path.dirname(_write(
+            f"{root}/run/curves.csv", "step,split,action_error,kl\n2,validation,0.5,0.1\n"
+            "2,test,0.5,0.1\n2,validation,0.5,0.1\n"))),
+         rf"{root}/run/curves.csv holds step 2 twice for \{{'split': 'validation'\}}"),
     ]
     for read, words in cases:
       with self.subTest(words=words):
@@ -648,7 +727,7 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
     shutil.copytree(cache, workdir)
     return workdir
 
-  def _distill(self, workdir, num_steps=6):
+  def _distill(self, workdir, num_steps=6, **overrides):
     data = os.path.join(self.get_temp_dir(), "pong.npz")
     if not os.path.exists(data):
       writer = dataset.StackedFrameWriter()
@@ -657,8 +736,9 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
                    i % 2 == 0)
       dataset.save(writer.build({"game": "pong"}), data)
     config = distill_configs.get_config("quick")
-    config.update(method="regular", data_path=data, num_steps=num_steps, eval_every=2,
-                  checkpoint_minutes=0.0, train_fraction=0.5, validation_fraction=0.25)
+    config.update(dict(dict(method="regular", data_path=data, num_steps=num_steps, eval_every=2,
+                            checkpoint_minutes=0.0, train_fraction=0.5,
+                            validation_fraction=0.25), **overrides))
     distill.train_and_evaluate(config, workdir, log=lambda s: None)
 
   def _teacher(self, workdir, total_frames=80):
@@ -666,10 +746,11 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
     config.total_frames = total_frames
     train_teacher.train_and_evaluate(config, workdir, log=lambda s: None)
 
-  def _regression(self, workdir, num_steps=4):
+  def _regression(self, workdir, num_steps=4, **overrides):
     config = regression_configs.get_config("quick")
-    config.update(hidden_sizes=(4,), num_steps=num_steps, steps_per_call=1, eval_steps=(1, 2),
-                  num_test=10, grid_resolution=0, checkpoint_minutes=0.0)
+    config.update(dict(dict(hidden_sizes=(4,), num_steps=num_steps, steps_per_call=1,
+                            eval_steps=(1, 2), num_test=10, grid_resolution=0,
+                            checkpoint_minutes=0.0), **overrides))
     experiment.train_group([experiment.Run("booth", 20, "sobolev", 0)], config, workdir,
                            log=lambda s: None)
 
@@ -700,6 +781,8 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
         ("regression", curves, os.remove, r"n20_relu_order1.csv is missing"),
         ("regression", curves, lambda p: drop_lines(p, 1), r"n20_relu_order1.csv has no row at "
          r"step 1"),
+        ("regression", curves, lambda p: repeat_line(p, 1), r"n20_relu_order1.csv holds step 1 "
+         r"twice for \{'function': 'booth'"),
         ("regression", "checkpoints/n20_relu_order1/run_config.json", os.remove,
          r"run_config.json is missing"),
     ]
@@ -715,6 +798,37 @@ class ResumeChecksItsRecordsTest(tf.test.TestCase):
           resume(workdir)
     for name, (first, resume) in trainers.items():  # Untouched, each resumes.
       resume(self._finished(name, first))
+
+  def test_pricing_cells_without_their_record(self):
+    from configs import pricing as pricing_configs  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.pricing import experiment as pricing  # pylint: disable=g-import-not-at-top
+    workdir = self.create_tempdir().full_path
+    header = ",".join(pricing.CSV_COLUMNS) + "\n"  # A run that had fitted no cell yet.
+    cells = _write(os.path.join(workdir, "cells.csv"), header)
+    with self.assertRaisesRegex(ValueError, f"{workdir}/run_config.json is missing: nothing "
+                                "records what the run beside it was trained for"):
+      pricing.run_cells([], pricing_configs.get_config("quick"), workdir)
+    self.assertEqual(sorted(os.listdir(workdir)), ["cells.csv"])
+    self.assertEqual(_read(cells), header)
+
+
+  def test_resumes_under_other_evaluation_settings(self):
+    steps = lambda path: sorted({int(line.split(",")[0]) for line in _read(path).splitlines()[1:]})
+    workdir = self._finished("distill", self._distill)  # Evaluated at 2, 4, 6.
+    self._distill(workdir, num_steps=12, eval_every=3)  # At 9 and 12.
+    self._distill(workdir, num_steps=14, eval_every=2)  # At 14.
+    curves = os.path.join(workdir, "curves.csv")
+    self.assertEqual(steps(curves), [2, 4, 6, 9, 12, 14])
+    lines = _read(curves).splitlines(True)
+    _write(curves, "".join(line for line in lines if not line.startswith("9,")))
+    with self.assertRaisesRegex(ValueError, "curves.csv has no row at step 9"):
+      self._distill(workdir, num_steps=16, eval_every=4)  # Still checked, under its settings.
+
+    workdir = self._finished("regression", self._regression)  # At 1, 2 and 4 (the last).
+    self._regression(workdir, num_steps=8, steps_per_call=2, eval_steps=(5,))  # At 6 and 8.
+    self._regression(workdir, num_steps=10, steps_per_call=1, eval_steps=(1, 2, 9))  # 9, 10.
+    self.assertEqual(steps(os.path.join(workdir, "curves", "n20_relu_order1.csv")),
+                     [1, 2, 4, 6, 8, 9, 10])
 
 
 class SelectionsAndMismatchesTest(tf.test.TestCase):

@@ -1,6 +1,7 @@
 """Atomic writes: every writer's output lands under the name asked for, nothing left behind."""
 
 import os
+import signal
 
 import matplotlib
 matplotlib.use("Agg")
@@ -63,6 +64,45 @@ class FilesTest(tf.test.TestCase):
       files.write_atomic(path, failing)
     with open(path) as f:
       self.assertEqual(f.read(), "old")
+
+  def test_a_directory_write_killed_while_writing_is_cleaned_up_by_the_next(self):
+    path = os.path.join(self.create_tempdir().full_path, "served")
+
+    def save(tmp, text="model"):
+      with open(os.path.join(tmp, "saved_model.pb"), "w") as f:
+        f.write(text)
+
+    files.write_saved_model_atomic(path, save)
+
+    def killed(tmp):  # Leaves what tf.saved_model.save leaves: a temporary of its own.
+      with open(os.path.join(tmp, "saved_model.pb.tmp1f2e3d"), "w") as f:
+        f.write("half")
+      os.kill(os.getpid(), signal.SIGKILL)
+
+    pid = os.fork()
+    if pid == 0:
+      try:
+        files.write_saved_model_atomic(path, killed)
+      finally:
+        os._exit(1)
+    self.assertEqual(os.waitpid(pid, 0)[1], signal.SIGKILL)
+    self.assertIn("saved_model.pb.tmp1f2e3d", os.listdir(path + ".tmp"))
+    files.write_saved_model_atomic(path, lambda tmp: save(tmp, "newer"))
+    self.assertEqual(sorted(os.listdir(os.path.dirname(path))), ["served"])
+    self.assertEqual(os.listdir(path), ["saved_model.pb"])
+    with open(os.path.join(path, "saved_model.pb")) as f:
+      self.assertEqual(f.read(), "newer")
+
+  def test_entries_are_patterns(self):
+    path = os.path.join(self.create_tempdir().full_path, "weights")
+    os.makedirs(path)
+    for name in ("weights.index", "weights.data-00000-of-00002", "weights.data-00001-of-00002"):
+      open(os.path.join(path, name), "w").close()
+    files.check_directory_destination(path, ("weights.index", "weights.data-*"), "weights")
+    open(os.path.join(path, "notes.txt"), "w").close()
+    with self.assertRaisesRegex(ValueError, r"weights holds files that are not part of weights "
+                                r"\(notes.txt\)"):
+      files.check_directory_destination(path, ("weights.index", "weights.data-*"), "weights")
 
 
 if __name__ == "__main__":

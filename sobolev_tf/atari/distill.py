@@ -224,8 +224,8 @@ def train_and_evaluate(config, workdir: str,
                              step=distiller.step, wall_seconds=seconds)
   manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=1)
   held = {k: data.meta.get(k) for k in ("game", "num_states", "seed", "teacher_checkpoint")}
-  training.check_same_config(os.path.join(workdir, "run_config.json"),
-                             dict(config.to_dict(), data=held),
+  record_path = os.path.join(workdir, "run_config.json")
+  recorded = training.check_same_config(record_path, dict(config.to_dict(), data=held),
                              resuming=manager.latest_checkpoint is not None,
                              ignore=resumable_keys(config), hint="Use another --workdir.")
   eval_index = {"test": splits.test[:config.max_eval_states],
@@ -235,10 +235,14 @@ def train_and_evaluate(config, workdir: str,
                          tf.constant(data.log_probs[splits.train[:1]]))  # Builds slots.
     restore_checkpoint(ckpt, manager.latest_checkpoint)
   start_step = int(distiller.step.numpy())
-  metrics_log = loggers.MetricsLogger(workdir, "curves.csv", CURVE_COLUMNS, types=CURVE_TYPES,
-                                      start_step=start_step, key_columns=("split",),
-                                      expected_steps=range(config.eval_every, start_step + 1,
-                                                           config.eval_every))
+  # The rows before the restored step were logged under the eval_every of their time.
+  segments = training.logging_segments(record_path, recorded, config.to_dict(), start_step,
+                                       ("eval_every",))
+  metrics_log = loggers.MetricsLogger(
+      workdir, "curves.csv", CURVE_COLUMNS, types=CURVE_TYPES, start_step=start_step,
+      key_columns=("split",), expected_steps=training.logged_steps(
+          segments, start_step, lambda s, first, last: training.multiples(s["eval_every"],
+                                                                          first, last)))
   progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step)
   log = log or progress.write
   if start_step:

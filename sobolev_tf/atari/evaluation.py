@@ -8,12 +8,13 @@ stochastic A3C policies were evaluated) or its most probable action.
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Dict
+import os
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from sobolev_tf import checks
 from sobolev_tf import files
 from sobolev_tf.atari import games
 
@@ -64,19 +65,30 @@ def evaluate_policy(logits_fn: Callable[[tf.Tensor], tf.Tensor], game: str,
               greedy=greedy)
 
 
-def read_result(path: str, game: str) -> Dict:
+def read_result(path: str, game: Optional[str]) -> Dict:
   """A result of ``evaluate_policy`` read back (``scripts/evaluate_policy.py --output``).
 
-  Errors name ``path``: not JSON, a score missing or not a number, another game.
+  Errors name ``path``: not JSON, a score missing or not a number, another game
+  than ``game`` (None: any).
   """
   fix = "Write it with scripts/evaluate_policy.py --output."
   result = files.read_json(path, fix)
   if not isinstance(result, dict):
     raise ValueError(f"{path} holds {type(result).__name__}, not an evaluation. {fix}")
   for key in ("mean", "std", "episodes"):
-    value = result.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-      raise ValueError(f"{path}: {key} must be a number, got {value!r}. {fix}")
-  if result.get("game", game) != game:
+    checks.check_number(result.get(key), f"{path}: {key}", fix=fix)
+  if game is not None and result.get("game", game) != game:
     raise ValueError(f"{path} evaluates {result['game']}, not {game}.")
   return result
+
+
+def check_result_destination(path: str) -> None:
+  """Refuses, before any game, to replace ``path`` unless it is absent, empty or an
+  evaluation result (``read_result``): a run record or another JSON file is kept."""
+  if not os.path.isfile(path) or not os.path.getsize(path):
+    return
+  try:
+    read_result(path, None)
+  except ValueError as e:
+    raise ValueError(f"{path} exists and is not a result written earlier ({e}); refusing to "
+                     "replace it: choose another path, or move that file away.") from e

@@ -66,7 +66,7 @@ def load_policy(path: str, game: Optional[str] = None):
   ``path`` if it is not such a SavedModel (another export, a directory of
   other files) or, with ``game``, if it plays another game.
   """
-  path = files.recover_directory(path)
+  path = files.directory_to_read(path)
   if not os.path.isdir(path) or not tf.saved_model.contains_saved_model(path):
     raise ValueError(f"No SavedModel directory at {path}; export one with "
                      "scripts/export_policy.py.")

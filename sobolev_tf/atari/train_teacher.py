@@ -79,7 +79,7 @@ def make_checkpoint(learner: a2c.A2CLearner):
 def _weights_path(directory: str) -> Optional[str]:
   """The weights-only checkpoint in ``directory``, if any: ``weights/weights`` (written by
   ``save_teacher_weights``), else ``weights`` (the layout before it had its own directory)."""
-  inner = files.recover_directory(os.path.join(directory, WEIGHTS))
+  inner = files.directory_to_read(os.path.join(directory, WEIGHTS))
   for prefix in (os.path.join(inner, WEIGHTS), os.path.join(directory, WEIGHTS)):
     if os.path.exists(prefix + ".index"):
       return prefix
@@ -113,8 +113,15 @@ def load_teacher(workdir: str, game: str):
   return learner.net, path
 
 
-# What ``save_teacher_weights`` writes in ``<directory>/weights/``.
-_WEIGHT_FILES = (WEIGHTS + ".index", WEIGHTS + ".data-00000-of-00001")
+# What ``save_teacher_weights`` writes in ``<directory>/weights/`` (one data file per shard).
+_WEIGHT_FILES = (WEIGHTS + ".index", WEIGHTS + ".data-*")
+
+
+def check_weights_destination(directory: str) -> None:
+  """Raises, before any work, the ValueError ``save_teacher_weights(net, directory)`` would
+  (``directory/weights`` or its leftovers holding other files)."""
+  files.check_directory_write(os.path.join(directory.rstrip("/"), WEIGHTS), _WEIGHT_FILES,
+                              "a teacher's weights")
 
 
 def save_teacher_weights(net: tf.Module, directory: str) -> str:

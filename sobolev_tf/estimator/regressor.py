@@ -640,7 +640,6 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
     network = self.network_
 
     def write(directory):
-      os.makedirs(directory)
       keras.saving.save_model(network, os.path.join(directory, "network.keras"))
       files.write_text_atomic(os.path.join(directory, "estimator.json"),
                               json.dumps(state, indent=1))
@@ -650,7 +649,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
   @classmethod
   def load(cls, path: str) -> "SobolevRegressor":
     """The estimator ``save`` wrote to ``path``."""
-    path = files.recover_directory(path)
+    path = files.directory_to_read(path)
     state_path = os.path.join(path, "estimator.json")
     state = files.read_json(state_path, f"{path} is not a saved SobolevRegressor: write one "
                             "with SobolevRegressor.save(path).")

@@ -400,10 +400,7 @@ def _check_config(config) -> None:
   if config.num_steps % config.steps_per_call:
     raise ValueError(f"config.num_steps ({config.num_steps}) must be a multiple of "
                      f"config.steps_per_call ({config.steps_per_call}).")
-  checks.check_config(config, widths=("hidden_sizes",), seeds=("seeds",))
-  if not len(config.sizes) or not all(isinstance(v, int) and v >= 1 for v in config.sizes):
-    raise ValueError(f"config.sizes must be a non-empty list of integers >= 1, got "
-                     f"{config.sizes}.")
+  checks.check_config(config, widths=("hidden_sizes",), seeds=("seeds",), counts=("sizes",))
   if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
              for s in config.eval_steps):
     raise ValueError(f"config.eval_steps must be positive steps, got {config.eval_steps}.")
@@ -413,6 +410,13 @@ def _check_config(config) -> None:
   if not _names(config.methods) + _names(config.extra_methods) + _names(
       config.second_order_methods):
     raise ValueError("config.methods is empty: no run to train.")
+
+
+def _evaluated_steps(settings: dict, first: int, last: int) -> set:
+  """The steps in ``(first, last]`` with rows, for calls of ``steps_per_call`` steps from
+  ``first``: an evaluation is logged at the end of the call that passes its step."""
+  spc = settings["steps_per_call"]
+  return {first + -(-(s - first) // spc) * spc for s in settings["eval_steps"] if s > first}
 
 
 def check_grid(runs: Sequence[Run], config) -> None:
@@ -447,8 +451,8 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
     checkpoint_dir = os.path.join(workdir, "checkpoints", name)
     manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=1)
     hint = f"Delete {checkpoint_dir} to start this group again, or use another --workdir."
-    check_same_config(os.path.join(checkpoint_dir, "run_config.json"),
-                      _recorded_config(config, runs),
+    record_path = os.path.join(checkpoint_dir, "run_config.json")
+    recorded = check_same_config(record_path, _recorded_config(config, runs),
                       resuming=manager.latest_checkpoint is not None,
                       ignore=resumable_keys(config), hint=hint)
     if manager.latest_checkpoint:
@@ -458,12 +462,15 @@ def train_group(runs: Sequence[Run], config, workdir: Optional[str] = None,
     raise ValueError(f"{manager.latest_checkpoint} is at step {start_step}, beyond num_steps "
                      f"({config.num_steps}); use a fresh --workdir for a shorter run.")
   spc = config.steps_per_call
+  expected_steps = ()
+  if workdir:  # The rows before the restored step were logged under the settings of their time.
+    segments = training.logging_segments(record_path, recorded, config.to_dict(), start_step,
+                                         ("eval_steps", "steps_per_call"))
+    expected_steps = training.logged_steps(segments, start_step, _evaluated_steps)
   metrics_log = loggers.MetricsLogger(
       workdir and os.path.join(workdir, "curves"), f"{name}.csv", CURVE_COLUMNS,
       types=_CURVE_TYPES, start_step=start_step, tensorboard=False,
-      key_columns=("function", "num_train", "method", "seed"),
-      # An evaluation is logged at the end of the call that passes its step.
-      expected_steps={-(-s // spc) * spc for s in config.eval_steps})
+      key_columns=("function", "num_train", "method", "seed"), expected_steps=expected_steps)
   tensorboard = loggers.MetricsLogger(workdir and os.path.join(workdir, "tb"),
                                       tensorboard_dir=name)
   own_progress = progress is None

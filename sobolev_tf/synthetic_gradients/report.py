@@ -85,10 +85,8 @@ def _check_result(result: Dict, path: str) -> None:
     raise ValueError(f"{path}: steps must be a positive integer, got {steps!r}; the file is not "
                      "the trainer's, or was edited.")
   for key in ("test_top1", "test_top5"):
-    value = result.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-      raise ValueError(f"{path}: {key} must be a fraction in [0, 1], got {value!r}; the file is "
-                       "not the trainer's, or was edited.")
+    checks.check_number(result.get(key), f"{path}: {key}", "a fraction in [0, 1]", low=0, high=1,
+                        fix="The file is not the trainer's, or was edited.")
 
 
 def check_named_config(named: Dict, runs: Sequence[tuple], config_name: str) -> None:

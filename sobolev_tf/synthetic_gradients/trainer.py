@@ -216,7 +216,8 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
                              module_optimizer=module_opt, train_iterator=iterator)
   manager = tf.train.CheckpointManager(ckpt, _checkpoint_dir(workdir, chief), max_to_keep=2)
   # The device layout decides the per-replica batch and BatchNorm statistics.
-  training.check_same_config(os.path.join(workdir, "run_config.json"),
+  record_path = os.path.join(workdir, "run_config.json")
+  recorded = training.check_same_config(record_path,
                              dict(config.to_dict(), replicas=replicas, machines=shard[0]),
                              resuming=manager.latest_checkpoint is not None,
                              ignore=RESUMABLE_KEYS, hint="Use another --workdir.", record=chief)
@@ -265,10 +266,14 @@ def train_and_evaluate(config, workdir: str, data_dir: Optional[str] = None,
       metrics = one_step(iterator)
     return metrics
 
-  metrics_log = loggers.MetricsLogger(workdir, "curve.csv", CURVE_COLUMNS, types=CURVE_TYPES,
-                                      start_step=start_step, enabled=chief,
-                                      expected_steps=range(config.eval_every, start_step + 1,
-                                                           config.eval_every))
+  # The rows before the restored step were logged under the eval_every of their time.
+  segments = training.logging_segments(record_path, recorded, config.to_dict(), start_step,
+                                       ("eval_every",), record=chief)
+  metrics_log = loggers.MetricsLogger(
+      workdir, "curve.csv", CURVE_COLUMNS, types=CURVE_TYPES, start_step=start_step,
+      enabled=chief, expected_steps=training.logged_steps(
+          segments, start_step, lambda s, first, last: training.multiples(s["eval_every"],
+                                                                          first, last)))
   progress = loggers.Progress(config.num_steps, f"[{config.method}]", initial=start_step,
                               log_seconds=config.log_seconds, enabled=chief)
   log = log or progress.write

@@ -122,6 +122,16 @@ class TrainerTest(tf.test.TestCase, parameterized.TestCase):
                                 r"\(learning_rate: 0.1 there, 0.5 now\)"):
       train(config, workdir)
 
+  def test_resumes_under_other_evaluation_settings(self):
+    workdir = self.create_tempdir().full_path
+    for num_steps, eval_every, steps_per_call in ((4, 2, 2), (10, 5, 1), (12, 2, 2)):
+      result, _ = train(quick_config("backprop", num_steps=num_steps, eval_every=eval_every,
+                                     steps_per_call=steps_per_call), workdir)
+      self.assertEqual(result["steps"], num_steps)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      steps = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+    self.assertEqual(steps, ["2", "4", "5", "10", "12"])
+
   def test_killed_after_the_last_checkpoint_writes_each_step_once(self):
     workdir = self.create_tempdir().full_path
     config = quick_config("noprop", num_steps=4, eval_every=2)
