@@ -38,6 +38,7 @@ from sobolev_tf.atari import networks  # pylint: disable=g-import-not-at-top
 from sobolev_tf import regression  # pylint: disable=g-import-not-at-top
 from sobolev_tf import optimizers  # pylint: disable=g-import-not-at-top
 from sobolev_tf.files import write_section  # pylint: disable=g-import-not-at-top
+from sobolev_tf.files import SECTIONS_START  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "results/benchmarks.md", "Markdown file to write ('' to skip).")
@@ -489,7 +490,7 @@ def main(argv):
                      f"{FLAGS.output or 'the report'} would lose its tables. Name cases from "
                      f"{sorted(cases)}.")
   if FLAGS.output:
-    checks.check_output_file(FLAGS.output, "report")
+    checks.check_output_file(FLAGS.output, "report", starts_with=SECTIONS_START)
   for name in FLAGS.cases:
     spc = FLAGS.steps_per_call if name == "regression" else max(1, FLAGS.steps_per_call // 20)
     rows.extend(run_case(name, cases[name], spc))

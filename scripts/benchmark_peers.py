@@ -495,7 +495,8 @@ def main(argv):
                          f"{FLAGS.sizes}.")
   sizes = [int(s) for s in FLAGS.sizes]
   if FLAGS.output:
-    checks.check_output_file(FLAGS.output, "benchmark report", ".md")
+    checks.check_output_file(FLAGS.output, "benchmark report", ".md",
+                             starts_with=files.SECTIONS_START)
   if "jenn" in FLAGS.cases:
     unknown = sorted(set(checks.check_distinct(FLAGS.jenn_problems, "--jenn_problems"))
                      - set(JENN_PROBLEMS))

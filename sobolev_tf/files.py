@@ -20,7 +20,13 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 __all__ = ["write_atomic", "write_text_atomic", "write_csv", "read_csv", "read_json", "load_npz",
            "write_section", "save_figure_atomic", "save_npz_atomic", "write_saved_model_atomic",
            "check_saved_model_destination", "write_directory_atomic", "check_directory_destination",
-           "check_file_destination", "check_directory_write", "directory_to_read"]
+           "check_file_destination", "check_directory_write", "directory_to_read",
+           "SECTIONS_START", "PNG_START"]
+
+# How a PNG file (``save_figure_atomic``'s default format) starts.
+PNG_START = b"\x89PNG"
+# How a Markdown file of ``write_section``'s sections starts (its first section's first line).
+SECTIONS_START = "<!-- section: "
 
 
 def write_atomic(path: str, write: Callable[[str], None]) -> str:
@@ -93,9 +99,12 @@ def write_section(path: str, name: str, text: str) -> None:
   """Replaces the section ``name`` of the Markdown file ``path`` (or appends it), atomically.
 
   A section runs from the line ``<!-- section: name -->`` to ``<!-- end of section: name -->``;
-  scripts that share one report each keep their own section of it.
+  scripts that share one report each keep their own section of it. An existing file that
+  does not start with a section (``SECTIONS_START``) is not such a report: it is refused
+  (``check_file_destination``), not added to.
   """
-  begin, end = f"<!-- section: {name} -->", f"<!-- end of section: {name} -->"
+  check_file_destination(path, SECTIONS_START, "a Markdown file of named sections")
+  begin, end = f"{SECTIONS_START}{name} -->", f"<!-- end of section: {name} -->"
   block = f"{begin}\n{text.rstrip()}\n{end}\n"
   old = ""
   if os.path.exists(path):

@@ -634,6 +634,183 @@ class NothingWrittenIsLostTest(tf.test.TestCase):
         self.assertEqual(sorted(os.listdir(root)), ["weights", leftover])
 
 
+def _tiny_regression(config):
+  """``config`` (a regression config) shrunk to one cell of a few steps."""
+  config.update(dict(functions=("booth",), sizes=(20,), seeds=(0,), hidden_sizes=(4,),
+                     num_steps=4, steps_per_call=2, eval_steps=(2,), num_test=10,
+                     grid_resolution=0, checkpoint_minutes=0.0, second_order_sizes=(),
+                     jit_compile=False))
+  return config
+
+
+class ReportsReplaceOnlyTheirOwnTest(tf.test.TestCase):
+  """Report writers replace their own earlier files and refuse, before any work, others."""
+
+  def test_scripts_refuse_files_they_do_not_own(self):
+    root = self.create_tempdir().full_path
+    notes = "notes, not a report\n"
+    kept = {name: _write(f"{root}/{name}", notes) for name in (
+        "fig/figure2.md", "fig_png/curves.png", "sens/sensitivity_curves.csv",
+        "conv/convergence.md", "pricing/table.md", "pricing_png/dimension.png",
+        "pricing_json/surrogate_market.json", "pricing_model/surrogate/notes.txt",
+        "bench/notes.md", "peers/notes.md")}
+    figure2 = ("reproduce_figure2.py", "--config=configs/regression.py:quick")
+    pricing = ("pricing.py", "--config=configs/pricing.py:quick")
+    cases = [
+        ((*figure2, f"--workdir={root}/w/fig", f"--output_dir={root}/fig"), "fig/figure2.md"),
+        ((*figure2, f"--workdir={root}/w/fig_png", f"--output_dir={root}/fig_png"),
+         "fig_png/curves.png"),
+        (("regression_sensitivity.py", "--config=configs/regression_sensitivity.py:quick",
+          f"--workdir={root}/w/sens", f"--output_dir={root}/sens"),
+         "sens/sensitivity_curves.csv"),
+        (("regression_convergence.py", "--config=configs/regression_convergence.py:quick",
+          f"--workdir={root}/w/conv", f"--output_dir={root}/conv"), "conv/convergence.md"),
+        ((*pricing, f"--workdir={root}/w/pricing", f"--output_dir={root}/pricing"),
+         "pricing/table.md"),
+        ((*pricing, f"--workdir={root}/w/pricing_png", f"--output_dir={root}/pricing_png"),
+         "pricing_png/dimension.png"),
+        ((*pricing, f"--workdir={root}/w/pricing_json", f"--output_dir={root}/pricing_json"),
+         "pricing_json/surrogate_market.json"),
+        (("benchmark.py", "--cases=regression", f"--output={root}/bench/notes.md"),
+         "bench/notes.md"),
+        (("benchmark_peers.py", "--cases=profile", f"--output={root}/peers/notes.md"),
+         "peers/notes.md"),
+    ]
+    for (args, name), result in zip(cases, run_scripts(*(args for args, _ in cases))):
+      self.assertNotEqual(result.returncode, 0, msg=args)
+      self.assertIn(f"{root}/{name} exists and is not a", result.stderr, msg=args)
+    result, = run_scripts((*pricing, f"--workdir={root}/w/pricing_model",
+                           f"--output_dir={root}/pricing_model"))
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn(f"{root}/pricing_model/surrogate holds files that are not part of a "
+                  "SavedModel (notes.txt)", result.stderr)
+    for path in kept.values():
+      self.assertEqual(_read(path), notes)
+    for workdir in os.listdir(f"{root}/w"):  # Refused before any training.
+      self.assertEqual(os.listdir(f"{root}/w/{workdir}"), [], msg=workdir)
+    for directory in ("fig", "sens", "conv", "pricing", "bench", "peers"):  # Nothing written.
+      self.assertLen(os.listdir(f"{root}/{directory}"), 1, msg=directory)
+
+  def test_reports_rerun_into_their_own_earlier_output(self):
+    from configs import pricing as pricing_configs  # pylint: disable=g-import-not-at-top
+    from configs import regression_convergence  # pylint: disable=g-import-not-at-top
+    from configs import regression_sensitivity  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.pricing import experiment as pricing  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.regression import convergence  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.regression import sensitivity  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    figure2 = _tiny_regression(regression_configs.get_config("quick"))
+    study = regression_sensitivity.get_config("quick")
+    _tiny_regression(study.base)
+    study.settings = dict(default=dict(num_steps=4), tanh=dict(num_steps=4, activation="tanh"),
+                          paper_text=dict(num_steps=4, standardize=False))
+    convergence_config = regression_convergence.get_config("quick")
+    _tiny_regression(convergence_config.base)
+    for name in convergence_config.order:
+      convergence_config.settings[name].num_steps = 8 if name == "softplus_400" else 4
+    prices = pricing_configs.get_config("quick")
+    prices.update(dict(parts=("table", "curve"), seeds=(0,), num_test=16,
+                       table=(("bachelier", 3, (64,)),), plot_cases=(("bachelier", 3, 64),)))
+    prices.curve.sizes = (64,)
+    prices.export.m, prices.estimator.epochs = 64, 1
+    runs = [
+        lambda: experiment.train_and_evaluate(figure2, f"{root}/w/fig", f"{root}/out", "test"),
+        lambda: sensitivity.train_and_evaluate(study, f"{root}/w/sens", f"{root}/out", "test"),
+        lambda: convergence.train_and_evaluate(convergence_config, f"{root}/w/conv",
+                                               f"{root}/out", "test"),
+        lambda: pricing.train_and_evaluate(prices, f"{root}/w/pricing", f"{root}/out", "test"),
+    ]
+    for run in runs:
+      run()
+    written = lambda: {name: os.stat(f"{root}/out/{name}").st_mtime_ns
+                       for name in os.listdir(f"{root}/out")}
+    first = written()
+    self.assertContainsSubset(["figure2.md", "figure2.csv", "curves.png", "sensitivity.md",
+                               "sensitivity_curves.csv", "convergence.png", "table.md",
+                               "curve.csv", "surrogate", "surrogate_market.json"], first)
+    for run in runs:  # Each replaces its own report, in a directory the others share.
+      run()
+    again = written()
+    self.assertCountEqual(again, first)
+    self.assertEqual([name for name in first if again[name] == first[name]], [])
+
+  def test_committed_reports_are_their_writers_own(self):
+    """Re-running into a config's default results directory replaces what it wrote there."""
+    from configs import pricing as pricing_configs  # pylint: disable=g-import-not-at-top
+    from configs import regression_convergence  # pylint: disable=g-import-not-at-top
+    from configs import regression_sensitivity  # pylint: disable=g-import-not-at-top
+    from sobolev_tf import files  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.pricing import experiment as pricing  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.regression import convergence  # pylint: disable=g-import-not-at-top
+    from sobolev_tf.regression import sensitivity  # pylint: disable=g-import-not-at-top
+    checked = []
+    for variant in ("default", "full", "quick", "paper"):
+      config = regression_configs.get_config(variant)
+      for name, first in experiment.report_starts(config).items():
+        checked.append(os.path.join(ROOT, config.results_dir, name))
+        checks.check_output_file(checked[-1], "report", starts_with=first)
+    sensitivity.check_report_destination(
+        os.path.join(ROOT, regression_sensitivity.get_config().results_dir), "sensitivity",
+        sensitivity.TITLE)
+    sensitivity.check_report_destination(
+        os.path.join(ROOT, regression_convergence.get_config().results_dir), "convergence",
+        convergence.TITLE)
+    for variant in ("default", "curve", "dimension", "dimension_peak_0_01", "seeds20"):
+      config = pricing_configs.get_config(variant)
+      for name, first in pricing.report_starts(config).items():
+        checked.append(os.path.join(ROOT, config.results_dir, name))
+        checks.check_output_file(checked[-1], "pricing report", starts_with=first)
+    files.check_saved_model_destination(os.path.join(ROOT, "results", "pricing", "surrogate"))
+    checks.check_output_file(os.path.join(ROOT, "results", "benchmarks.md"), "report",
+                             starts_with=files.SECTIONS_START)
+    for name in ("regression/figure2.md", "regression/paper/curves.png", "pricing/table.md",
+                 "pricing/surrogate_market.json", "pricing/dimension_peak_0_01/dimension.md"):
+      self.assertIn(os.path.join(ROOT, "results", name), checked)
+      self.assertTrue(os.path.exists(os.path.join(ROOT, "results", name)), msg=name)
+
+  def test_sections_are_added_only_to_files_of_sections(self):
+    from sobolev_tf import files  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    shared = os.path.join(root, "benchmarks.md")
+    shutil.copy(os.path.join(ROOT, "results", "benchmarks.md"), shared)
+    files.write_section(shared, "steps", "# new steps")
+    files.write_section(shared, "peers", "## new peers")
+    text = _read(shared)
+    self.assertTrue(text.startswith("<!-- section: steps -->\n# new steps\n"))
+    self.assertIn("<!-- section: peers -->\n## new peers\n<!-- end of section: peers -->", text)
+    notes = _write(os.path.join(root, "notes.md"), "# My notes\n")
+    with self.assertRaisesRegex(ValueError, f"{notes} exists and is not a Markdown file of "
+                                "named sections"):
+      files.write_section(notes, "steps", "tables")
+    self.assertEqual(_read(notes), "# My notes\n")
+    files.write_section(os.path.join(root, "new.md"), "peers", "## peers")  # A new file.
+
+  def test_saved_regressor_destination(self):
+    import sobolev_tf as st  # pylint: disable=g-import-not-at-top
+    root = self.create_tempdir().full_path
+    rng = np.random.default_rng(0)
+    x, y, dy = rng.uniform(size=(16, 2)), rng.uniform(size=16), rng.uniform(size=(16, 2))
+    model = st.SobolevRegressor(hidden_layers=(4,), epochs=1, verbose=False).fit(x, y, dy)
+    saved = model.save(os.path.join(root, "regressor"))
+    self.assertEqual(model.save(saved), saved)  # Its own earlier save is replaced.
+    users = _write(os.path.join(root, "notes", "notes.txt"), "keep")
+    foreign = _write(os.path.join(root, "other", "estimator.json"), '{"format": "theirs"}')
+    cases = [
+        (os.path.join(root, "notes"), f"{root}/notes holds files that are not part of a saved "
+         r"SobolevRegressor \(notes.txt\)"),
+        (users, f"{users} exists and is not a directory"),
+        (os.path.join(root, "other"), f"{foreign} exists and is not a saved SobolevRegressor's "
+         "estimator.json"),
+    ]
+    for path, words in cases:
+      with self.subTest(path=path):
+        with self.assertRaisesRegex(ValueError, words):
+          model.save(path)
+    self.assertEqual(_read(users), "keep")
+    self.assertEqual(_read(foreign), '{"format": "theirs"}')
+    self.assertEqual(sorted(os.listdir(root)), ["notes", "other", "regressor"])
+
+
 class ReportsCheckWhatTheyReadTest(tf.test.TestCase):
 
   def test_synthetic_gradients_report(self):

@@ -644,6 +644,9 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
       files.write_text_atomic(os.path.join(directory, "estimator.json"),
                               json.dumps(state, indent=1))
 
+    # The names alone do not make a directory ours: an estimator.json must be this format's.
+    files.check_file_destination(os.path.join(path.rstrip("/"), "estimator.json"),
+                                 _SAVED_START, "a saved SobolevRegressor's estimator.json")
     return files.write_directory_atomic(path, write, _SAVED_ENTRIES, "a saved SobolevRegressor")
 
   @classmethod
@@ -676,6 +679,7 @@ class SobolevRegressor(sklearn_base.RegressorMixin, sklearn_base.BaseEstimator):
 
 
 _SAVE_FORMAT = "sobolev_tf.SobolevRegressor/1"
+_SAVED_START = '{\n "format": "sobolev_tf.SobolevRegressor/'  # How save's estimator.json starts.
 _SAVED_ENTRIES = ("estimator.json", "network.keras")
 
 

@@ -40,7 +40,8 @@ from sobolev_tf.estimator import SobolevRegressor
 from sobolev_tf.pricing import generators
 
 __all__ = ["Cell", "METHODS", "MODELS", "make_generator", "make_data", "fit_cell", "evaluate",
-           "run_cells", "CSV_COLUMNS", "read_cells", "part_cells", "train_and_evaluate"]
+           "run_cells", "CSV_COLUMNS", "read_cells", "part_cells", "train_and_evaluate",
+           "report_starts", "TITLES"]
 
 METHODS = ("standard", "differential", "directional")
 MODELS = ("black_scholes", "bachelier")
@@ -48,6 +49,11 @@ CSV_COLUMNS = ("model", "n", "m", "method", "seed", "value_rmse", "delta0_rmse",
                "epochs", "fit_seconds")
 _TYPES = dict(n=int, m=int, seed=int, value_rmse=float, delta0_rmse=float, delta_rmse=float,
               epochs=int, fit_seconds=float)
+# How each part's Markdown report starts (the curve's and dimension's titles go on with n).
+TITLES = dict(table="# Huge & Savine's published table beside ours",
+              curve="# Learning curve: Bachelier basket, n = ",
+              dimension="# Dimension: Bachelier n = ")
+_MARKET_START = '{\n "model": '  # surrogate_market.json, as _export writes it.
 # Streams of a seed, [seed, purpose] (the market's is keyed apart, in generators).
 _PATHS, _TEST, _DIRECTIONS = 1, 2, 3
 
@@ -225,6 +231,24 @@ def _check_config(config) -> None:
   SobolevRegressor(**_estimator_params(config.estimator))._check_params()  # pylint: disable=protected-access
 
 
+def report_starts(config) -> Dict[str, object]:
+  """The files ``train_and_evaluate`` may write to its ``output_dir`` for ``config.parts``,
+  each with how it starts (``files.check_file_destination``): an existing file that does
+  not is someone else's. The ``surrogate/`` SavedModel directory is checked apart."""
+  png = files.PNG_START
+  starts = {}
+  for part in config.parts:
+    starts.update({f"{part}.csv": ",".join(CSV_COLUMNS), f"{part}.md": TITLES[part]})
+    if part == "table":
+      starts.update({f"predictions_{model}{n}_m{m}.png": png
+                     for model, n, m in sorted({tuple(c) for c in config.plot_cases})})
+      if config.export is not None:
+        starts["surrogate_market.json"] = _MARKET_START
+    else:
+      starts[f"{part}.png"] = png
+  return starts
+
+
 def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> List[str]:
   """Runs (or resumes) every part of ``config`` and writes its report to ``output_dir``.
 
@@ -237,6 +261,10 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
   _check_config(config)
   cells = {part: part_cells(config, part) for part in config.parts}  # Bad cells fail here.
   checks.check_writable_directory(output_dir, "pricing report")
+  for name, first in report_starts(config).items():  # Files it did not write are kept.
+    checks.check_output_file(os.path.join(output_dir, name), "pricing report", starts_with=first)
+  if "table" in config.parts and config.export is not None:
+    files.check_saved_model_destination(os.path.join(output_dir, "surrogate"))
   plot_cases = {tuple(c) for c in config.plot_cases}
   prediction_dir = os.path.join(workdir, "predictions")
 
@@ -263,7 +291,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
     written.append(f"{part}.csv")
     if part == "table":
       lines, findings, above = report.table_lines(rows)
-      text = (["# Huge & Savine's published table beside ours", ""] + header + lines + [""]
+      text = ([TITLES["table"], ""] + header + lines + [""]
               + ["Published: their notebook's outputs, one run each with unknown seeds. "
                  "'differential better': seeds where differential training has the lower "
                  "error; the last column is the median over seeds of standard / "
@@ -297,7 +325,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
     elif part == "curve":
       gen = make_generator("bachelier", config.curve.n, min(config.seeds))
       noise = report.noise_floor(gen, 65536, _stream(min(config.seeds), _PATHS))
-      text = (["# Learning curve: Bachelier basket, n = %d" % config.curve.n, ""] + header
+      text = ([f"{TITLES['curve']}{config.curve.n}", ""] + header
               + report.curve_lines(rows, noise))
       files.write_text_atomic(os.path.join(output_dir, "curve.md"), "\n".join(text) + "\n")
       report.plot_curves({meth: [r for r in rows if r["method"] == meth]
@@ -306,7 +334,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> L
                          f"Bachelier n={config.curve.n}: median and range over seeds")
       written += ["curve.md", "curve.png"]
     else:
-      text = (["# Dimension: Bachelier n = " + ", ".join(map(str, config.dimension.dims)), ""]
+      text = ([TITLES["dimension"] + ", ".join(map(str, config.dimension.dims)), ""]
               + header + report.dimension_lines(rows))
       files.write_text_atomic(os.path.join(output_dir, "dimension.md"), "\n".join(text) + "\n")
       report.plot_curves({f"{meth}, n={n}": [r for r in rows if r["method"] == meth

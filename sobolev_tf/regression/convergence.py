@@ -28,9 +28,10 @@ from sobolev_tf.regression import experiment
 from sobolev_tf.regression import sensitivity
 
 __all__ = ["check_config", "budget_changes", "factor_effect", "write_report",
-           "train_and_evaluate", "CONVERGED_DECADES"]
+           "train_and_evaluate", "CONVERGED_DECADES", "TITLE"]
 
 CONVERGED_DECADES = sensitivity.CONVERGED_DECADES
+TITLE = "# Figure 2 trained to convergence"  # convergence.md's first line.
 
 
 def check_config(config) -> None:
@@ -137,7 +138,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   order = {name: i for i, name in enumerate(config.order)}
   table.sort(key=lambda t: (order.get(t["setting"], len(order)), t["function"], t["num_train"]))
   missing = [n for n in config.order if not any(r["setting"] == n for r in rows)]
-  lines = ["# Figure 2 trained to convergence", "",
+  lines = [TITLE, "",
            f"Command: `{command}`  ",
            "Config: `configs/regression_convergence.py` (its docstring has the design). Gain: "
            "the median over seeds of each seed's log10 test MSE, regular minus Sobolev "
@@ -204,5 +205,6 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str,
                      f"got {names}.")
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
+  sensitivity.check_report_destination(output_dir, "convergence", TITLE)
   rows = sensitivity.run_settings(config, workdir, names=[n for n in config.order if n in names])
   return write_report(rows, config, output_dir, command)

@@ -55,7 +55,7 @@ from sobolev_tf.training import PeriodicCheckpointer
 from sobolev_tf.training import restore_checkpoint
 
 __all__ = ["METHODS", "Method", "Run", "grid_runs", "check_grid", "train_and_evaluate", "make_data", "train_group", "run_grid", "CSV_COLUMNS",
-           "write_csv", "read_csv", "group_runs"]
+           "write_csv", "read_csv", "group_runs", "report_starts"]
 
 @dataclasses.dataclass(frozen=True)
 class Method:
@@ -588,6 +588,16 @@ def grid_runs(config) -> List[Run]:
   return runs
 
 
+def report_starts(config) -> Dict[str, object]:
+  """The files ``train_and_evaluate`` writes to its ``output_dir``, each with how it starts
+  (``files.check_file_destination``): an existing file that does not is someone else's."""
+  from sobolev_tf.regression import report  # pylint: disable=g-import-not-at-top
+  pngs = ["figure2.png", "curves.png"] + [f"{f}.png" for f in config.functions] + [
+      "piecewise_linear.png"]
+  return dict({"figure2.csv": ",".join(CSV_COLUMNS), "figure2.md": report.TITLE},
+              **{name: files.PNG_START for name in pngs})
+
+
 def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> list:
   """Trains the grid of ``config`` (resuming from ``workdir``) and writes its report.
 
@@ -600,6 +610,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   check_grid(runs, config)
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
+  for name, first in report_starts(config).items():  # Files it did not write are kept.
+    checks.check_output_file(os.path.join(output_dir, name), "report", starts_with=first)
   start = time.time()
   results = run_grid(runs, config, workdir)
   wall = time.time() - start
@@ -607,7 +619,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   config_name = command.split("--config=")[-1].split()[0] if "--config=" in command else \
       "configs/regression.py (default)"
   header = [
-      "# Figure 2: regression on the seven optimisation benchmarks (section 4.1)", "",
+      report.TITLE, "",
       f"Command: `{command}`  ",
       f"Config: `{config_name}`: lr {config.learning_rate}, {config.num_steps} steps, batch "
       f"{config.batch_size} (full batch below), standardised inputs/outputs: "
@@ -625,8 +637,7 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   for f in config.functions:
     report.plot_function(f, os.path.join(workdir, "grids"), os.path.join(output_dir, f"{f}.png"))
   report.plot_piecewise_linear(os.path.join(output_dir, "piecewise_linear.png"))
-  written = ["figure2.csv", "figure2.md", "figure2.png", "curves.png"] + [
-      f"{f}.png" for f in config.functions] + ["piecewise_linear.png"]
+  written = list(report_starts(config))
   print("\nlog10 test MSE (mean +- std over seeds), original units\n"
         + "\n".join(report.figure2_table(results))
         + f"\n\nTrained in {wall / 60:.1f} min; wrote to {output_dir}/: " + ", ".join(written)

@@ -14,7 +14,9 @@ from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import functions
 
 __all__ = ["summarize", "figure2_table", "write_markdown", "plot_figure2", "plot_function", "plot_curves",
-           "plot_piecewise_linear", "check_claims"]
+           "plot_piecewise_linear", "check_claims", "TITLE"]
+
+TITLE = "# Figure 2: regression on the seven optimisation benchmarks (section 4.1)"  # figure2.md's.
 
 METHOD_STYLE = {
     "regular": ("tab:blue", "o", "-"),

@@ -27,10 +27,14 @@ from sobolev_tf.regression import experiment
 
 __all__ = ["setting_config", "run_study", "run_settings", "converged_step", "summarize",
            "at_budget", "write_run_csvs", "gain_table", "plot_gains", "all_cells_table",
-           "write_report", "train_and_evaluate", "CSV_COLUMNS", "CONVERGED_DECADES"]
+           "write_report", "train_and_evaluate", "CSV_COLUMNS", "CURVE_COLUMNS",
+           "CONVERGED_DECADES", "TITLE", "check_report_destination"]
 
 CONVERGED_DECADES = 0.1
 CSV_COLUMNS = ("setting",) + experiment.CSV_COLUMNS + ("converged_step", "last_change")
+_RUN_KEYS = ("setting", "function", "num_train", "method", "seed")
+CURVE_COLUMNS = _RUN_KEYS + ("step", "test_mse", "test_grad_mse")  # <stem>_curves.csv
+TITLE = "# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?"
 
 
 def setting_config(config, name: str):
@@ -321,15 +325,24 @@ def all_cells_table(table: Sequence[Dict]) -> List[str]:
   return lines
 
 
+def check_report_destination(output_dir: str, stem: str, title: str) -> None:
+  """Refuses, before any work, a file at one of the report's names (``<stem>.md``,
+  ``.csv``, ``_curves.csv``, ``.png``) that such a report did not write: ``<stem>.md``
+  must start with ``title``, the CSV files with their header, the plot as a PNG."""
+  from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
+  starts = {f"{stem}.md": title, f"{stem}.csv": ",".join(CSV_COLUMNS),
+            f"{stem}_curves.csv": ",".join(CURVE_COLUMNS), f"{stem}.png": files.PNG_START}
+  for name, first in starts.items():
+    checks.check_output_file(os.path.join(output_dir, name), "report", starts_with=first)
+
+
 def write_run_csvs(rows: Sequence[Dict], output_dir: str, stem: str) -> None:
   """``<stem>.csv`` (one row per run) and ``<stem>_curves.csv`` (its evaluations)."""
   files.write_csv(os.path.join(output_dir, f"{stem}.csv"),
                   [{c: r[c] for c in CSV_COLUMNS} for r in rows], CSV_COLUMNS)
-  keys = ("setting", "function", "num_train", "method", "seed")
   files.write_csv(os.path.join(output_dir, f"{stem}_curves.csv"),
-                  [dict({k: r[k] for k in keys}, step=step, test_mse=mse, test_grad_mse=grad)
-                   for r in rows for step, mse, grad in r["curve"]],
-                  keys + ("step", "test_mse", "test_grad_mse"))
+                  [dict({k: r[k] for k in _RUN_KEYS}, step=step, test_mse=mse, test_grad_mse=grad)
+                   for r in rows for step, mse, grad in r["curve"]], CURVE_COLUMNS)
 
 
 def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) -> str:
@@ -339,7 +352,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   write_run_csvs(rows, output_dir, "sensitivity")
   table = _comparison(rows, config)
-  lines = ["# Figure 2 sensitivity: when does Sobolev training give orders of magnitude?", "",
+  lines = [TITLE, "",
            f"Command: `{command}`  ",
            "Config: `configs/regression_sensitivity.py` (its docstring has the design). "
            "Regular, Sobolev: median over seeds of log10 test MSE (original units). Gain: the "
@@ -408,5 +421,6 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> s
   from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
+  check_report_destination(output_dir, "sensitivity", TITLE)
   rows = run_study(config, workdir)
   return write_report(rows, config, output_dir, command)
