@@ -27,8 +27,8 @@ from sobolev_tf import files
 from sobolev_tf.regression import experiment
 from sobolev_tf.regression import sensitivity
 
-__all__ = ["check_config", "budget_changes", "factor_effect", "write_report",
-           "train_and_evaluate", "CONVERGED_DECADES", "TITLE"]
+__all__ = ["check_config", "budget_changes", "factor_effect", "derivative_rows",
+           "write_report", "train_and_evaluate", "CONVERGED_DECADES", "TITLE"]
 
 CONVERGED_DECADES = sensitivity.CONVERGED_DECADES
 TITLE = "# Figure 2 trained to convergence"  # convergence.md's first line.
@@ -114,7 +114,13 @@ def factor_effect(rows: Sequence[Dict], setting: str, base: str) -> Dict:
               if method_changes["sobolev"] else float("nan"))
 
 
-def _short_answer(table: Sequence[Dict], config) -> List[str]:
+def derivative_rows(rows: Sequence[Dict]) -> List[Dict]:
+  """The runs with their derivative test MSE as ``test_mse``: the same summaries, on gradients."""
+  return [dict(r, test_mse=r["test_grad_mse"]) for r in rows
+          if r.get("test_grad_mse") is not None]
+
+
+def _short_answer(table: Sequence[Dict], derivative_table: Sequence[Dict], config) -> List[str]:
   lines = []
   for name in config.order:
     own = [t for t in table if t["setting"] == name and t["gain"] is not None]
@@ -122,9 +128,13 @@ def _short_answer(table: Sequence[Dict], config) -> List[str]:
       continue
     gains = np.array([t["gain"] for t in own])
     hundred = [f"{t['function']} n={t['num_train']}" for t in own if t["gain"] >= 2]
+    derivative = [t["gain"] for t in derivative_table
+                  if t["setting"] == name and t["gain"] is not None]
     lines.append(f"- `{name}`: median gain {np.median(gains):.2f} decades over {len(gains)} "
                  f"cells; >= 10x in {int(np.sum(gains >= 1))}, >= 100x in {len(hundred)}"
-                 + (f" ({', '.join(hundred)})" if hundred else "") + ".")
+                 + (f" ({', '.join(hundred)})" if hundred else "")
+                 + (f"; derivatives: median gain {np.median(derivative):.2f}, >= 10x in "
+                    f"{int(np.sum(np.asarray(derivative) >= 1))}" if derivative else "") + ".")
   return lines
 
 
@@ -136,7 +146,9 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   sensitivity.write_run_csvs(rows, output_dir, "convergence")
   table = sensitivity.summarize(rows)
   order = {name: i for i, name in enumerate(config.order)}
-  table.sort(key=lambda t: (order.get(t["setting"], len(order)), t["function"], t["num_train"]))
+  derivative_table = sensitivity.summarize(derivative_rows(rows))
+  for t in (table, derivative_table):
+    t.sort(key=lambda t: (order.get(t["setting"], len(order)), t["function"], t["num_train"]))
   missing = [n for n in config.order if not any(r["setting"] == n for r in rows)]
   lines = [TITLE, "",
            f"Command: `{command}`  ",
@@ -146,7 +158,10 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
            "curves: `convergence_curves.csv`; what the numbers say: `discussion.md`.", ""]
   if missing:
     lines += [f"Not run yet (left out below): {', '.join(missing)}.", ""]
-  lines += ["## Gain per setting", ""] + _short_answer(table, config) + [""]
+  lines += ["## Gain per setting", "",
+            "Gains on the test MSE of values and, after them, of derivatives (the test MSE of "
+            "the gradient, in the original units).", ""]
+  lines += _short_answer(table, derivative_table, config) + [""]
   lines += ["## Convergence: the same setting at twice the budget", "",
             f"Change of each cell's median log10 test MSE from the first budget to the second "
             f"(decades); a cell is converged when it changes by at most {CONVERGED_DECADES}. "
@@ -183,6 +198,9 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines += ["", "## Gain per cell", "",
             "Gain in decades per function and number of training points; bold: at least 10x.",
             ""] + sensitivity.gain_table(table)
+  lines += ["", "## Derivative gain per cell", "",
+            "The same on the derivatives' test MSE: log10, regular minus Sobolev, median over "
+            "seeds; bold: at least 10x.", ""] + sensitivity.gain_table(derivative_table)
   lines += ["", "## All cells", ""] + sensitivity.all_cells_table(table) + [""]
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "convergence.md"), text)

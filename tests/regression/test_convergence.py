@@ -35,14 +35,26 @@ class ConvergenceTest(tf.test.TestCase):
     self.assertAllClose(effect["regular"], 0.0)
     self.assertAllClose(effect["sobolev"], np.log10(0.03))
 
+  def test_derivative_rows_summarise_the_gradient_error(self):
+    rows = [dict(_row("a", "booth", 20, m, seed, 1.0), test_grad_mse=g)
+            for seed in range(3) for m, g in (("regular", 100.0), ("sobolev", 1.0))]
+    rows.append(_row("a", "booth", 20, "regular", 3, 1.0))  # No derivative error: left out.
+    derivative = convergence.derivative_rows(rows)
+    self.assertLen(derivative, 6)
+    self.assertAllClose([r["test_mse"] for r in derivative], [100.0, 1.0] * 3)
+    self.assertAllClose(convergence.factor_effect(derivative, "a", "a")["median"], 0.0)
+
   def test_quick_config_writes_the_report(self):
     config = regression_convergence.get_config("quick")
     output = self.create_tempdir().full_path
     text = convergence.train_and_evaluate(config, self.create_tempdir().full_path, output,
                                           "python scripts/regression_convergence.py")
     for section in ("## Gain per setting", "## Convergence: the same setting at twice the budget",
-                    "## Which choice decides the gain", "## Gain per cell", "## All cells"):
+                    "## Which choice decides the gain", "## Gain per cell",
+                    "## Derivative gain per cell", "## All cells"):
       self.assertIn(section, text)
+    self.assertRegex(text, r"- `relu_200`: median gain -?\d\.\d\d decades over 1 cells; .*"
+                           r"derivatives: median gain -?\d\.\d\d, >= 10x in [01]\.")
     self.assertIn("| softplus_200 -> softplus_400 | sobolev | 1 |", text)
     for name in ("convergence.md", "convergence.csv", "convergence_curves.csv",
                  "convergence.png"):
