@@ -30,6 +30,11 @@ __all__ = ["setting_config", "run_study", "run_settings", "converged_step", "sum
            "write_report", "train_and_evaluate", "CSV_COLUMNS", "CURVE_COLUMNS",
            "CONVERGED_DECADES", "TITLE", "check_report_destination"]
 
+# The fixed-budget study's scope, printed above its answer.
+SCOPE = ("Scope: a fixed budget at a constant rate, on runs many of which have not converged "
+         "(the \"converged\" column). The gains at convergence are in `convergence.md` "
+         "(`python scripts/regression_convergence.py`); where the two differ, that report holds.")
+
 CONVERGED_DECADES = 0.1
 CSV_COLUMNS = ("setting",) + experiment.CSV_COLUMNS + ("converged_step", "last_change")
 _RUN_KEYS = ("setting", "function", "num_train", "method", "seed")
@@ -377,7 +382,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
     paper_line = "not run."
   best = max(own, key=lambda t: t["gain"]) if own else None
   hundredfold = [t for t in own if t["gain"] >= 2.0]
-  lines += ["## Short answer", "",
+  lines += ["## Short answer", "", SCOPE, "",
             "Cells that reach 10x (gain >= 1 decade): "
             + (", ".join(f"{t['setting']} {cell(t)}" for t in big) or "none") + ".", "",
             "Cells that reach 100x (orders of magnitude, gain >= 2 decades): "

@@ -83,6 +83,7 @@ class SensitivityTest(tf.test.TestCase):
                      r"\| default @ 100 \| 100 \| -?\d\.\d\d \|[^\n]*\n"
                      r"\| default @ 200 \| 200 \|[^\n]*\n\| default \| 400 \|")
     self.assertIn("The setting of the paper's text (`paper_text`): gains booth n=20", text)
+    self.assertIn("## Short answer\n\n" + sensitivity.SCOPE + "\n", text)
     with open(os.path.join(output, "sensitivity.csv")) as f:
       lines = f.read().splitlines()
     self.assertEqual(lines[0], ",".join(sensitivity.CSV_COLUMNS))
