@@ -41,7 +41,7 @@ def _regression_config(variant: str) -> ml_collections.ConfigDict:
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   if variant not in ("default", "quick"):
     raise ValueError(f"Unknown convergence config variant {variant!r}: use default or quick.")
-  base = _regression_config("default")
+  base = _regression_config("fixed_budget")
   base.functions = FUNCTIONS
   base.sizes = (20, 100)
   base.seeds = (0, 1, 2, 3, 4)

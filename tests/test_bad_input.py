@@ -232,7 +232,7 @@ class ConfigKindTest(tf.test.TestCase):
     configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
     variants = {"demo.py": ("quick",), "distill.py": ("regular", "sobolev", "quick", "grid",
                                                       "grid_quick"),
-                "regression.py": ("full", "paper", "quick"),
+                "regression.py": ("full", "fixed_budget", "fixed_budget_full", "paper", "quick"),
                 "regression_sensitivity.py": ("quick",),
                 "synthetic_gradients.py": ("cifar10", "cifar10_cpu", "imagenet", "imagenet3",
                                            "quick"),
@@ -744,7 +744,7 @@ class ReportsReplaceOnlyTheirOwnTest(tf.test.TestCase):
     from sobolev_tf.regression import convergence  # pylint: disable=g-import-not-at-top
     from sobolev_tf.regression import sensitivity  # pylint: disable=g-import-not-at-top
     checked = []
-    for variant in ("default", "full", "quick", "paper"):
+    for variant in ("default", "full", "fixed_budget", "fixed_budget_full", "quick", "paper"):
       config = regression_configs.get_config(variant)
       for name, first in experiment.report_starts(config).items():
         checked.append(os.path.join(ROOT, config.results_dir, name))

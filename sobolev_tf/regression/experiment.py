@@ -13,6 +13,8 @@ Methods (same network, data, budget and optimiser within a size group):
   of the analytic gradient) on a softplus network, since ReLU networks have zero
   second derivatives (section 4.1).
 * ``regular_softplus``: the regular baseline on that softplus network.
+* ``regular_tanh``, ``sobolev_tanh``: ``regular`` and ``sobolev`` on a tanh
+  network, the smooth activation beside ReLU in the default config.
 
 Models are trained in groups that share the number of training points and the
 network (activation, derivative order); inside a group every model is an
@@ -75,6 +77,8 @@ METHODS: Dict[str, Method] = {
     "finite_difference": Method("relu", 1, "finite_difference"),
     "sobolev2": Method("softplus", 2, "analytic"),
     "regular_softplus": Method("softplus", 0),
+    "regular_tanh": Method("tanh", 0),
+    "sobolev_tanh": Method("tanh", 1, "analytic"),
 }
 ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus, "tanh": tf.nn.tanh}
 CSV_COLUMNS = ("function", "num_train", "method", "seed", "test_mse", "test_grad_mse",
@@ -353,7 +357,7 @@ CURVE_COLUMNS = ("step", "function", "num_train", "method", "seed", "test_mse", 
 RESUMABLE_KEYS = ("functions", "sizes", "methods", "extra_methods", "second_order_methods",
                   "second_order_sizes", "seeds", "num_steps", "steps_per_call", "eval_steps",
                   "checkpoint_minutes", "grid_resolution", "plot_sizes", "workdir",
-                  "results_dir")
+                  "results_dir", "caption")
 
 
 def resumable_keys(config) -> tuple:
@@ -621,7 +625,8 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
   header = [
       report.TITLE, "",
       f"Command: `{command}`  ",
-      f"Config: `{config_name}`: lr {config.learning_rate}, {config.num_steps} steps, batch "
+      f"Config: `{config_name}`: lr {config.learning_rate} ({config.lr_schedule}), "
+      f"{config.num_steps} steps, batch "
       f"{config.batch_size} (full batch below), standardised inputs/outputs: "
       f"{config.standardize}, seeds {list(config.seeds)}, test points {config.num_test}.  ",
       f"Wall time of this invocation: {wall / 60:.1f} min on this machine "
@@ -629,13 +634,14 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str) -> l
       "wall_seconds in the CSV is its group's training time divided by the group's size.", "",
       "Test MSE is in the functions' original units. Each cell aggregates the seeds; "
       "see figure2.csv for every run and curves.png for the learning curves.",
-  ]
+  ] + (["", config.caption] if config.get("caption") else [])
   report.write_markdown(results, os.path.join(output_dir, "figure2.md"), header)
   report.plot_figure2(results, os.path.join(output_dir, "figure2.png"),
                       title=f"{config_name}; bars: mean log10 test MSE, error bars: std over seeds")
   report.plot_curves(results, os.path.join(output_dir, "curves.png"))
   for f in config.functions:
-    report.plot_function(f, os.path.join(workdir, "grids"), os.path.join(output_dir, f"{f}.png"))
+    report.plot_function(f, os.path.join(workdir, "grids"), os.path.join(output_dir, f"{f}.png"),
+                         sizes=tuple(config.plot_sizes))
   report.plot_piecewise_linear(os.path.join(output_dir, "piecewise_linear.png"))
   written = list(report_starts(config))
   print("\nlog10 test MSE (mean +- std over seeds), original units\n"

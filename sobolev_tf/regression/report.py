@@ -13,8 +13,8 @@ from sobolev_tf.files import save_figure_atomic
 from sobolev_tf.files import write_text_atomic
 from sobolev_tf.regression import functions
 
-__all__ = ["summarize", "figure2_table", "write_markdown", "plot_figure2", "plot_function", "plot_curves",
-           "plot_piecewise_linear", "check_claims", "TITLE"]
+__all__ = ["summarize", "figure2_table", "write_markdown", "plot_figure2", "plot_function",
+           "plot_curves", "plot_piecewise_linear", "check_claims", "pairs_in", "PAIRS", "TITLE"]
 
 TITLE = "# Figure 2: regression on the seven optimisation benchmarks (section 4.1)"  # figure2.md's.
 
@@ -25,7 +25,11 @@ METHOD_STYLE = {
     "finite_difference": ("tab:green", "v", "--"),
     "sobolev2": ("tab:purple", "D", ":"),
     "regular_softplus": ("tab:gray", "x", ":"),
+    "regular_tanh": ("tab:cyan", "o", "--"),
+    "sobolev_tanh": ("tab:brown", "s", "--"),
 }
+# (regular, Sobolev, network): the pairs whose gap the paper's claims are about.
+PAIRS = (("regular", "sobolev", "ReLU"), ("regular_tanh", "sobolev_tanh", "tanh"))
 
 
 def _plt():
@@ -43,13 +47,21 @@ def summarize(rows: Sequence[dict], key: str = "test_mse") -> Dict[tuple, tuple]
   return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in cells.items()}
 
 
-def check_claims(rows: Sequence[dict]) -> List[str]:
-  """The paper's claims of section 4.1, each stated as holding or not in these runs."""
+def pairs_in(rows: Sequence[dict]) -> List[tuple]:
+  """The ``PAIRS`` both of whose methods have runs in ``rows``."""
+  methods = {r["method"] for r in rows}
+  return [p for p in PAIRS if p[0] in methods and p[1] in methods]
+
+
+def check_claims(rows: Sequence[dict], regular: str = "regular",
+                 sobolev: str = "sobolev") -> List[str]:
+  """The paper's claims of section 4.1, each stated as holding or not in these runs
+  (for the pair ``regular`` / ``sobolev``: the paper's ReLU network by default)."""
   s = summarize(rows)
   fns = sorted({r["function"] for r in rows})
   sizes = sorted({r["num_train"] for r in rows})
-  gap = lambda f, n: s[(f, n, "regular")][0] - s[(f, n, "sobolev")][0]  # >0: Sobolev better.
-  have = lambda f, n: (f, n, "regular") in s and (f, n, "sobolev") in s
+  gap = lambda f, n: s[(f, n, regular)][0] - s[(f, n, sobolev)][0]  # >0: Sobolev better.
+  have = lambda f, n: (f, n, regular) in s and (f, n, sobolev) in s
   lines = []
   small = [n for n in sizes if n <= 100]
   for n in small:
@@ -86,18 +98,19 @@ def figure2_table(rows: Sequence[dict]) -> List[str]:
   method, and the Sobolev/regular ratio of the means."""
   s = summarize(rows)
   methods = [m for m in METHOD_STYLE if any(r["method"] == m for r in rows)]
-  out = ["| function | n | " + " | ".join(methods) + " | Sobolev/regular MSE ratio |",
-         "|---|---:|" + "---:|" * len(methods) + "---:|"]
+  pairs = pairs_in(rows)
+  out = ["| function | n | " + " | ".join(methods) + " | " + " | ".join(
+      f"Sobolev/regular MSE ratio ({name})" for _, _, name in pairs) + " |",
+         "|---|---:|" + "---:|" * (len(methods) + len(pairs))]
   for f in sorted({r["function"] for r in rows}):
     for n in sorted({r["num_train"] for r in rows}):
       cells = []
       for m in methods:
         v = s.get((f, n, m))
         cells.append(f"{v[0]:.2f} +- {v[1]:.2f}" if v else "")
-      ratio = ""
-      if (f, n, "regular") in s and (f, n, "sobolev") in s:
-        ratio = f"{10**(s[(f, n, 'sobolev')][0] - s[(f, n, 'regular')][0]):.3g}"
-      out.append(f"| {f} | {n} | " + " | ".join(cells) + f" | {ratio} |")
+      ratios = [f"{10**(s[(f, n, sob)][0] - s[(f, n, reg)][0]):.3g}"
+                if (f, n, reg) in s and (f, n, sob) in s else "" for reg, sob, _ in pairs]
+      out.append(f"| {f} | {n} | " + " | ".join(cells + ratios) + " |")
   return out
 
 
@@ -118,7 +131,12 @@ def write_markdown(rows: Sequence[dict], path: str, header_lines: Sequence[str])
       cells = [(f"{sg[(f, n, m)][0]:.2f} +- {sg[(f, n, m)][1]:.2f}" if (f, n, m) in sg else "")
                for m in methods]
       out.append(f"| {f} | {n} | " + " | ".join(cells) + " |")
-  out += ["", "## The paper's claims, checked on these runs", ""] + check_claims(rows)
+  out += ["", "## The paper's claims, checked on these runs", ""]
+  pairs = pairs_in(rows)
+  for regular, sobolev, name in pairs:
+    if len(pairs) > 1:
+      out += [f"### {name} network" + (" (the paper's)" if regular == "regular" else ""), ""]
+    out += check_claims(rows, regular, sobolev) + [""]
   write_text_atomic(path, "\n".join(out) + "\n")
 
 
@@ -160,17 +178,23 @@ def plot_figure2(rows: Sequence[dict], path: str, title: str = "") -> None:
 
 def plot_function(function: str, grids_dir: str, path: str,
                   sizes: Sequence[int] = (20, 100)) -> Optional[str]:
-  """Figures 3, 5-11: the function and the regular / Sobolev models, gradient fields below."""
+  """Figures 3, 5-11: the function and the regular / Sobolev models, gradient fields below.
+
+  The paper's ReLU pair, and each other pair of ``PAIRS`` whose grids exist;
+  None (no figure) without the ReLU pair's.
+  """
   plt = _plt()
   fn = functions.get_function(function)
+  grid = lambda n, m: os.path.join(grids_dir, f"{function}_{n}_{m}.npz")
+  pairs = [p for p in PAIRS if all(os.path.exists(grid(n, m)) for n in sizes for m in p[:2])]
+  if not pairs or pairs[0][0] != "regular":
+    return None
   panels = []
   for n in sizes:
-    for m in ("regular", "sobolev"):
-      p = os.path.join(grids_dir, f"{function}_{n}_{m}.npz")
-      if not os.path.exists(p):
-        return None
-      panels.append((f"{m}, {n} points", files.load_npz(
-          p, fix="delete it: the next run of its group writes it again.")))
+    for regular, sobolev, _ in pairs:
+      for m in (regular, sobolev):
+        panels.append((f"{m}, {n} points", files.load_npz(
+            grid(n, m), fix="delete it: the next run of its group writes it again.")))
   gx, gy = panels[0][1]["gx"], panels[0][1]["gy"]
   pts = np.stack([gx.ravel(), gy.ravel()], 1)
   true_v, true_g = fn.value_and_gradient(pts)

@@ -124,6 +124,29 @@ class ObjectiveTest(tf.test.TestCase):
 
 class TrainAndEvaluateTest(tf.test.TestCase):
 
+  def test_relu_beside_tanh_report(self):
+    config = tiny_config(functions=("booth",), sizes=(20,), seeds=(0,), num_steps=100,
+                         eval_steps=(), methods=regression_configs.CONVERGED_METHODS,
+                         lr_schedule="cosine", grid_resolution=5, plot_sizes=(20,),
+                         caption="Why ReLU beside tanh.")
+    output = self.create_tempdir().full_path
+    results = experiment.train_and_evaluate(config, self.create_tempdir().full_path, output,
+                                            "python scripts/reproduce_figure2.py")
+    self.assertLen(results, 4)
+    with open(os.path.join(output, "figure2.md")) as f:
+      text = f.read()
+    self.assertIn("lr 0.003 (cosine)", text)
+    self.assertIn("\nWhy ReLU beside tanh.\n", text)
+    self.assertIn("| regular | sobolev | regular_tanh | sobolev_tanh | Sobolev/regular MSE ratio "
+                  "(ReLU) | Sobolev/regular MSE ratio (tanh) |", text)
+    relu, tanh = text.split("### ReLU network (the paper's)")[1].split("### tanh network")
+    by = {(r["method"]): np.log10(r["test_mse"]) for r in results}
+    for part, (reg, sob) in ((relu, ("regular", "sobolev")), (tanh, ("regular_tanh",
+                                                                         "sobolev_tanh"))):
+      self.assertIn(f"median gap {by[reg] - by[sob]:.2f} decades", part)
+    self.assertTrue(os.path.exists(os.path.join(output, "booth.png")))
+    self.assertLen({r["test_mse"] for r in results}, 4)  # Four different networks.
+
   def test_tiny_grid_writes_the_report(self):
     config = tiny_config(functions=("booth",), sizes=(20,), seeds=(0,), num_steps=100,
                          eval_steps=(), second_order_sizes=(20,),
@@ -162,15 +185,28 @@ class DataTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "variant"):
       regression_configs.get_config("huge")
 
-  def test_default_is_the_papers_figure2_and_full_has_six_methods(self):
-    default, full = (regression_configs.get_config(v) for v in ("default", "full"))
-    self.assertEqual({r.method for r in experiment.grid_runs(default)}, {"regular", "sobolev"})
-    self.assertLen(experiment.grid_runs(default), 7 * 3 * 2 * 5)
-    self.assertEqual({r.method for r in experiment.grid_runs(full)},
+  def test_default_trains_relu_beside_tanh_to_convergence(self):
+    default, full, fixed, fixed_full = (regression_configs.get_config(v) for v in (
+        "default", "full", "fixed_budget", "fixed_budget_full"))
+    pairs = {"regular", "sobolev", "regular_tanh", "sobolev_tanh"}
+    self.assertEqual({r.method for r in experiment.grid_runs(default)}, pairs)
+    self.assertLen(experiment.grid_runs(default), 7 * 2 * 4 * 3)
+    self.assertLen(experiment.grid_runs(full), 7 * 3 * 4 * 5)
+    for config in (default, full):  # The convergence study's relu_20k and tanh_20k.
+      self.assertEqual((config.lr_schedule, config.learning_rate, config.num_steps),
+                       ("cosine", 1e-3, 20_000))
+      self.assertIn("tanh", config.caption)
+    self.assertEqual({experiment.activation_of(m) for m in pairs}, {"relu", "tanh"})
+    self.assertEqual({r.method for r in experiment.grid_runs(fixed)}, {"regular", "sobolev"})
+    self.assertLen(experiment.grid_runs(fixed), 7 * 3 * 2 * 5)
+    self.assertEqual((fixed.lr_schedule, fixed.learning_rate, fixed.num_steps),
+                     ("constant", 3e-4, 10_000))
+    self.assertEqual({r.method for r in experiment.grid_runs(fixed_full)},
                      {"regular", "sobolev", "stochastic", "finite_difference", "sobolev2",
                       "regular_softplus"})
     self.assertEqual(default.results_dir, "results/regression")
     self.assertEqual(full.results_dir, "results/regression/full")
+    self.assertEqual(fixed.results_dir, "results/regression/fixed_budget")
     self.assertNotEqual(default.workdir, full.workdir)  # Their groups differ in size.
 
 
