@@ -9,7 +9,6 @@ Resumes from the config's workdir (``--workdir``); writes to ``results/pricing/`
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -33,9 +32,7 @@ def main(argv):
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
-  # Where it ran (workdir) and wrote (output_dir) are not part of what it computes.
-  command = "python scripts/pricing.py " + " ".join(
-      a for a in sys.argv[1:] if not a.startswith(("--workdir=", "--output_dir=")))
+  command = tf_startup.report_command("pricing.py")
   output_dir = _OUTPUT_DIR.value or config.results_dir
   written = experiment.train_and_evaluate(config, _WORKDIR.value or config.workdir, output_dir,
                                           command.strip())

@@ -6,7 +6,6 @@ r"""Figure 2 trained to convergence (configs/regression_convergence.py); resumes
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -34,7 +33,7 @@ def main(argv):
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
-  command = "python scripts/regression_convergence.py " + " ".join(sys.argv[1:])
+  command = tf_startup.report_command("regression_convergence.py")
   print(convergence.train_and_evaluate(config, _WORKDIR.value or config.workdir,
                                        _OUTPUT_DIR.value or config.results_dir, command.strip(),
                                        settings=_SETTINGS.value))

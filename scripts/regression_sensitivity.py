@@ -5,7 +5,6 @@ r"""The Figure 2 sensitivity study (configs/regression_sensitivity.py); resumes 
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -31,7 +30,7 @@ def main(argv):
   tf_startup.default_script_verbosity()
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
-  command = "python scripts/regression_sensitivity.py " + " ".join(sys.argv[1:])
+  command = tf_startup.report_command("regression_sensitivity.py")
   print(sensitivity.train_and_evaluate(config, _WORKDIR.value or config.workdir,
                                        _OUTPUT_DIR.value or config.results_dir, command.strip()))
 

@@ -14,7 +14,6 @@ curves.png, <function>.png and piecewise_linear.png.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -37,7 +36,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
 def main(argv):
   del argv
   tf_startup.default_script_verbosity()
-  command = "python scripts/reproduce_figure2.py " + " ".join(sys.argv[1:])
+  command = tf_startup.report_command("reproduce_figure2.py")
   config = _CONFIG.value
   checks.check_config_kind(config, _DEFAULT_CONFIG)
   experiment.train_and_evaluate(config, _WORKDIR.value or config.workdir,

@@ -24,7 +24,8 @@ import sys
 import subprocess
 from typing import Sequence
 
-__all__ = ["STARTUP_NOISE", "verbose_requested", "import_tensorflow", "default_script_verbosity"]
+__all__ = ["STARTUP_NOISE", "verbose_requested", "import_tensorflow", "default_script_verbosity",
+           "report_command"]
 
 # One pattern per known start-up line of TensorFlow 2.16-2.21 on a CPU machine.
 STARTUP_NOISE = re.compile("|".join([
@@ -113,3 +114,13 @@ def default_script_verbosity() -> None:
   from absl import logging  # pylint: disable=g-import-not-at-top
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+
+
+def report_command(script: str, argv: Sequence[str] = None) -> str:
+  """The command a report quotes: ``python scripts/<script>`` and its flags, less
+  ``--workdir`` and ``--output_dir``: where a run resumed and wrote is not part of
+  what it computed (and may be a path of one machine)."""
+  argv = sys.argv[1:] if argv is None else argv
+  return " ".join([f"python scripts/{script}"] + [
+      a for a in argv if not a.startswith(("--workdir=", "--output_dir="))])
+

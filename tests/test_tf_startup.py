@@ -50,6 +50,18 @@ class FilterTest(tf.test.TestCase):
     self.assertFalse(tf_startup.verbose_requested([], environ={"SOBOLEV_TF_VERBOSE": "0"}))
 
 
+class ReportCommandTest(tf.test.TestCase):
+
+  def test_where_a_run_went_is_left_out(self):
+    self.assertEqual(
+        tf_startup.report_command("pricing.py", ["--config=configs/pricing.py:curve",
+                                                 "--workdir=/scratch/w", "--output_dir=out",
+                                                 "--config.seeds=0,1"]),
+        "python scripts/pricing.py --config=configs/pricing.py:curve --config.seeds=0,1")
+    self.assertEqual(tf_startup.report_command("reproduce_figure2.py", []),
+                     "python scripts/reproduce_figure2.py")
+
+
 class ImportTest(tf.test.TestCase):
 
   def test_import_prints_no_startup_lines(self):
