@@ -4,7 +4,7 @@ Variants (``--config=configs/regression.py:<variant>``), each with its own
 ``workdir`` and ``results_dir``:
 
 * ``default``: the paper's Figure 2 (regular vs Sobolev) trained to convergence,
-  at 20 and 100 points, 3 seeds, in ``results/regression/`` (about 12 minutes on
+  at 20 and 100 points, 3 seeds, in ``results/regression/`` (about 10 minutes on
   2 CPU cores):
 
       python scripts/reproduce_figure2.py

@@ -1,11 +1,12 @@
 r"""Figure 2 and Figures 3, 5-11: the regression grid of section 4.1.
 
-    python scripts/reproduce_figure2.py                                # Figure 2, CPU scale
-    python scripts/reproduce_figure2.py --config=configs/regression.py:full   # six methods
+    python scripts/reproduce_figure2.py                    # to convergence, ReLU and tanh
+    python scripts/reproduce_figure2.py --config=configs/regression.py:full   # + 10,000 points
+    python scripts/reproduce_figure2.py --config=configs/regression.py:fixed_budget_full
     python scripts/reproduce_figure2.py --config=configs/regression.py:quick
     python scripts/reproduce_figure2.py --config=configs/regression.py:paper
 
-Trains 7 functions x {20, 100, 10000} points x methods x seeds, grouped into
+Trains 7 functions x {20, 100, 10000} points (the config's) x methods x seeds, grouped into
 stacked networks (one compiled computation per group) under one progress bar,
 resuming from the workdir if interrupted, prints the Figure 2 table and writes
 to the results directory (the config's ``workdir`` and ``results_dir`` unless
