@@ -118,9 +118,19 @@ def default_script_verbosity() -> None:
 
 def report_command(script: str, argv: Sequence[str] = None) -> str:
   """The command a report quotes: ``python scripts/<script>`` and its flags, less
-  ``--workdir`` and ``--output_dir``: where a run resumed and wrote is not part of
-  what it computed (and may be a path of one machine)."""
-  argv = sys.argv[1:] if argv is None else argv
-  return " ".join([f"python scripts/{script}"] + [
-      a for a in argv if not a.startswith(("--workdir=", "--output_dir="))])
-
+  where a run resumed and wrote (``--workdir``, ``--output_dir``, and the config's
+  ``workdir`` and ``results_dir``): not part of what it computed, and maybe a
+  path of one machine. Arguments are shell-quoted."""
+  import shlex  # pylint: disable=g-import-not-at-top
+  argv = list(sys.argv[1:] if argv is None else argv)
+  where = ("--workdir", "--output_dir", "--config.workdir", "--config.results_dir")
+  kept, skip_value = [], False
+  for arg in argv:
+    if skip_value:
+      skip_value = False
+    elif arg in where:
+      skip_value = True  # The value follows as the next argument.
+    elif not arg.startswith(tuple(w + "=" for w in where)):
+      kept.append(arg)
+  return shlex.join([f"python scripts/{script}"] + kept).replace(
+      f"'python scripts/{script}'", f"python scripts/{script}")

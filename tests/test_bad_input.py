@@ -754,7 +754,7 @@ class ReportsReplaceOnlyTheirOwnTest(tf.test.TestCase):
         sensitivity.TITLE)
     sensitivity.check_report_destination(
         os.path.join(ROOT, regression_convergence.get_config().results_dir), "convergence",
-        convergence.TITLE)
+        convergence.TITLE, plots=(convergence.CURVES_PLOT,))
     for variant in ("default", "curve", "dimension", "dimension_peak_0_01", "seeds20"):
       config = pricing_configs.get_config(variant)
       for name, first in pricing.report_starts(config).items():

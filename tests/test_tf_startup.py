@@ -60,6 +60,11 @@ class ReportCommandTest(tf.test.TestCase):
         "python scripts/pricing.py --config=configs/pricing.py:curve --config.seeds=0,1")
     self.assertEqual(tf_startup.report_command("reproduce_figure2.py", []),
                      "python scripts/reproduce_figure2.py")
+    self.assertEqual(
+        tf_startup.report_command("reproduce_figure2.py", [
+            "--workdir", "/scratch/w", "--config.workdir=/x", "--output_dir", "o",
+            "--config.results_dir=r", "--config.functions=booth,beale", "--note=two words"]),
+        "python scripts/reproduce_figure2.py --config.functions=booth,beale '--note=two words'")
 
 
 class ImportTest(tf.test.TestCase):

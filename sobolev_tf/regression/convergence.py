@@ -28,10 +28,12 @@ from sobolev_tf.regression import experiment
 from sobolev_tf.regression import sensitivity
 
 __all__ = ["check_config", "budget_changes", "factor_effect", "derivative_rows",
-           "write_report", "train_and_evaluate", "CONVERGED_DECADES", "TITLE"]
+           "write_report", "plot_budget_curves", "train_and_evaluate", "CONVERGED_DECADES",
+           "TITLE", "CURVES_PLOT"]
 
 CONVERGED_DECADES = sensitivity.CONVERGED_DECADES
 TITLE = "# Figure 2 trained to convergence"  # convergence.md's first line.
+CURVES_PLOT = "convergence_budgets.png"  # The learning curves of the budget pairs.
 
 
 def check_config(config) -> None:
@@ -116,8 +118,9 @@ def factor_effect(rows: Sequence[Dict], setting: str, base: str) -> Dict:
 
 def derivative_rows(rows: Sequence[Dict]) -> List[Dict]:
   """The runs with their derivative test MSE as ``test_mse``: the same summaries, on gradients."""
-  return [dict(r, test_mse=r["test_grad_mse"]) for r in rows
-          if r.get("test_grad_mse") is not None]
+  # A run's convergence step and last change are those of its value error: not kept.
+  return [dict(r, test_mse=r["test_grad_mse"], converged_step=None, last_change=None)
+          for r in rows if r.get("test_grad_mse") is not None]
 
 
 def _short_answer(table: Sequence[Dict], derivative_table: Sequence[Dict], config) -> List[str]:
@@ -165,7 +168,8 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   lines += ["## Convergence: the same setting at twice the budget", "",
             f"Change of each cell's median log10 test MSE from the first budget to the second "
             f"(decades); a cell is converged when it changes by at most {CONVERGED_DECADES}. "
-            "Negative: still improving.", "",
+            f"Negative: still improving. The learning curves: `{CURVES_PLOT}`; each run's "
+            "convergence step: the last table.", "",
             "| budget pair | method | cells | converged | median change | largest changes |",
             "|---|---|---:|---:|---:|---|"]
   for first, second in config.budget_pairs:
@@ -205,7 +209,54 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
   text = "\n".join(lines)
   files.write_text_atomic(os.path.join(output_dir, "convergence.md"), text)
   sensitivity.plot_gains(plt, table, {}, os.path.join(output_dir, "convergence.png"))
+  plot_budget_curves(plt, rows, config, os.path.join(output_dir, CURVES_PLOT))
   return text
+
+
+def plot_budget_curves(plt, rows: Sequence[Dict], config, path: str) -> None:
+  """The evidence of convergence: per function and size, the median learning curve of
+  each budget pair's longer setting (regular dashed, Sobolev solid), and the shorter
+  setting's median final error (a marker at its last step)."""
+  pairs = [p for p in config.budget_pairs if any(r["setting"] == p[1] for r in rows)]
+  cells = sorted({(r["function"], r["num_train"]) for r in rows
+                  if any(r["setting"] in p for p in pairs)})
+  if not cells:
+    return
+  functions = sorted({f for f, _ in cells})
+  sizes = sorted({n for _, n in cells})
+  fig, axes = plt.subplots(len(sizes), len(functions), squeeze=False,
+                           figsize=(2.6 * len(functions), 2.4 * len(sizes)))
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for (first, second), color in zip(pairs, colors):
+    for f, n in cells:
+      ax = axes[sizes.index(n)][functions.index(f)]
+      for method, style in (("regular", "--"), ("sobolev", "-")):
+        curves = [r["curve"] for r in rows if (r["setting"], r["function"], r["num_train"],
+                                               r["method"]) == (second, f, n, method)]
+        if curves and all(len(c) == len(curves[0]) for c in curves):
+          steps = [c[0] for c in curves[0]]
+          ax.plot(steps, np.median([[np.log10(c[1]) for c in cur] for cur in curves], axis=0),
+                  style, color=color, lw=1.2, label=f"{second} {method}")
+        finals = [r for r in rows if (r["setting"], r["function"], r["num_train"],
+                                      r["method"]) == (first, f, n, method)]
+        if finals:
+          ax.plot([finals[0]["steps"]], [np.median(np.log10([r["test_mse"] for r in finals]))],
+                  "o" if method == "sobolev" else "x", color=color, ms=4)
+      ax.set_xscale("log")
+      ax.set_title(f"{f} n={n}", fontsize=8)
+      ax.tick_params(labelsize=7)
+  for row in axes:
+    row[0].set_ylabel("median log10 test MSE", fontsize=7)
+  legend = {}
+  for ax in axes.ravel():
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+      legend.setdefault(label, handle)
+  fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=5, fontsize=7)
+  fig.suptitle("Learning curves of the longer budget (lines) and the shorter budget's final "
+               "error (markers: o Sobolev, x regular)", fontsize=9)
+  fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+  files.save_figure_atomic(fig, path, dpi=100)
+  plt.close(fig)
 
 
 def train_and_evaluate(config, workdir: str, output_dir: str, command: str,
@@ -223,6 +274,6 @@ def train_and_evaluate(config, workdir: str, output_dir: str, command: str,
                      f"got {names}.")
   checks.check_writable_directory(workdir, "checkpoints")
   checks.check_writable_directory(output_dir, "report")
-  sensitivity.check_report_destination(output_dir, "convergence", TITLE)
+  sensitivity.check_report_destination(output_dir, "convergence", TITLE, plots=(CURVES_PLOT,))
   rows = sensitivity.run_settings(config, workdir, names=[n for n in config.order if n in names])
   return write_report(rows, config, output_dir, command)

@@ -150,9 +150,17 @@ def make_data(run: Run, num_test: int = 10_000, fd_step: float = 1e-3) -> Dict[s
   return data
 
 
+# Methods whose name says their network's activation: config.activation may not change it.
+NAMED_ACTIVATION = ("regular_softplus", "regular_tanh", "sobolev_tanh")
+
+
 def activation_of(method: str, override: str = "") -> str:
   """The network's activation: ``override`` (``config.activation``) or the method's own."""
   activation = override or METHODS[method].activation
+  if method in NAMED_ACTIVATION and activation != METHODS[method].activation:
+    raise ValueError(f"config.activation={override!r} would train method {method!r} on another "
+                     f"network than its name says ({METHODS[method].activation}): leave "
+                     "config.activation empty, or drop the method from config.methods.")
   if activation not in ACTIVATIONS:
     raise ValueError(f"Unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}.")
   if METHODS[method].order >= 2 and activation == "relu":

@@ -330,13 +330,16 @@ def all_cells_table(table: Sequence[Dict]) -> List[str]:
   return lines
 
 
-def check_report_destination(output_dir: str, stem: str, title: str) -> None:
+def check_report_destination(output_dir: str, stem: str, title: str,
+                             plots: Sequence[str] = ()) -> None:
   """Refuses, before any work, a file at one of the report's names (``<stem>.md``,
-  ``.csv``, ``_curves.csv``, ``.png``) that such a report did not write: ``<stem>.md``
-  must start with ``title``, the CSV files with their header, the plot as a PNG."""
+  ``.csv``, ``_curves.csv``, ``.png``, and the PNGs ``plots``) that such a report
+  did not write: ``<stem>.md`` must start with ``title``, the CSV files with their
+  header, the plots as PNGs."""
   from sobolev_tf import checks  # pylint: disable=g-import-not-at-top
   starts = {f"{stem}.md": title, f"{stem}.csv": ",".join(CSV_COLUMNS),
-            f"{stem}_curves.csv": ",".join(CURVE_COLUMNS), f"{stem}.png": files.PNG_START}
+            f"{stem}_curves.csv": ",".join(CURVE_COLUMNS), f"{stem}.png": files.PNG_START,
+            **{name: files.PNG_START for name in plots}}
   for name, first in starts.items():
     checks.check_output_file(os.path.join(output_dir, name), "report", starts_with=first)
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from configs import regression_convergence
 from sobolev_tf.regression import convergence
+from sobolev_tf.regression import sensitivity
 
 
 def _row(setting, function, n, method, seed, mse):
@@ -36,13 +37,16 @@ class ConvergenceTest(tf.test.TestCase):
     self.assertAllClose(effect["sobolev"], np.log10(0.03))
 
   def test_derivative_rows_summarise_the_gradient_error(self):
-    rows = [dict(_row("a", "booth", 20, m, seed, 1.0), test_grad_mse=g)
+    rows = [dict(_row("a", "booth", 20, m, seed, 1.0), test_grad_mse=g, steps=100,
+                 converged_step=1, last_change="flat")
             for seed in range(3) for m, g in (("regular", 100.0), ("sobolev", 1.0))]
-    rows.append(_row("a", "booth", 20, "regular", 3, 1.0))  # No derivative error: left out.
+    rows.append(dict(_row("a", "booth", 20, "regular", 3, 1.0), steps=100))  # No derivative error.
     derivative = convergence.derivative_rows(rows)
     self.assertLen(derivative, 6)
     self.assertAllClose([r["test_mse"] for r in derivative], [100.0, 1.0] * 3)
-    self.assertAllClose(convergence.factor_effect(derivative, "a", "a")["median"], 0.0)
+    (summary,) = sensitivity.summarize(derivative)
+    self.assertAllClose(summary["gain"], 2.0)  # log10(100 / 1): the derivative error's gain.
+    self.assertIsNone(summary["converged_regular"])  # The value error's steps are not kept.
 
   def test_quick_config_writes_the_report(self):
     config = regression_convergence.get_config("quick")
@@ -57,7 +61,7 @@ class ConvergenceTest(tf.test.TestCase):
                            r"derivatives: median gain -?\d\.\d\d, >= 10x in [01]\.")
     self.assertIn("| softplus_200 -> softplus_400 | sobolev | 1 |", text)
     for name in ("convergence.md", "convergence.csv", "convergence_curves.csv",
-                 "convergence.png"):
+                 "convergence.png", "convergence_budgets.png"):
       self.assertTrue(os.path.exists(os.path.join(output, name)), name)
     part = convergence.train_and_evaluate(config, self.create_tempdir().full_path, output,
                                           "python scripts/regression_convergence.py",

@@ -177,6 +177,28 @@ class DataTest(tf.test.TestCase):
     self.assertAllClose(second["d2y_train"], np.broadcast_to([[10., 8.], [8., 10.]], (20, 2, 2)),
                         atol=1e-6)
 
+  def test_named_activations_are_not_overridden(self):
+    self.assertEqual(experiment.activation_of("sobolev", "softplus"), "softplus")
+    self.assertEqual(experiment.activation_of("sobolev_tanh", "tanh"), "tanh")
+    for method in experiment.NAMED_ACTIVATION:
+      with self.assertRaisesRegex(ValueError, f"config.activation='relu' would train method "
+                                              f"'{method}' on another network"):
+        experiment.activation_of(method, "relu")
+
+  def test_fixed_budget_is_the_setting_its_results_were_made_with(self):
+    fixed = regression_configs.get_config("fixed_budget").to_dict()
+    for key in ("workdir", "results_dir", "caption"):  # Where, and words: not what it trains.
+      del fixed[key]
+    self.assertEqual(fixed, dict(
+        functions=regression_configs.PAPER_FUNCTIONS, sizes=(20, 100, 10_000),
+        methods=("regular", "sobolev"), extra_methods=(), second_order_methods=(),
+        second_order_sizes=(20, 100), seeds=(0, 1, 2, 3, 4), num_test=10_000,
+        hidden_sizes=(256, 256), learning_rate=3e-4, lr_schedule="constant", standardize=True,
+        derivative_units="original", activation="", derivative_weight=1.0, balance=0.0,
+        batch_size=100, num_steps=10_000, steps_per_call=500, eval_steps=(500, 1000, 2000, 5000),
+        jit_compile=True, fd_step=1e-3, checkpoint_minutes=2.0, grid_resolution=41,
+        plot_sizes=(20, 100)))
+
   def test_bad_runs(self):
     with self.assertRaisesRegex(ValueError, "Unknown function 'sphere'"):
       experiment.Run("sphere", 20, "regular", 0)
