@@ -48,6 +48,17 @@ class ConvergenceTest(tf.test.TestCase):
     self.assertAllClose(summary["gain"], 2.0)  # log10(100 / 1): the derivative error's gain.
     self.assertIsNone(summary["converged_regular"])  # The value error's steps are not kept.
 
+  def test_best_step_rows_take_each_runs_lowest_evaluation(self):
+    rows = [dict(_row("a", "booth", 20, "regular", 0, 4.0), steps=100,
+                 curve=[(50, 10.0, 1.0), (100, 4.0, 1.0)]),
+            dict(_row("a", "booth", 20, "sobolev", 0, 8.0), steps=100,
+                 curve=[(50, 0.04, 1.0), (100, 8.0, 1.0)])]  # Best at step 50, then overfits.
+    best = convergence.best_step_rows(rows)
+    self.assertEqual([r["test_mse"] for r in best], [4.0, 0.04])
+    (summary,) = sensitivity.summarize(best)
+    self.assertAllClose(summary["gain"], 2.0)
+    self.assertEqual(rows[1]["test_mse"], 8.0)  # The rows themselves are not changed.
+
   def test_quick_config_writes_the_report(self):
     config = regression_convergence.get_config("quick")
     output = self.create_tempdir().full_path
@@ -58,7 +69,8 @@ class ConvergenceTest(tf.test.TestCase):
                     "## Derivative gain per cell", "## All cells"):
       self.assertIn(section, text)
     self.assertRegex(text, r"- `relu_200`: median gain -?\d\.\d\d decades over 1 cells; .*"
-                           r"derivatives: median gain -?\d\.\d\d, >= 10x in [01]\.")
+                           r"derivatives: median gain -?\d\.\d\d, >= 10x in [01]; at each "
+                           r"run's best evaluation: median gain -?\d\.\d\d, >= 10x in [01]\.")
     self.assertIn("| softplus_200 -> softplus_400 | sobolev | 1 |", text)
     for name in ("convergence.md", "convergence.csv", "convergence_curves.csv",
                  "convergence.png", "convergence_budgets.png"):
