@@ -1,6 +1,6 @@
 """Figure 2 trained to convergence: which choices decide Sobolev training's gain.
 
-    python scripts/regression_convergence.py            # about 5 h on 2 CPU cores
+    python scripts/regression_convergence.py            # about 5.5 h on 2 CPU cores
     python scripts/regression_convergence.py --config=configs/regression_convergence.py:quick
 
 Writes ``results/regression/convergence.{md,csv,png}`` (``--output_dir``); every
@@ -18,8 +18,8 @@ on the paper's 2x256 network and data, full batch at 20 and 100 points:
   the schedule (a constant 3e-4, the earlier default; Huge & Savine's one-cycle),
   the derivative weight (0.1, 10), the scale (raw, not standardised) and Huge &
   Savine's balance;
-* 10,000 points (minibatches of 100): ReLU and softplus at 20,000 and 40,000 steps,
-  ReLU at 80,000 (not converged at 40,000).
+* 10,000 points (minibatches of 100): ReLU, softplus and tanh at 20,000 and 40,000
+  steps, ReLU at 80,000 (not converged at 40,000).
 """
 
 import importlib.util
@@ -75,6 +75,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       softplus_balance_20k=dict(k20, activation="softplus", balance=1.0),
       relu_10000pts_40k=dict(k40, **ten_thousand, activation="relu"),
       softplus_10000pts_40k=dict(k40, **ten_thousand, activation="softplus"),
+      tanh_10000pts_20k=dict(k20, **ten_thousand, activation="tanh"),
+      tanh_10000pts_40k=dict(k40, **ten_thousand, activation="tanh"),
       relu_10000pts_80k=dict(num_steps=80_000, **ten_thousand, activation="relu",
                              eval_steps=(1000, 2000, 5000, 10_000, 20_000, 40_000)),
   ))
@@ -83,13 +85,15 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
                   "softplus_10000pts_20k", "relu_10000pts_20k", "softplus_constant_20k",
                   "softplus_one_cycle_20k", "softplus_weight_0_1_20k", "softplus_weight_10_20k",
                   "softplus_raw_20k", "softplus_balance_20k", "tanh_40k",
-                  "softplus_10000pts_40k", "relu_10000pts_40k", "relu_10000pts_80k")
+                  "softplus_10000pts_40k", "relu_10000pts_40k", "relu_10000pts_80k",
+                  "tanh_10000pts_20k", "tanh_10000pts_40k")
   # Budget pairs: the second doubles the first; a small change is convergence.
   config.budget_pairs = (("relu_20k", "relu_40k"), ("softplus_20k", "softplus_40k"),
                          ("tanh_20k", "tanh_40k"),
                          ("relu_10000pts_20k", "relu_10000pts_40k"),
                          ("softplus_10000pts_20k", "softplus_10000pts_40k"),
-                         ("relu_10000pts_40k", "relu_10000pts_80k"))
+                         ("relu_10000pts_40k", "relu_10000pts_80k"),
+                         ("tanh_10000pts_20k", "tanh_10000pts_40k"))
   # Factors: each setting against the one it changes, paired by seed and cell.
   config.factors = ml_collections.ConfigDict(dict(
       softplus_20k="relu_20k", tanh_20k="relu_20k",
@@ -97,7 +101,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
       softplus_weight_0_1_20k="softplus_20k", softplus_weight_10_20k="softplus_20k",
       softplus_raw_20k="softplus_20k", softplus_balance_20k="softplus_20k",
       softplus_40k="relu_40k", tanh_40k="relu_40k",
-      softplus_10000pts_20k="relu_10000pts_20k", softplus_10000pts_40k="relu_10000pts_40k"))
+      softplus_10000pts_20k="relu_10000pts_20k", softplus_10000pts_40k="relu_10000pts_40k",
+      tanh_10000pts_20k="relu_10000pts_20k", tanh_10000pts_40k="relu_10000pts_40k"))
   config.workdir = "workdirs/regression_convergence"
   config.results_dir = "results/regression"
   if variant == "quick":
