@@ -136,6 +136,32 @@ def best_step_rows(rows: Sequence[Dict]) -> List[Dict]:
   return out
 
 
+def _plain_answer(table: Sequence[Dict], config) -> List[str]:
+  """When the gain reaches orders of magnitude: the cells at 100x, the settings whose median
+  reaches 10x, and the best setting per grid of sizes."""
+  own = [t for t in table if t["gain"] is not None]
+  hundred = [f"`{t['setting']}` {t['function']} n={t['num_train']} ({t['gain']:.2f})"
+             for t in own if t["gain"] >= 2]
+  medians = {}
+  for name in config.order:
+    gains = [t["gain"] for t in own if t["setting"] == name]
+    if gains:
+      sizes = tuple(sorted({t["num_train"] for t in own if t["setting"] == name}))
+      medians[name] = (sizes, float(np.median(gains)))
+  lines = ["- Cells at 100x or more (a median gain of at least 2 decades): "
+           + (", ".join(hundred) or "none") + ".",
+           "- Settings whose median gain over their cells reaches 10x: "
+           + (", ".join(f"`{n}` ({m:.2f})" for n, (_, m) in medians.items() if m >= 1)
+              or "none") + "."]
+  for sizes in sorted({s for s, _ in medians.values()}):
+    best = max((n for n in medians if medians[n][0] == sizes), key=lambda n: medians[n][1])
+    worst = min((n for n in medians if medians[n][0] == sizes), key=lambda n: medians[n][1])
+    lines.append(f"- At {', '.join(f'{n:,}' for n in sizes)} points: the largest median gain is "
+                 f"`{best}` ({medians[best][1]:.2f} decades), the smallest `{worst}` "
+                 f"({medians[worst][1]:.2f}).")
+  return lines
+
+
 def _short_answer(table: Sequence[Dict], derivative_table: Sequence[Dict],
                   best_table: Sequence[Dict], config) -> List[str]:
   lines = []
@@ -180,6 +206,7 @@ def write_report(rows: Sequence[Dict], config, output_dir: str, command: str) ->
            "curves: `convergence_curves.csv`; what the numbers say: `discussion.md`.", ""]
   if missing:
     lines += [f"Not run yet (left out below): {', '.join(missing)}.", ""]
+  lines += ["## Short answer", ""] + _plain_answer(table, config) + [""]
   lines += ["## Gain per setting", "",
             "Gains on the test MSE of values at the last step; of derivatives (the test MSE of "
             "the gradient, in the original units); and of values at each run's best "

@@ -48,6 +48,20 @@ class ConvergenceTest(tf.test.TestCase):
     self.assertAllClose(summary["gain"], 2.0)  # log10(100 / 1): the derivative error's gain.
     self.assertIsNone(summary["converged_regular"])  # The value error's steps are not kept.
 
+  def test_plain_answer_names_the_100x_cells_and_the_best_settings(self):
+    table = [dict(setting=n, function=f, num_train=k, gain=g) for n, f, k, g in (
+        ("a", "booth", 20, 2.5), ("a", "beale", 20, 0.5), ("b", "booth", 20, 1.2),
+        ("b", "beale", 20, 1.0), ("c", "booth", 10000, -0.3))]
+    config = regression_convergence.get_config("quick")
+    config.order = ("a", "b", "c")
+    lines = convergence._plain_answer(table, config)  # pylint: disable=protected-access
+    self.assertEqual(lines, [
+        "- Cells at 100x or more (a median gain of at least 2 decades): `a` booth n=20 (2.50).",
+        "- Settings whose median gain over their cells reaches 10x: `a` (1.50), `b` (1.10).",
+        "- At 20 points: the largest median gain is `a` (1.50 decades), the smallest `b` (1.10).",
+        "- At 10,000 points: the largest median gain is `c` (-0.30 decades), the smallest `c` "
+        "(-0.30)."])
+
   def test_best_step_rows_take_each_runs_lowest_evaluation(self):
     rows = [dict(_row("a", "booth", 20, "regular", 0, 4.0), steps=100,
                  curve=[(50, 10.0, 1.0), (100, 4.0, 1.0)]),
@@ -64,6 +78,9 @@ class ConvergenceTest(tf.test.TestCase):
     output = self.create_tempdir().full_path
     text = convergence.train_and_evaluate(config, self.create_tempdir().full_path, output,
                                           "python scripts/regression_convergence.py")
+    self.assertRegex(text, r"## Short answer\n\n- Cells at 100x or more [^\n]*\n- Settings whose "
+                           r"median gain over their cells reaches 10x: [^\n]*\n- At 20 points: "
+                           r"the largest median gain is `[a-z0-9_]+` \(-?\d\.\d\d decades\)")
     for section in ("## Gain per setting", "## Convergence: the same setting at twice the budget",
                     "## Which choice decides the gain", "## Gain per cell",
                     "## Derivative gain per cell", "## All cells"):
